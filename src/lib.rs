@@ -1,0 +1,1 @@
+//! Beacon (placeholder while the crate is laid out).
