@@ -1,1 +1,165 @@
-fn main() {}
+//! The `beacon` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use beacon::config::Config;
+
+/// Beacon: on-site alarm for emergency calls placed from Microsoft Teams.
+///
+/// Teams posts an "important" chat message when someone dials an emergency number; Graph
+/// delivers it into an Azure Event Hub; Beacon reads the hub over the Kafka protocol,
+/// recognises the emergency and raises the alarm.
+#[derive(Parser)]
+#[command(name = "beacon", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance service: consume the Event Hub until SIGTERM or Ctrl-C.
+    Run {
+        /// Configuration file (TOML); BEACON_* variables override single keys.
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file (and BEACON_* variables) and print what it resolves to.
+    /// Exit 0 valid, 2 invalid. Secrets are never printed.
+    CheckConfig {
+        /// Configuration file (TOML).
+        path: PathBuf,
+    },
+    /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
+    /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
+    Replay {
+        /// File of record bodies, one per line (JSON Lines).
+        file: PathBuf,
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    // Everything the process creates (the store above all) is private to its user.
+    // SAFETY: umask only changes the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Run { config } => with_runtime(|| async move {
+            let config = load(&config)?;
+            beacon::app::run(config).await.map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Replay { file, config } => with_runtime(|| async move {
+            let config = load(&config)?;
+            let summary = beacon::app::replay(config, &file)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("beacon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}: valid", path.display());
+    let device = config.device_id.clone();
+    println!(
+        "  device id:          {}",
+        device.as_deref().unwrap_or("(generated on first start)")
+    );
+    println!("  data directory:     {}", config.data_dir.display());
+    match config.eventhub_target() {
+        Ok(target) => {
+            println!(
+                "  event hub:          {} (topic '{}')",
+                target.namespace(),
+                target.topic()
+            );
+            println!("  bootstrap:          {}", target.bootstrap);
+            println!("  access policy:      {}", target.key_name);
+            println!("  connection string:  set (not shown)");
+            let group = device
+                .map(|d| config.consumer_group(&d))
+                .unwrap_or_else(|| {
+                    config
+                        .eventhub
+                        .consumer_group
+                        .clone()
+                        .unwrap_or_else(|| "beacon-<device-id>".into())
+                });
+            println!("  consumer group:     {group}");
+            if group == "$Default" {
+                println!("  warning: consumer group $Default is shared with every other reader of the hub; each appliance should have its own");
+            }
+        }
+        Err(e) => println!("  event hub:          not usable yet: {e}"),
+    }
+    println!("  graph:              {}", config.graph.graph_url);
+    println!(
+        "  client secret:      {}",
+        if config.graph.client_secret.is_some() {
+            "set (not shown)"
+        } else {
+            "not set"
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+fn with_runtime<F, Fut>(body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("beacon: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body()) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("beacon: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BEACON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,261 @@
+//! Wiring: opens the store, loads keys and client states, starts the stages, and shuts them
+//! down in order (consumer first — it flushes and commits — then the stages drain).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::eventhub::connection::ConnectionError;
+use crate::eventhub::consumer::{self, ConsumerError, ConsumerSettings};
+use crate::graph::client_state::ClientStates;
+use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
+use crate::health::{IngestCounters, IngestSnapshot};
+use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
+use crate::store::{Store, StoreError};
+
+/// Prefix of the rich-notification keys in the secrets tree.
+const KEY_PREFIX: &str = "rich-key/";
+/// Validity of a generated encryption certificate.
+const KEY_DAYS: u32 = 365;
+
+/// Why the appliance could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("Event Hub: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    #[error("{path}: {reason}")]
+    Replay { path: String, reason: String },
+}
+
+/// The long-lived parts every command shares.
+pub struct Core {
+    pub store: Store,
+    pub device_id: String,
+    pub keys: KeyRing,
+    pub client_states: ClientStates,
+    pub counters: Arc<IngestCounters>,
+}
+
+impl Core {
+    /// Opens the store and loads (or creates) the device id and encryption key.
+    pub fn open(config: &Config) -> Result<Core, AppError> {
+        let store = Store::open(&config.data_dir)?;
+        let device_id = device_id(&store, config)?;
+        let keys = load_keys(&store)?;
+        let client_states = ClientStates::load(&store)?;
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(config.ingest.dedupe_days));
+        let pruned = store.prune_seen(cutoff)?;
+        if pruned > 0 {
+            tracing::info!(pruned, "forgot old de-duplication keys");
+        }
+        Ok(Core {
+            store,
+            device_id,
+            keys,
+            client_states,
+            counters: Arc::new(IngestCounters::default()),
+        })
+    }
+
+    /// A new ingest stage handing on to `handoff`.
+    pub fn ingest(&self, handoff: mpsc::Sender<InboxEntry>) -> Ingest {
+        Ingest::new(
+            self.store.clone(),
+            self.keys.clone(),
+            self.client_states.clone(),
+            handoff,
+            self.counters.clone(),
+        )
+    }
+}
+
+/// `beacon run`: consume the hub until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let core = Core::open(&config)?;
+    let target = config.eventhub_target()?;
+    let (tx, rx) = mpsc::channel(config.ingest.queue);
+    let stage = tokio::spawn(ingest::stage::run(core.store.clone(), rx));
+    let resumed = ingest::stage::resume(&core.store, &tx).await?;
+    if resumed > 0 {
+        tracing::info!(
+            resumed,
+            "handed on notifications pending from before the restart"
+        );
+    }
+    let settings = ConsumerSettings {
+        group_id: config.consumer_group(&core.device_id),
+        client_id: core.device_id.clone(),
+        ca_file: config.eventhub.ca_file.clone(),
+        instance_id: config
+            .eventhub
+            .static_membership
+            .then(|| core.device_id.clone()),
+        max_batch: config.ingest.max_batch,
+        commit: true,
+        target,
+    };
+    tracing::info!(
+        device_id = core.device_id,
+        bootstrap = settings.target.bootstrap,
+        topic = settings.target.topic(),
+        group = settings.group_id,
+        "consuming the Event Hub"
+    );
+    let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
+    drop(tx);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    tokio::task::spawn_blocking(move || consumer.shutdown())
+        .await
+        .map_err(|e| ConsumerError::Thread(e.to_string()))?;
+    core.store.flush()?;
+    let _ = stage.await;
+    core.store.flush()?;
+    Ok(())
+}
+
+/// Result of `beacon replay`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplaySummary {
+    pub lines: usize,
+    pub handed_off: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub ignored: usize,
+    pub counters: IngestSnapshot,
+}
+
+/// `beacon replay FILE.jsonl`: each non-empty line is one record body, through the same stage.
+pub async fn replay(config: Config, file: &Path) -> Result<ReplaySummary, AppError> {
+    let text = tokio::fs::read(file).await.map_err(|e| AppError::Replay {
+        path: file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let core = Core::open(&config)?;
+    let (tx, rx) = mpsc::channel(config.ingest.queue);
+    let stage = tokio::spawn(ingest::stage::run(core.store.clone(), rx));
+    ingest::stage::resume(&core.store, &tx).await?;
+    let ingest = core.ingest(tx);
+    let name = file.display().to_string();
+    let counters = core.counters.clone();
+    let store = core.store.clone();
+    let summary = tokio::task::spawn_blocking(move || -> Result<ReplaySummary, StoreError> {
+        let mut summary = ReplaySummary::default();
+        for (index, line) in text.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            summary.lines += 1;
+            let position = format!("replay:{name}:{}", index + 1);
+            let outcome: RecordOutcome = ingest.process(Record {
+                body: line,
+                position: &position,
+                received_at: Utc::now(),
+            })?;
+            summary.handed_off += outcome.handed_off;
+            summary.duplicates += outcome.duplicates;
+            summary.rejected += outcome.rejected;
+            summary.ignored += outcome.ignored;
+        }
+        ingest.store().flush()?;
+        Ok(summary)
+    })
+    .await
+    .map_err(|e| AppError::Replay {
+        path: file.display().to_string(),
+        reason: e.to_string(),
+    })??;
+    let _ = stage.await;
+    store.flush()?;
+    Ok(ReplaySummary {
+        counters: counters.snapshot(),
+        ..summary
+    })
+}
+
+/// The configured device id, or the stored one, or a new one (stored).
+fn device_id(store: &Store, config: &Config) -> Result<String, AppError> {
+    if let Some(id) = &config.device_id {
+        return Ok(id.clone());
+    }
+    if let Some(id) = store
+        .settings
+        .get("device_id")?
+        .and_then(|v| v.as_str().map(str::to_string))
+    {
+        return Ok(id);
+    }
+    let mut bytes = [0u8; 3];
+    openssl::rand::rand_bytes(&mut bytes).map_err(KeyError::from)?;
+    let id = format!(
+        "beacon-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    store.settings.insert("device_id", &serde_json::json!(id))?;
+    store.flush()?;
+    Ok(id)
+}
+
+/// Loads the rich-notification keys; creates the first one on a new appliance.
+pub fn load_keys(store: &Store) -> Result<KeyRing, AppError> {
+    let mut keys = Vec::new();
+    for (name, value) in store.secrets_with_prefix(KEY_PREFIX)? {
+        match serde_json::from_str::<StoredKey>(value.expose()) {
+            Ok(stored) => keys.push(EncryptionKey::from_stored(&stored)?),
+            Err(e) => tracing::error!(name, error = %e, "unreadable encryption key skipped"),
+        }
+    }
+    if keys.is_empty() {
+        let now = Utc::now();
+        let id = format!("beacon-{}", now.format("%Y%m%d%H%M%S"));
+        let key = EncryptionKey::generate(&id, now, KEY_DAYS)?;
+        save_key(store, &key)?;
+        tracing::info!(id, "created the rich-notification encryption key");
+        keys.push(key);
+    }
+    Ok(KeyRing::new(keys))
+}
+
+/// Persists a key in the secrets tree.
+pub fn save_key(store: &Store, key: &EncryptionKey) -> Result<(), AppError> {
+    let stored = key.to_stored()?;
+    let json = serde_json::to_string(&stored).map_err(|e| KeyError::from_message(e.to_string()))?;
+    store.set_secret(
+        &format!("{KEY_PREFIX}{}", key.id),
+        &crate::secret::Secret::new(json),
+    )?;
+    store.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,585 @@
+//! Configuration: a TOML file plus `BEACON_*` environment overrides, validated with errors
+//! that name the file (or variable), the key and what is wrong — and never print a value.
+//!
+//! Environment variables override single keys: `BEACON_DATA_DIR` sets `data_dir`,
+//! `BEACON_EVENTHUB_CONNECTION_STRING` sets `eventhub.connection_string`; in general
+//! `BEACON_<SECTION>_<KEY>` in upper case. A variable that names no setting is an error, so a
+//! typo cannot silently leave the default in force. See `config/beacon.example.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::eventhub::connection::{ConnectionError, EventHubTarget};
+use crate::secret::Secret;
+
+/// The whole configuration of one appliance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Stable name of this appliance (MQTT topics, consumer group). Generated and stored on
+    /// first start when not set.
+    pub device_id: Option<String>,
+    /// Where the store lives (created 0700).
+    pub data_dir: PathBuf,
+    /// The Azure Event Hub that Graph delivers into.
+    pub eventhub: EventHubConfig,
+    /// Microsoft Graph and identity platform.
+    pub graph: GraphConfig,
+    /// The durable ingest stage.
+    pub ingest: IngestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device_id: None,
+            data_dir: PathBuf::from("/var/lib/beacon"),
+            eventhub: EventHubConfig::default(),
+            graph: GraphConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+/// `[eventhub]`: where to read notifications from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventHubConfig {
+    /// `Endpoint=sb://<ns>.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=<hub>]`
+    /// (a Listen policy is enough). Secret.
+    pub connection_string: Option<Secret>,
+    /// Event hub name (= Kafka topic) when the connection string has no `EntityPath`.
+    pub hub: Option<String>,
+    /// Kafka consumer group. Default `beacon-<device-id>`, so every appliance gets every event.
+    pub consumer_group: Option<String>,
+    /// `host:port` to connect to instead of `<ns>.servicebus.windows.net:9093` (tests, proxies).
+    pub bootstrap_override: Option<String>,
+    /// PEM file of CAs to trust instead of the system store (tests).
+    pub ca_file: Option<PathBuf>,
+    /// Kafka static membership (`group.instance.id` = device id): a restart does not
+    /// rebalance. Off by default.
+    pub static_membership: bool,
+}
+
+/// `[graph]`: Microsoft Graph and the identity platform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    /// Graph base URL including the version.
+    pub graph_url: String,
+    /// Identity platform base URL (the tenant is appended).
+    pub login_url: String,
+    /// Directory (tenant) id or domain.
+    pub tenant_id: Option<String>,
+    /// Application (client) id of the app registration.
+    pub client_id: Option<String>,
+    /// Only sent when the tenant demands a confidential client. Secret.
+    pub client_secret: Option<Secret>,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            graph_url: "https://graph.microsoft.com/v1.0".into(),
+            login_url: "https://login.microsoftonline.com".into(),
+            tenant_id: None,
+            client_id: None,
+            client_secret: None,
+        }
+    }
+}
+
+/// `[ingest]`: the durable stage between the hub and recognition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Notifications waiting for recognition before the consumer is slowed down.
+    pub queue: usize,
+    /// How long a de-duplication key is kept (the hub keeps events at most 7 days on Standard).
+    pub dedupe_days: u32,
+    /// Records taken from the hub before one flush and commit.
+    pub max_batch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            queue: 1024,
+            dedupe_days: 30,
+            max_batch: 500,
+        }
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// A configuration problem. The text names where and which key; it never contains a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the file: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}:{line}:{column}: not valid TOML: {reason}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{origin}: `{key}`: {reason}")]
+    Invalid {
+        origin: Source,
+        key: String,
+        reason: String,
+    },
+    #[error("environment variable {var}: names no setting (BEACON_<SECTION>_<KEY>, e.g. BEACON_EVENTHUB_HUB)")]
+    UnknownVariable { var: String },
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's `BEACON_*` variables and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.kind().to_string(),
+        })?;
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("BEACON_") && !IGNORED_VARS.contains(&k.as_str()))
+            .collect();
+        Config::from_parts(path, &text, &env)
+    }
+
+    /// Pure core of [`Config::load`]: file text and environment given.
+    pub fn from_parts(
+        path: &Path,
+        text: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((0, 0));
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                reason: e.message().to_string(),
+            }
+        })?;
+        let overridden = apply_env(&mut table, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let source = overridden
+                    .get(&key)
+                    .map(|var| Source::Env(var.clone()))
+                    .unwrap_or_else(|| Source::File(path.to_path_buf()));
+                ConfigError::Invalid {
+                    origin: source,
+                    key,
+                    reason: without_values(&e.into_inner().to_string()),
+                }
+            })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                origin: overridden
+                    .get(key)
+                    .map(|var| Source::Env(var.clone()))
+                    .unwrap_or_else(|| Source::File(path.to_path_buf())),
+                key: key.to_string(),
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense. Returns (key, reason).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(id) = &self.device_id {
+            if !is_name(id, 64) {
+                return Err((
+                    "device_id",
+                    "use 1 to 64 letters, digits, '-', '_' or '.'".into(),
+                ));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(("data_dir", "must not be empty".into()));
+        }
+        let eh = &self.eventhub;
+        if let Some(hub) = &eh.hub {
+            if !is_name(hub, 256) {
+                return Err((
+                    "eventhub.hub",
+                    "an event hub name is 1 to 256 letters, digits, '-', '_' or '.'".into(),
+                ));
+            }
+        }
+        if let Some(group) = &eh.consumer_group {
+            if group.is_empty() || group.len() > 256 {
+                return Err((
+                    "eventhub.consumer_group",
+                    "must be 1 to 256 characters".into(),
+                ));
+            }
+        }
+        if let Some(bootstrap) = &eh.bootstrap_override {
+            if !bootstrap.contains(':') || bootstrap.contains("://") {
+                return Err((
+                    "eventhub.bootstrap_override",
+                    "expected host:port, for example localhost:9093".into(),
+                ));
+            }
+        }
+        if let Some(ca) = &eh.ca_file {
+            if !ca.is_file() {
+                return Err((
+                    "eventhub.ca_file",
+                    format!("no such file: {}", ca.display()),
+                ));
+            }
+        }
+        if let Some(cs) = &eh.connection_string {
+            let target = EventHubTarget::parse(cs).map_err(|e| {
+                (
+                    "eventhub.connection_string",
+                    format!("{e} (the value is not shown)"),
+                )
+            })?;
+            if let (Some(path), Some(hub)) = (&target.entity_path, &eh.hub) {
+                if path != hub {
+                    return Err((
+                        "eventhub.hub",
+                        format!(
+                            "the connection string is for event hub '{path}' but eventhub.hub says '{hub}'"
+                        ),
+                    ));
+                }
+            }
+        }
+        check_url("graph.graph_url", &self.graph.graph_url)?;
+        check_url("graph.login_url", &self.graph.login_url)?;
+        if self.ingest.queue == 0 {
+            return Err(("ingest.queue", "must be at least 1".into()));
+        }
+        if self.ingest.max_batch == 0 {
+            return Err(("ingest.max_batch", "must be at least 1".into()));
+        }
+        if self.ingest.dedupe_days < 8 {
+            return Err((
+                "ingest.dedupe_days",
+                "must be at least 8 (longer than the hub's 7-day retention)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Event Hub to consume, resolved from the connection string and `[eventhub]`.
+    pub fn eventhub_target(&self) -> Result<EventHubTarget, ConnectionError> {
+        let cs = self
+            .eventhub
+            .connection_string
+            .as_ref()
+            .ok_or(ConnectionError::NotConfigured)?;
+        let mut target = EventHubTarget::parse(cs)?;
+        if target.entity_path.is_none() {
+            target.entity_path = self.eventhub.hub.clone();
+        }
+        if target.entity_path.is_none() {
+            return Err(ConnectionError::NoHub);
+        }
+        if let Some(bootstrap) = &self.eventhub.bootstrap_override {
+            target.bootstrap = bootstrap.clone();
+        }
+        Ok(target)
+    }
+
+    /// `eventhub.consumer_group`, or `beacon-<device-id>`.
+    pub fn consumer_group(&self, device_id: &str) -> String {
+        self.eventhub
+            .consumer_group
+            .clone()
+            .unwrap_or_else(|| format!("beacon-{device_id}"))
+    }
+}
+
+/// Variables that start with `BEACON_` but are not settings.
+const IGNORED_VARS: &[&str] = &["BEACON_CONFIG", "BEACON_LOG"];
+
+/// Writes each `BEACON_*` variable into the table. Returns key path → variable name.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
+    let mut overridden = BTreeMap::new();
+    for (var, value) in env {
+        let Some(name) = var.strip_prefix("BEACON_") else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        let (section, key, default) = locate(&shape, &name)
+            .ok_or_else(|| ConfigError::UnknownVariable { var: var.clone() })?;
+        let typed = typed_env_value(value, default);
+        match section {
+            None => {
+                table.insert(key.clone(), typed);
+                overridden.insert(key, var.clone());
+            }
+            Some(section) => {
+                let entry = table
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(inner) = entry else {
+                    return Err(ConfigError::Invalid {
+                        origin: Source::Env(var.clone()),
+                        key: section,
+                        reason: "the file sets this section to a value, not a table".into(),
+                    });
+                };
+                inner.insert(key.clone(), typed);
+                overridden.insert(format!("{section}.{key}"), var.clone());
+            }
+        }
+    }
+    Ok(overridden)
+}
+
+/// Finds `name` (lower case, without the prefix) as a top-level key or `<section>_<key>`.
+fn locate<'a>(
+    shape: &'a serde_json::Value,
+    name: &str,
+) -> Option<(Option<String>, String, &'a serde_json::Value)> {
+    let top = shape.as_object()?;
+    if let Some(default) = top.get(name) {
+        if !default.is_object() {
+            return Some((None, name.to_string(), default));
+        }
+    }
+    top.iter().find_map(|(section, inner)| {
+        let key = name.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        let default = inner.as_object()?.get(key)?;
+        Some((Some(section.clone()), key.to_string(), default))
+    })
+}
+
+/// Converts an environment string to the type the default has (strings when unknown).
+fn typed_env_value(value: &str, default: &serde_json::Value) -> toml::Value {
+    use serde_json::Value as J;
+    match default {
+        J::Bool(_) => match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => toml::Value::String(value.to_string()),
+        },
+        J::Number(n) if n.is_f64() => value
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
+        J::Number(_) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
+        J::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(value.to_string()),
+    }
+}
+
+/// Drops the offending value from a serde message ("invalid type: string \"x\", expected u32"
+/// becomes "invalid type, expected u32"), so a secret typed into the wrong key is not echoed.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type", "invalid value", "invalid length"] {
+        if message.starts_with(prefix) {
+            if let Some(pos) = message.find(", expected") {
+                return format!("{prefix}{}", &message[pos..]);
+            }
+            return prefix.to_string();
+        }
+    }
+    message.to_string()
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn is_name(value: &str, max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn check_url(key: &'static str, url: &str) -> Result<(), (&'static str, String)> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if url.starts_with("https://") || loopback.iter().any(|p| url.starts_with(p)) {
+        Ok(())
+    } else {
+        Err((
+            key,
+            "must be an https:// URL (plain http only on loopback, for tests)".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "c2VjcmV0LWtleS12YWx1ZS10aGF0LW11c3Qtbm90LWxlYWs=";
+
+    fn cs() -> String {
+        format!("Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey={KEY};EntityPath=teams")
+    }
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_parts(Path::new("/etc/beacon/beacon.toml"), text, &env)
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../config/beacon.example.toml");
+        let config = load(text, &[]).map_err(|e| e.to_string());
+        assert!(config.is_ok(), "{config:?}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_keeps_types() {
+        let config = load(
+            "data_dir = \"/tmp/a\"\n[ingest]\nqueue = 10\n",
+            &[
+                ("BEACON_DATA_DIR", "/tmp/b"),
+                ("BEACON_INGEST_QUEUE", "20"),
+                ("BEACON_EVENTHUB_STATIC_MEMBERSHIP", "true"),
+                ("BEACON_EVENTHUB_CONNECTION_STRING", &cs()),
+            ],
+        )
+        .map_err(|e| e.to_string());
+        let config = match config {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/b"));
+        assert_eq!(config.ingest.queue, 20);
+        assert!(config.eventhub.static_membership);
+        let target = config.eventhub_target().map_err(|e| e.to_string());
+        assert_eq!(
+            target.map(|t| t.topic().to_string()),
+            Ok("teams".to_string())
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = load("[eventhub]\nhubb = \"x\"\n", &[])
+            .map(|_| ())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/etc/beacon/beacon.toml: `eventhub"),
+            "{text}"
+        );
+        assert!(text.contains("unknown field `hubb`"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_from_env_names_the_variable_not_the_value() {
+        let err = load("", &[("BEACON_INGEST_QUEUE", "lots")])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BEACON_INGEST_QUEUE"), "{err}");
+        assert!(err.contains("ingest.queue"), "{err}");
+        assert!(!err.contains("lots"), "{err}");
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error() {
+        let err = load("", &[("BEACON_EVENTHUB_CONECTION_STRING", "x")])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownVariable { .. }));
+    }
+
+    #[test]
+    fn secret_in_a_numeric_key_is_not_echoed() {
+        let text = format!("[ingest]\nqueue = \"{KEY}\"\n");
+        let err = load(&text, &[]).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("ingest.queue"), "{err}");
+        assert!(!err.contains(KEY), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_gives_line_and_no_snippet() {
+        let text = format!("[eventhub]\nconnection_string = \"{KEY}\nhub = 1\n");
+        let err = load(&text, &[]).map(|_| ()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Syntax { line: 2, .. }), "{msg}");
+        assert!(!msg.contains(KEY), "{msg}");
+    }
+
+    #[test]
+    fn malformed_connection_string_never_shows_the_key() {
+        let bad = format!("Endpoint=https://contoso.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey={KEY}");
+        let text = format!("[eventhub]\nconnection_string = \"{bad}\"\n");
+        let err = load(&text, &[]).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("eventhub.connection_string"), "{err}");
+        assert!(err.contains("sb://"), "{err}");
+        assert!(!err.contains(KEY), "{err}");
+    }
+
+    #[test]
+    fn hub_mismatch_is_reported() {
+        let text = format!(
+            "[eventhub]\nconnection_string = \"{}\"\nhub = \"other\"\n",
+            cs()
+        );
+        let err = load(&text, &[]).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("'teams'") && err.contains("'other'"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(load("[graph]\ngraph_url = \"http://127.0.0.1:9/v1.0\"\n", &[]).is_ok());
+        let err = load("[graph]\ngraph_url = \"http://graph.example\"\n", &[])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("graph.graph_url"), "{err}");
+    }
+
+    #[test]
+    fn default_group_is_per_device() {
+        let config = Config::default();
+        assert_eq!(config.consumer_group("desk-1"), "beacon-desk-1");
+    }
+}

@@ -1,0 +1,336 @@
+//! Rich-notification crypto (graph-teams.md C.2): the appliance's encryption key pair and
+//! self-signed certificate, and decryption of `encryptedContent`.
+//!
+//! Graph encrypts each resource with a fresh 32-byte key: `dataKey` is that key under our RSA
+//! public key (OAEP with SHA-1 and MGF1-SHA-1), `dataSignature` is HMAC-SHA256 of the
+//! ciphertext under the key, `data` is AES-256-CBC with PKCS7 padding and IV = the first 16
+//! key bytes. Several keys can be live at once (by certificate id) so a rotation never drops a
+//! notification that was encrypted for the previous certificate. [`seal`] does what Graph does;
+//! the fake Microsoft cloud and the tests use it.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::Signer;
+use openssl::symm::{self, Cipher};
+use openssl::x509::{X509NameBuilder, X509};
+use serde::{Deserialize, Serialize};
+
+use crate::graph::notification::EncryptedContent;
+
+/// One encryption key pair with its certificate.
+#[derive(Clone)]
+pub struct EncryptionKey {
+    /// `encryptionCertificateId` sent to Graph and echoed in every notification.
+    pub id: String,
+    private_key: PKey<Private>,
+    certificate_der: Vec<u8>,
+    /// The certificate's end of validity; Graph refuses expired certificates.
+    pub not_after: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("id", &self.id)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a key is kept in the store's secrets tree (as JSON). `Debug` leaves the PEM out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub id: String,
+    pub private_key_pem: String,
+    pub certificate_der_base64: String,
+    pub not_after: DateTime<Utc>,
+}
+
+/// Why key material could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[error("encryption key: {0}")]
+pub struct KeyError(String);
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("id", &self.id)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyError {
+    pub fn from_message(message: String) -> KeyError {
+        KeyError(message)
+    }
+}
+
+impl From<openssl::error::ErrorStack> for KeyError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        KeyError(e.to_string())
+    }
+}
+
+/// Why `encryptedContent` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecryptError {
+    #[error("no key for encryption certificate '{0}'")]
+    UnknownCertificate(String),
+    #[error("{0} is not valid base64")]
+    BadBase64(&'static str),
+    #[error("the data key could not be unwrapped with our private key")]
+    KeyUnwrap,
+    #[error("the data key has {0} bytes, not an AES key size")]
+    KeyLength(usize),
+    #[error("dataSignature does not match: the content was altered or not made for us")]
+    SignatureMismatch,
+    #[error("the data could not be decrypted")]
+    Decrypt,
+}
+
+impl EncryptionKey {
+    /// Generates an RSA-2048 key and a self-signed certificate valid from `now` for `days`.
+    pub fn generate(id: &str, now: DateTime<Utc>, days: u32) -> Result<EncryptionKey, KeyError> {
+        let private_key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_text("CN", &format!("Beacon rich notifications {id}"))?;
+        let name = name.build();
+        let mut serial = BigNum::new()?;
+        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+        let not_after = now + chrono::Duration::days(i64::from(days));
+        let mut builder = X509::builder()?;
+        builder.set_version(2)?;
+        let serial = serial.to_asn1_integer()?;
+        let not_before = Asn1Time::from_unix(now.timestamp())?;
+        let not_after_asn1 = Asn1Time::from_unix(not_after.timestamp())?;
+        builder.set_serial_number(&serial)?;
+        builder.set_subject_name(&name)?;
+        builder.set_issuer_name(&name)?;
+        builder.set_pubkey(&private_key)?;
+        builder.set_not_before(&not_before)?;
+        builder.set_not_after(&not_after_asn1)?;
+        builder.sign(&private_key, MessageDigest::sha256())?;
+        Ok(EncryptionKey {
+            id: id.to_string(),
+            certificate_der: builder.build().to_der()?,
+            private_key,
+            not_after,
+        })
+    }
+
+    /// Reads a key back from the store.
+    pub fn from_stored(stored: &StoredKey) -> Result<EncryptionKey, KeyError> {
+        let private_key = PKey::private_key_from_pem(stored.private_key_pem.as_bytes())?;
+        let certificate_der = B64
+            .decode(&stored.certificate_der_base64)
+            .map_err(|_| KeyError("stored certificate is not base64".into()))?;
+        Ok(EncryptionKey {
+            id: stored.id.clone(),
+            private_key,
+            certificate_der,
+            not_after: stored.not_after,
+        })
+    }
+
+    /// For the store.
+    pub fn to_stored(&self) -> Result<StoredKey, KeyError> {
+        let pem = self.private_key.private_key_to_pem_pkcs8()?;
+        Ok(StoredKey {
+            id: self.id.clone(),
+            private_key_pem: String::from_utf8_lossy(&pem).into_owned(),
+            certificate_der_base64: self.certificate_base64(),
+            not_after: self.not_after,
+        })
+    }
+
+    /// Base64 DER of the certificate: the subscription's `encryptionCertificate`.
+    pub fn certificate_base64(&self) -> String {
+        B64.encode(&self.certificate_der)
+    }
+
+    /// DER of the certificate.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, DecryptError> {
+        let wrapped = B64
+            .decode(content.data_key.trim())
+            .map_err(|_| DecryptError::BadBase64("dataKey"))?;
+        let data = B64
+            .decode(content.data.trim())
+            .map_err(|_| DecryptError::BadBase64("data"))?;
+        let signature = B64
+            .decode(content.data_signature.trim())
+            .map_err(|_| DecryptError::BadBase64("dataSignature"))?;
+        let rsa = self
+            .private_key
+            .rsa()
+            .map_err(|_| DecryptError::KeyUnwrap)?;
+        let mut key = vec![0u8; rsa.size() as usize];
+        let len = rsa
+            .private_decrypt(&wrapped, &mut key, Padding::PKCS1_OAEP)
+            .map_err(|_| DecryptError::KeyUnwrap)?;
+        key.truncate(len);
+        // Microsoft's samples use 256-bit keys; the algorithm is defined for any AES size.
+        let cipher = match key.len() {
+            16 => Cipher::aes_128_cbc(),
+            24 => Cipher::aes_192_cbc(),
+            32 => Cipher::aes_256_cbc(),
+            n => return Err(DecryptError::KeyLength(n)),
+        };
+        let expected = hmac_sha256(&key, &data).map_err(|_| DecryptError::Decrypt)?;
+        if signature.len() != expected.len() || !openssl::memcmp::eq(&signature, &expected) {
+            return Err(DecryptError::SignatureMismatch);
+        }
+        symm::decrypt(cipher, &key, Some(&key[..16]), &data).map_err(|_| DecryptError::Decrypt)
+    }
+}
+
+/// The live keys, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<EncryptionKey>,
+}
+
+impl KeyRing {
+    pub fn new(mut keys: Vec<EncryptionKey>) -> KeyRing {
+        keys.sort_by_key(|k| std::cmp::Reverse(k.not_after));
+        KeyRing { keys }
+    }
+
+    /// The key new subscriptions should use.
+    pub fn current(&self) -> Option<&EncryptionKey> {
+        self.keys.first()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether a key with this certificate id is held.
+    pub fn has(&self, certificate_id: &str) -> bool {
+        self.keys.iter().any(|k| k.id == certificate_id)
+    }
+
+    /// Verifies and decrypts; returns the resource JSON bytes.
+    pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, DecryptError> {
+        self.keys
+            .iter()
+            .find(|k| k.id == content.encryption_certificate_id)
+            .ok_or_else(|| {
+                DecryptError::UnknownCertificate(
+                    content.encryption_certificate_id.chars().take(80).collect(),
+                )
+            })?
+            .decrypt(content)
+    }
+}
+
+/// Encrypts `plaintext` for the holder of `certificate_der`, exactly as Graph does.
+pub fn seal(
+    certificate_der: &[u8],
+    certificate_id: &str,
+    plaintext: &[u8],
+) -> Result<EncryptedContent, KeyError> {
+    let certificate = X509::from_der(certificate_der)?;
+    let public = certificate.public_key()?.rsa()?;
+    let mut key = [0u8; 32];
+    openssl::rand::rand_bytes(&mut key)?;
+    let data = symm::encrypt(Cipher::aes_256_cbc(), &key, Some(&key[..16]), plaintext)?;
+    let mut wrapped = vec![0u8; public.size() as usize];
+    let len = public.public_encrypt(&key, &mut wrapped, Padding::PKCS1_OAEP)?;
+    wrapped.truncate(len);
+    let thumbprint = certificate.digest(MessageDigest::sha1())?;
+    Ok(EncryptedContent {
+        data_signature: B64.encode(hmac_sha256(&key, &data)?),
+        data: B64.encode(&data),
+        data_key: B64.encode(&wrapped),
+        encryption_certificate_id: certificate_id.to_string(),
+        encryption_certificate_thumbprint: Some(
+            thumbprint.iter().map(|b| format!("{b:02X}")).collect(),
+        ),
+    })
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let pkey = PKey::hmac(key)?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &pkey)?;
+    signer.update(data)?;
+    signer.sign_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> EncryptionKey {
+        match EncryptionKey::generate(id, Utc::now(), 365) {
+            Ok(k) => k,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn seal_for(k: &EncryptionKey, text: &[u8]) -> EncryptedContent {
+        match seal(k.certificate_der(), &k.id, text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_rotation() {
+        let old = key("beacon-old");
+        let new = key("beacon-new");
+        let ring = KeyRing::new(vec![old.clone(), new.clone()]);
+        let msg = br#"{"id":"1","body":{"content":"hi"}}"#;
+        assert_eq!(ring.decrypt(&seal_for(&old, msg)), Ok(msg.to_vec()));
+        assert_eq!(ring.decrypt(&seal_for(&new, msg)), Ok(msg.to_vec()));
+    }
+
+    #[test]
+    fn tampered_content_is_refused() {
+        let k = key("k1");
+        let ring = KeyRing::new(vec![k.clone()]);
+        let mut sealed = seal_for(&k, b"{\"a\":1}");
+        let mut data = B64.decode(&sealed.data).unwrap_or_default();
+        data[0] ^= 1;
+        sealed.data = B64.encode(&data);
+        assert_eq!(ring.decrypt(&sealed), Err(DecryptError::SignatureMismatch));
+    }
+
+    #[test]
+    fn content_for_someone_else_is_refused() {
+        let ours = key("shared-id");
+        let theirs = key("shared-id");
+        let ring = KeyRing::new(vec![ours]);
+        assert_eq!(
+            ring.decrypt(&seal_for(&theirs, b"{}")),
+            Err(DecryptError::KeyUnwrap)
+        );
+        let mut unknown = seal_for(&theirs, b"{}");
+        unknown.encryption_certificate_id = "nope".into();
+        assert_eq!(
+            ring.decrypt(&unknown),
+            Err(DecryptError::UnknownCertificate("nope".into()))
+        );
+    }
+
+    #[test]
+    fn stored_key_round_trip_keeps_decrypting() {
+        let k = key("stored");
+        let stored = k.to_stored().map_err(|e| e.to_string());
+        let back = stored.and_then(|s| EncryptionKey::from_stored(&s).map_err(|e| e.to_string()));
+        let ring = KeyRing::new(back.into_iter().collect());
+        assert_eq!(ring.decrypt(&seal_for(&k, b"[1]")), Ok(b"[1]".to_vec()));
+        assert!(format!("{k:?}").contains("stored"));
+        assert!(!format!("{k:?}").contains("PRIVATE"));
+    }
+}

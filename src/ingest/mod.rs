@@ -1,0 +1,320 @@
+//! The durable ingest stage: every Event Hub record becomes zero or more durable,
+//! de-duplicated notifications handed to recognition exactly once.
+//!
+//! For each record: decode ([`crate::graph::notification`]) → ignore validation messages →
+//! check `clientState` → decrypt rich content → derive the de-duplication key ([`dedupe`]) →
+//! atomically mark it seen and put it in the store's inbox → hand it on through a bounded
+//! channel. Hand-off does not wait for the disk; the caller flushes the store once per batch
+//! and only then commits the Kafka offsets ([`crate::eventhub::consumer`]). Anything refused is
+//! kept in the `rejected` tree with the reason and counted, so it never blocks its partition.
+//!
+//! The inbox is what makes the offset commit safe: recognition may need a Graph fetch that
+//! takes seconds, but the notification is already on disk, and [`stage::resume`] hands pending
+//! inbox entries on again after a restart.
+
+pub mod dedupe;
+pub mod stage;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::graph::client_state::{ClientStates, Verdict};
+use crate::graph::crypto::{DecryptError, KeyRing};
+use crate::graph::notification::{self, ChangeType, Item, LifecycleEvent};
+use crate::health::IngestCounters;
+use crate::store::{Store, StoreError};
+
+/// A notification accepted from the hub, as recognition receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notification {
+    /// A chat message was created, updated or deleted.
+    Message {
+        subscription_id: String,
+        chat_id: String,
+        message_id: String,
+        change_type: ChangeType,
+        /// The decrypted `chatMessage` of a rich notification; `None` means fetch it.
+        message: Option<serde_json::Value>,
+    },
+    /// A subscription needs attention (for the subscription keeper).
+    Lifecycle {
+        subscription_id: String,
+        event: LifecycleEvent,
+    },
+}
+
+/// What the inbox holds, and what is handed on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// The de-duplication key; also the inbox key.
+    pub key: String,
+    pub received_at: DateTime<Utc>,
+    /// `topic/partition@offset` or `replay:file:line`.
+    pub position: String,
+    pub notification: Notification,
+}
+
+impl InboxEntry {
+    #[doc(hidden)]
+    pub fn lifecycle_for_tests(subscription_id: &str) -> InboxEntry {
+        InboxEntry {
+            key: format!("test-{subscription_id}"),
+            received_at: Utc::now(),
+            position: "test".into(),
+            notification: Notification::Lifecycle {
+                subscription_id: subscription_id.into(),
+                event: LifecycleEvent::Missed,
+            },
+        }
+    }
+}
+
+/// One record as taken from the hub (or a replay file).
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub body: &'a [u8],
+    pub position: &'a str,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub handed_off: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub ignored: usize,
+}
+
+/// The stage. One per consumer thread (or replay).
+pub struct Ingest {
+    store: Store,
+    keys: KeyRing,
+    client_states: ClientStates,
+    handoff: mpsc::Sender<InboxEntry>,
+    counters: Arc<IngestCounters>,
+}
+
+impl Ingest {
+    pub fn new(
+        store: Store,
+        keys: KeyRing,
+        client_states: ClientStates,
+        handoff: mpsc::Sender<InboxEntry>,
+        counters: Arc<IngestCounters>,
+    ) -> Ingest {
+        Ingest {
+            store,
+            keys,
+            client_states,
+            handoff,
+            counters,
+        }
+    }
+
+    /// The store this stage writes to (the caller flushes it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Takes one record. Errors only when the store cannot be written: then nothing may be
+    /// committed, and the same record must be offered again.
+    ///
+    /// Blocks when recognition is behind and the hand-off channel is full (back-pressure on the
+    /// hub, never a dropped notification). Must therefore not run on an async executor thread.
+    pub fn process(&self, record: Record<'_>) -> Result<RecordOutcome, StoreError> {
+        IngestCounters::bump(&self.counters.records);
+        self.counters
+            .last_record_ms
+            .store(record.received_at.timestamp_millis(), Ordering::Relaxed);
+        let mut outcome = RecordOutcome::default();
+        let items = match notification::decode(record.body) {
+            Ok(items) => items,
+            Err(e) => {
+                IngestCounters::bump(&self.counters.rejected_records);
+                self.store.reject(
+                    record.received_at,
+                    Some(record.position),
+                    &e.to_string(),
+                    record.body,
+                )?;
+                outcome.rejected += 1;
+                return Ok(outcome);
+            }
+        };
+        let many = items.len() > 1;
+        for (index, item) in items.into_iter().enumerate() {
+            let position = if many {
+                format!("{}#{index}", record.position)
+            } else {
+                record.position.to_string()
+            };
+            match self.admit(item, &position, record)? {
+                Admitted::HandedOff => outcome.handed_off += 1,
+                Admitted::Duplicate => outcome.duplicates += 1,
+                Admitted::Rejected => outcome.rejected += 1,
+                Admitted::Ignored => outcome.ignored += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn admit(
+        &self,
+        item: Result<Item, notification::ItemError>,
+        position: &str,
+        record: Record<'_>,
+    ) -> Result<Admitted, StoreError> {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                return self.refuse(
+                    &self.counters.rejected_items,
+                    &e.to_string(),
+                    position,
+                    record,
+                )
+            }
+        };
+        let (key, notification) = match item {
+            Item::Validation => {
+                IngestCounters::bump(&self.counters.validations);
+                return Ok(Admitted::Ignored);
+            }
+            Item::Lifecycle(l) => {
+                if let Some(refusal) = self.check_client_state(l.client_state.as_deref()) {
+                    return self.refuse(
+                        &self.counters.client_state_rejects,
+                        refusal,
+                        position,
+                        record,
+                    );
+                }
+                (
+                    dedupe::lifecycle_key(&l.subscription_id, l.event, position),
+                    Notification::Lifecycle {
+                        subscription_id: l.subscription_id,
+                        event: l.event,
+                    },
+                )
+            }
+            Item::Change(c) => {
+                if let Some(refusal) = self.check_client_state(c.client_state.as_deref()) {
+                    return self.refuse(
+                        &self.counters.client_state_rejects,
+                        refusal,
+                        position,
+                        record,
+                    );
+                }
+                let message = match &c.encrypted {
+                    None => None,
+                    Some(content) => match self.keys.decrypt(content) {
+                        Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {
+                            Ok(message) => Some(message),
+                            Err(_) => {
+                                return self.refuse(
+                                    &self.counters.rejected_items,
+                                    "decrypted content is not JSON",
+                                    position,
+                                    record,
+                                )
+                            }
+                        },
+                        // Not for a certificate we hold (lost key, rotation race): the message
+                        // can still be fetched from Graph, the source of truth.
+                        Err(DecryptError::UnknownCertificate(_)) => {
+                            IngestCounters::bump(&self.counters.unknown_certificate);
+                            None
+                        }
+                        Err(e @ DecryptError::SignatureMismatch) => {
+                            return self.refuse(
+                                &self.counters.signature_rejects,
+                                &e.to_string(),
+                                position,
+                                record,
+                            )
+                        }
+                        Err(e) => {
+                            return self.refuse(
+                                &self.counters.rejected_items,
+                                &e.to_string(),
+                                position,
+                                record,
+                            )
+                        }
+                    },
+                };
+                let last_modified = message
+                    .as_ref()
+                    .and_then(|m| m.get("lastModifiedDateTime"))
+                    .and_then(|v| v.as_str());
+                (
+                    dedupe::message_key(
+                        &c.chat_id,
+                        &c.message_id,
+                        c.change_type,
+                        last_modified,
+                        position,
+                    ),
+                    Notification::Message {
+                        subscription_id: c.subscription_id,
+                        chat_id: c.chat_id,
+                        message_id: c.message_id,
+                        change_type: c.change_type,
+                        message,
+                    },
+                )
+            }
+        };
+        let entry = InboxEntry {
+            key,
+            received_at: record.received_at,
+            position: position.to_string(),
+            notification,
+        };
+        if !self.store.admit(&entry.key, record.received_at, &entry)? {
+            IngestCounters::bump(&self.counters.duplicates);
+            return Ok(Admitted::Duplicate);
+        }
+        IngestCounters::bump(&self.counters.handed_off);
+        // A closed channel means shutdown: the entry is in the inbox and resumes on restart.
+        let _ = self.handoff.blocking_send(entry);
+        Ok(Admitted::HandedOff)
+    }
+
+    fn check_client_state(&self, presented: Option<&str>) -> Option<&'static str> {
+        match self.client_states.verify(presented) {
+            Verdict::Accepted => None,
+            Verdict::Missing => Some("clientState missing"),
+            Verdict::Mismatch => Some("clientState does not match any live subscription"),
+            Verdict::NoneConfigured => Some("no subscription is set up on this appliance"),
+        }
+    }
+
+    fn refuse(
+        &self,
+        counter: &std::sync::atomic::AtomicU64,
+        reason: &str,
+        position: &str,
+        record: Record<'_>,
+    ) -> Result<Admitted, StoreError> {
+        IngestCounters::bump(counter);
+        tracing::warn!(position, reason, "notification refused");
+        self.store
+            .reject(record.received_at, Some(position), reason, record.body)?;
+        Ok(Admitted::Rejected)
+    }
+}
+
+enum Admitted {
+    HandedOff,
+    Duplicate,
+    Rejected,
+    Ignored,
+}
