@@ -376,13 +376,15 @@ impl Alarm {
         );
     }
 
-    fn update(&mut self, step: &mut Step, key: &str, summary: CallSummary) {
+    fn update(&mut self, step: &mut Step, key: &str, mut summary: CallSummary) {
         let Some(call) = self.calls.get_mut(key) else {
             step.refuse(Refusal::UnknownCall {
                 key: key.to_owned(),
             });
             return;
         };
+        // Text only: whether it is a test was decided when the call was raised.
+        summary.is_test = call.summary.is_test;
         if call.summary == summary {
             return;
         }

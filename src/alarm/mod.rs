@@ -101,7 +101,7 @@ pub enum AlarmState {
 pub enum Event {
     /// A recognised emergency call. Idempotent by `key` (chat id + message id).
     CallRaised { key: String, summary: CallSummary },
-    /// New text for an active call; never re-alerts.
+    /// New text for an active call; never re-alerts. `is_test` is kept from the raise.
     CallUpdated { key: String, summary: CallSummary },
     /// Acknowledge every active call.
     Acknowledge { source: Source, who: Option<String> },
