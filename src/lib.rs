@@ -17,6 +17,9 @@
 //! | de-dup key, inbox, hand-off | [`ingest`], [`ingest::dedupe`] | store |
 //! | record / (later) recognise | [`ingest::stage`] | store |
 //!
+//! The alarm on the desk: [`alarm`] is the pure state machine (idle → alerting →
+//! acknowledged → cleared, trouble overlay, escalation, restore after restart).
+//!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
 //! 0700/0600), [`secret`] (values that never print), [`health`] (counters), [`app`] (wiring,
 //! `run`, `replay`, shutdown). The command line is in `main.rs`.
@@ -25,6 +28,7 @@
 //! only after what it carried is flushed to disk; nothing secret reaches a log, error or
 //! response; input never panics the process.
 
+pub mod alarm;
 pub mod app;
 pub mod config;
 pub mod eventhub;
