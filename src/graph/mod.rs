@@ -7,3 +7,4 @@ pub mod client_state;
 pub mod crypto;
 pub mod notification;
 pub mod retry;
+pub mod tokens;
