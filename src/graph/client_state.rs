@@ -77,6 +77,14 @@ impl ClientStates {
         Ok(())
     }
 
+    /// Whether we hold the state of this subscription (i.e. it is ours).
+    pub fn knows(&self, subscription_id: &str) -> bool {
+        self.inner
+            .read()
+            .map(|m| m.contains_key(subscription_id))
+            .unwrap_or(false)
+    }
+
     /// Number of live subscriptions.
     pub fn len(&self) -> usize {
         self.inner.read().map(|m| m.len()).unwrap_or(0)

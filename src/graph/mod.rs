@@ -3,8 +3,11 @@
 
 pub mod aadsts;
 pub mod auth;
+pub mod client;
 pub mod client_state;
 pub mod crypto;
 pub mod notification;
 pub mod retry;
+pub mod schedule;
+pub mod subscription;
 pub mod tokens;
