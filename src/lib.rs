@@ -1,1 +1,3 @@
 //! Beacon (placeholder while the crate is laid out).
+
+pub mod emergency;
