@@ -308,6 +308,15 @@ impl MessageText {
             .filter(|v| !v.is_empty())
     }
 
+    /// Link targets starting with `scheme` (any casing), without the scheme.
+    pub fn links_with_scheme<'a>(&'a self, scheme: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.links.iter().filter_map(move |l| {
+            let head = l.get(..scheme.len())?;
+            head.eq_ignore_ascii_case(scheme)
+                .then(|| &l[scheme.len()..])
+        })
+    }
+
     /// Link targets plus URLs written in the text.
     pub fn all_links<'a>(&'a self, rules: &'a Rules) -> impl Iterator<Item = &'a str> + 'a {
         self.links.iter().map(String::as_str).chain(
@@ -433,12 +442,8 @@ fn caller(
                 .find_map(|v| first_email(v, rules))
         })
         .or_else(|| {
-            text.links.iter().find_map(|l| {
-                let lower = l.get(..7).map(str::to_ascii_lowercase);
-                (lower.as_deref() == Some("mailto:"))
-                    .then(|| first_email(&l[7..], rules))
-                    .flatten()
-            })
+            text.links_with_scheme("mailto:")
+                .find_map(|l| first_email(l, rules))
         })
         .or_else(|| text.lines.iter().find_map(|l| first_email(&l.text, rules)));
     Caller {
@@ -502,14 +507,7 @@ fn callback_number(text: &MessageText, found: &Detection, rules: &Rules) -> Opti
     };
     text.labelled(Field::Callback)
         .find_map(tidy)
-        .or_else(|| {
-            text.links.iter().find_map(|l| {
-                let lower = l.get(..4).map(str::to_ascii_lowercase);
-                (lower.as_deref() == Some("tel:"))
-                    .then(|| tidy(&l[4..]))
-                    .flatten()
-            })
-        })
+        .or_else(|| text.links_with_scheme("tel:").find_map(tidy))
         .or_else(|| {
             found
                 .phrase_line

@@ -61,11 +61,17 @@ pub fn html_to_text(html: &str) -> HtmlText {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!' || c == '?');
-        let Some(gt) = after.find('>').filter(|_| is_tag) else {
+        if !is_tag {
             // A lone '<' (e.g. "a < b") is text.
             raw.push('<');
             rest = &after[1..];
             continue;
+        }
+        let Some(gt) = after.find('>') else {
+            // No '>' anywhere after: the rest is text (and no later '<' can close either).
+            push_decoded(&mut raw, after);
+            rest = "";
+            break;
         };
         let tag = &after[1..gt];
         rest = &after[gt + 1..];
@@ -118,14 +124,18 @@ fn tag_name(tag: &str) -> String {
         .collect()
 }
 
-/// Skips to just after `</name ...>`; to the end if it never closes.
+/// Skips to just after `</name ...>`; to the end if it never closes. Linear: no copy of `rest`.
 fn skip_past_close<'a>(rest: &'a str, name: &str) -> &'a str {
-    let lower = rest.to_ascii_lowercase();
-    let needle = format!("</{name}");
-    match lower.find(&needle) {
-        Some(at) => rest[at..].find('>').map_or("", |gt| &rest[at + gt + 1..]),
-        None => "",
+    let mut from = 0;
+    while let Some(pos) = rest[from..].find("</") {
+        let at = from + pos;
+        let candidate = rest.as_bytes().get(at + 2..at + 2 + name.len());
+        if candidate.is_some_and(|c| c.eq_ignore_ascii_case(name.as_bytes())) {
+            return rest[at..].find('>').map_or("", |gt| &rest[at + gt + 1..]);
+        }
+        from = at + 2;
     }
+    ""
 }
 
 /// Value of attribute `name` inside a tag (quoted with `"` or `'`, or unquoted).
@@ -337,6 +347,18 @@ mod tests {
         assert_eq!(html_to_text("text <b unclosed").text, "text <b unclosed");
         assert_eq!(html_to_text("<script>never closed").text, "");
         assert_eq!(html_to_text("<!-- never closed").text, "");
+    }
+
+    #[test]
+    fn hostile_shapes_stay_linear() {
+        let started = std::time::Instant::now();
+        let open_tags = "<a".repeat(100_000);
+        assert_eq!(html_to_text(&open_tags).text.len(), open_tags.len());
+        let scripts = "<script>x</script>y".repeat(20_000);
+        assert_eq!(html_to_text(&scripts).text, "y".repeat(20_000));
+        let comments = "<!--".repeat(50_000);
+        assert_eq!(html_to_text(&comments).text, "");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -197,30 +197,20 @@ mod tests {
 
     #[test]
     fn decimal_pairs_with_signs_degrees_and_hemispheres() {
-        assert_eq!(
-            coords("<p>47.6396, -122.1283</p>"),
-            Some((47.6396, -122.1283))
-        );
-        assert_eq!(
-            coords("<p>at 51.5007° N, 0.1246° W now</p>"),
-            Some((51.5007, -0.1246))
-        );
-        assert_eq!(
-            coords("<p>-33.8568;151.2153</p>"),
-            Some((-33.8568, 151.2153))
-        );
-        assert_eq!(
-            coords("<p>Lat: 48.8584</p><p>Lon: 2.2945</p>"),
-            Some((48.8584, 2.2945))
-        );
-        assert_eq!(
-            coords("<p>Latitude: 33.9 S</p><p>Longitude: 18.4 E</p>"),
-            Some((-33.9, 18.4))
-        );
-        assert_eq!(
-            coords("<p>Coordinates: 52.37, 4.89</p>"),
-            Some((52.37, 4.89))
-        );
+        let cases = [
+            ("<p>47.6396, -122.1283</p>", (47.6396, -122.1283)),
+            ("<p>at 51.5007° N, 0.1246° W now</p>", (51.5007, -0.1246)),
+            ("<p>-33.8568;151.2153</p>", (-33.8568, 151.2153)),
+            ("<p>Lat: 48.8584</p><p>Lon: 2.2945</p>", (48.8584, 2.2945)),
+            (
+                "<p>Latitude: 33.9 S</p><p>Longitude: 18.4 E</p>",
+                (-33.9, 18.4),
+            ),
+            ("<p>Coordinates: 52.37, 4.89</p>", (52.37, 4.89)),
+        ];
+        for (body, want) in cases {
+            assert_eq!(coords(body), Some(want), "{body}");
+        }
     }
 
     #[test]
