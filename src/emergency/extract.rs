@@ -226,6 +226,11 @@ impl Line {
         self.label.map(|(_, at)| self.text[at..].trim())
     }
 
+    /// Whether a configured notification phrase is on this line.
+    pub fn has_phrase(&self, rules: &Rules) -> bool {
+        rules.phrases.iter().any(|p| self.norm.contains(p.as_str()))
+    }
+
     pub fn is_blank(&self) -> bool {
         self.text.is_empty()
     }

@@ -2,14 +2,21 @@
 //! address parts, and coordinates from labels, decimal pairs or map links (Google `q=`/`@`,
 //! Bing `cp=lat~lon`, OpenStreetMap `mlat/mlon` and `#map=`), validated for range.
 
+use std::ops::Range;
+
 use super::extract::{clean, clean_field, Field, Line, MessageText, MAX_TEXT_CHARS};
 use super::{Address, Location, Rules};
 
 /// Most continuation lines taken after a `Location:` label.
 const MAX_LOCATION_LINES: usize = 8;
 
-/// Finds everything about where the caller is.
-pub(crate) fn find(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) -> Location {
+/// Finds everything about where the caller is; also returns the unlabelled lines taken as
+/// location text (so that "Room 110" there is not read as a dial string).
+pub(crate) fn find(
+    text: &MessageText,
+    phrase_line: Option<usize>,
+    rules: &Rules,
+) -> (Location, Range<usize>) {
     let (latitude, longitude) = match coordinates(text, rules) {
         Some((lat, lon)) => (Some(lat), Some(lon)),
         None => (None, None),
@@ -22,18 +29,24 @@ pub(crate) fn find(text: &MessageText, phrase_line: Option<usize>, rules: &Rules
         postal_code: part(Field::PostalCode),
         country: part(Field::Country),
     };
-    Location {
-        text: location_text(text, phrase_line, rules),
+    let (location_text, lines) = location_text(text, phrase_line, rules);
+    let location = Location {
+        text: location_text,
         site: part(Field::Site),
         address: (address != Address::default()).then_some(address),
         latitude,
         longitude,
-    }
+    };
+    (location, lines)
 }
 
 /// The value of the first `Location:`-like label plus its continuation lines; without a label,
 /// the lines right after the phrase line.
-fn location_text(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) -> Option<String> {
+fn location_text(
+    text: &MessageText,
+    phrase_line: Option<usize>,
+    rules: &Rules,
+) -> (Option<String>, Range<usize>) {
     let labelled = text
         .lines
         .iter()
@@ -41,7 +54,7 @@ fn location_text(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) 
     let (first, start) = match (labelled, phrase_line) {
         (Some(i), _) => (text.lines[i].value().unwrap_or_default(), i + 1),
         (None, Some(i)) => ("", i + 1),
-        (None, None) => return None,
+        (None, None) => return (None, 0..0),
     };
     let mut lines: Vec<&str> = Vec::new();
     if !first.is_empty() {
@@ -57,19 +70,19 @@ fn location_text(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) 
     } else {
         0
     };
-    let continuation = text.lines.iter().skip(start + skip_blank).take_while(|l| {
-        !l.is_blank() && l.label.is_none() && !is_detail_line(l, rules) && !is_phrase_line(l, rules)
+    let from = start + skip_blank;
+    let continuation = text.lines.iter().skip(from).take_while(|l| {
+        !l.is_blank() && l.label.is_none() && !is_detail_line(l, rules) && !l.has_phrase(rules)
     });
+    let before = lines.len();
     lines.extend(
         continuation
             .take(MAX_LOCATION_LINES)
             .map(|l| l.text.as_str()),
     );
-    Some(clean(&lines.join("\n"), true, MAX_TEXT_CHARS)).filter(|t| !t.is_empty())
-}
-
-fn is_phrase_line(line: &Line, rules: &Rules) -> bool {
-    rules.phrases.iter().any(|p| line.norm.contains(p.as_str()))
+    let taken = from..from + (lines.len() - before);
+    let joined = clean(&lines.join("\n"), true, MAX_TEXT_CHARS);
+    ((!joined.is_empty()).then_some(joined), taken)
 }
 
 /// Lines that are a coordinate pair, a link or a phone number, not an address.
@@ -276,7 +289,7 @@ mod tests {
     #[test]
     fn location_text_keeps_lines_and_stops_at_details() {
         let t = text("<p>Jo has placed an Emergency Call</p><p>Location: 725 Example Street<br>Floor 4<br>Redmond, WA 98052<br>47.6396, -122.1283<br>Please respond</p>");
-        let loc = find(&t, Some(0), &Rules::default());
+        let (loc, _) = find(&t, Some(0), &Rules::default());
         assert_eq!(
             loc.text.as_deref(),
             Some("725 Example Street\nFloor 4\nRedmond, WA 98052")
@@ -290,10 +303,12 @@ mod tests {
         let t = text(
             "<p>Jo has placed an Emergency Call<br>Building 7, Floor 2<br>Lisbon</p><p>Other</p>",
         );
-        let loc = find(&t, Some(0), &Rules::default());
+        let (loc, _) = find(&t, Some(0), &Rules::default());
         assert_eq!(loc.text.as_deref(), Some("Building 7, Floor 2\nLisbon"));
         assert_eq!(
-            find(&text("<p>just chat</p>"), None, &Rules::default()).text,
+            find(&text("<p>just chat</p>"), None, &Rules::default())
+                .0
+                .text,
             None
         );
         let paragraphs = text(
@@ -301,6 +316,7 @@ mod tests {
         );
         assert_eq!(
             find(&paragraphs, Some(0), &Rules::default())
+                .0
                 .text
                 .as_deref(),
             Some("Rua Augusta 10\nLisboa")
@@ -310,7 +326,7 @@ mod tests {
     #[test]
     fn civic_labels_fill_the_address() {
         let t = text("<p>Street: 725 Example St</p><p>City: Redmond</p><p>State: WA</p><p>ZIP: 98052</p><p>Country or region: US</p><p>Site: HQ-B7</p>");
-        let loc = find(&t, None, &Rules::default());
+        let (loc, _) = find(&t, None, &Rules::default());
         assert_eq!(
             loc.address,
             Some(Address {
@@ -324,6 +340,7 @@ mod tests {
         assert_eq!(loc.site.as_deref(), Some("HQ-B7"));
         let de = text("<p>Straße: Hauptstraße 5</p><p>PLZ: 10115</p><p>Stadt: Berlin</p>");
         let a = find(&de, None, &Rules::default())
+            .0
             .address
             .unwrap_or_default();
         assert_eq!(

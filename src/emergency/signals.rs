@@ -2,6 +2,8 @@
 //! (system event, deleted), sender vs. service account, importance, chat type, configured
 //! phrases and keywords, dial strings and the presence of a location.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -127,17 +129,16 @@ pub(crate) fn detect(
         d.signals.push(Signal::AdaptiveCard);
     }
 
-    d.phrase_line = text
-        .lines
-        .iter()
-        .position(|line| rules.phrases.iter().any(|p| line.norm.contains(p.as_str())));
+    d.phrase_line = text.lines.iter().position(|line| line.has_phrase(rules));
     if d.phrase_line.is_some() {
         d.signals.push(Signal::Phrase);
     }
     if text.lines.iter().any(|line| has_keyword(&line.norm, rules)) {
         d.signals.push(Signal::EmergencyKeyword);
     }
-    d.dial = find_dial(text, d.phrase_line, rules);
+    let (location, location_lines) = location::find(text, d.phrase_line, rules);
+    d.location = location;
+    d.dial = find_dial(text, d.phrase_line, &location_lines, rules);
     if let Some(dial) = &d.dial {
         d.signals.push(if dial.is_test {
             Signal::TestDialString
@@ -145,7 +146,6 @@ pub(crate) fn detect(
             Signal::DialString
         });
     }
-    d.location = location::find(text, d.phrase_line, rules);
     if d.location.text.is_some() || d.location.site.is_some() || d.location.address.is_some() {
         d.signals.push(Signal::LocationText);
     }
@@ -169,8 +169,14 @@ fn has_keyword(norm: &str, rules: &Rules) -> bool {
 }
 
 /// The dial string: a labelled value ("Dialed: 911") first, then a configured number on the
-/// phrase line, then a configured number on any line that is not a location or phone line.
-fn find_dial(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) -> Option<DialMatch> {
+/// phrase line, then a configured number on any line that is not part of the location, an
+/// address, a phone number or coordinates.
+fn find_dial(
+    text: &MessageText,
+    phrase_line: Option<usize>,
+    location_lines: &Range<usize>,
+    rules: &Rules,
+) -> Option<DialMatch> {
     let classify = |digits: &str| DialMatch {
         digits: digits.to_string(),
         is_test: rules.test_dial_strings.iter().any(|t| t == digits),
@@ -189,11 +195,12 @@ fn find_dial(text: &MessageText, phrase_line: Option<usize>, rules: &Rules) -> O
         .or_else(|| {
             text.lines
                 .iter()
-                .filter(|line| {
-                    line.label
-                        .is_none_or(|(field, _)| field.may_hold_dial_string())
+                .enumerate()
+                .filter(|(i, line)| {
+                    !location_lines.contains(i)
+                        && line.label.is_none_or(|(f, _)| f.may_hold_dial_string())
                 })
-                .find_map(|line| configured_dial(&line.text, rules))
+                .find_map(|(_, line)| configured_dial(&line.text, rules))
         })
         .map(classify)
 }
