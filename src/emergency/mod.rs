@@ -328,3 +328,108 @@ pub fn classify(message: &Value, context: &Context, rules: &Rules) -> Classifica
         _ => Classification::Possible { call, signals },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message(importance: &str, body: &str) -> Value {
+        json!({"id":"m","chatId":"c","importance":importance,
+            "from":{"user":{"id":"U1","displayName":"Jo"}},
+            "body":{"contentType":"html","content":body}})
+    }
+
+    fn rules(edit: impl FnOnce(&mut RulesConfig)) -> Rules {
+        let mut config = RulesConfig::default();
+        edit(&mut config);
+        Rules::compile(&config).unwrap_or_default()
+    }
+
+    const CALL: &str = "<p>Jo has placed an Emergency Call to 911</p>";
+
+    #[test]
+    fn chat_type_parses_any_casing() {
+        assert_eq!(ChatType::parse("OneOnOne"), ChatType::OneOnOne);
+        assert_eq!(ChatType::parse(" GROUP "), ChatType::Group);
+        assert_eq!(ChatType::parse("meeting"), ChatType::Meeting);
+        assert_eq!(ChatType::parse("unknownFutureValue"), ChatType::Other);
+    }
+
+    #[test]
+    fn require_group_chat_rejects_known_other_chats_only() {
+        let strict = rules(|c| c.require_group_chat = true);
+        let ctx = |chat_type| Context {
+            chat_type,
+            ..Context::default()
+        };
+        let one = classify(
+            &message("high", CALL),
+            &ctx(Some(ChatType::OneOnOne)),
+            &strict,
+        );
+        assert!(matches!(
+            one,
+            Classification::NotEmergency {
+                reason: NotEmergencyReason::NotGroupChat,
+                ..
+            }
+        ));
+        let group = classify(&message("high", CALL), &ctx(Some(ChatType::Group)), &strict);
+        assert_eq!(group.kind(), Kind::Emergency);
+        assert!(group.signals().contains(&Signal::GroupChat));
+        let unknown = classify(&message("high", CALL), &ctx(None), &strict);
+        assert_eq!(
+            unknown.kind(),
+            Kind::Emergency,
+            "unknown chat type never rejects"
+        );
+    }
+
+    #[test]
+    fn possible_alarm_is_configurable_and_tests_never_alarm() {
+        let drill = message("high", "<p>Emergency drill at noon</p>");
+        let loud = Rules::default();
+        let quiet = rules(|c| c.possible_raises_alarm = false);
+        let possible = classify(&drill, &Context::default(), &loud);
+        assert_eq!(possible.kind(), Kind::Possible);
+        assert!(possible.raises_alarm(&loud));
+        assert!(!possible.raises_alarm(&quiet));
+        let test = classify(
+            &message("high", "<p>Jo has placed an Emergency Call to 933</p>"),
+            &Context::default(),
+            &loud,
+        );
+        assert_eq!(test.kind(), Kind::Test);
+        assert!(!test.raises_alarm(&loud));
+        assert!(test.call().is_some_and(|c| c.is_test));
+    }
+
+    #[test]
+    fn service_account_is_matched_case_insensitively() {
+        let ctx = Context {
+            service_account_id: Some(" u1 ".into()),
+            ..Context::default()
+        };
+        let own = classify(&message("high", CALL), &ctx, &Rules::default());
+        assert_eq!(own.kind(), Kind::NotEmergency);
+        assert_eq!(own.reason(), "sent by the service account");
+    }
+
+    #[test]
+    fn custom_dial_strings_and_phrases_apply() {
+        let custom = rules(|c| {
+            c.phrases = vec!["SOS gemeldet".into()];
+            c.dial_strings = vec!["144".into()];
+        });
+        let m = message("high", "<p>Jo hat SOS gemeldet: 144</p>");
+        let result = classify(&m, &Context::default(), &custom);
+        assert_eq!(result.kind(), Kind::Emergency);
+        assert_eq!(
+            result.call().and_then(|c| c.dial_string.as_deref()),
+            Some("144")
+        );
+        let default = classify(&m, &Context::default(), &Rules::default());
+        assert_eq!(default.kind(), Kind::NotEmergency);
+    }
+}
