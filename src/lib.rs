@@ -31,6 +31,7 @@
 pub mod alarm;
 pub mod app;
 pub mod config;
+pub mod emergency;
 pub mod eventhub;
 pub mod graph;
 pub mod health;

@@ -1,0 +1,337 @@
+//! Configuration of the classifier (`RulesConfig`, the `[emergency]` TOML section) and its
+//! compiled form (`Rules`): phrases normalised once, dial strings validated, zones compiled,
+//! regexes built once so that classifying a message never compiles anything.
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::zones::{ZoneConfig, ZoneRules};
+
+/// The `[emergency]` section of the appliance configuration.
+///
+/// Every field is optional; a missing field takes the built-in default, an unknown field is an
+/// error. Example with the defaults shortened:
+///
+/// ```toml
+/// [emergency]
+/// # Text that marks the Teams notification (case-insensitive, any whitespace/apostrophe).
+/// phrases = ["has placed an Emergency Call", "placed an emergency call", "hat einen Notruf"]
+/// # Weaker words: in an important message they make it a "possible" emergency.
+/// keywords = ["emergency", "notruf", "urgence"]
+/// dial_strings = ["911", "112", "999", "000", "110", "119", "111"]
+/// test_dial_strings = ["933"]
+/// possible_raises_alarm = true      # fail loud: partial matches still alarm
+/// require_group_chat = false        # true: only group chats can be emergencies
+/// alarm_when_location_unknown = true # with zones: alarm if the call has no location
+///
+/// [[emergency.zones]]
+/// name = "HQ"
+/// patterns = ["725 Example Street", "Building 7"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Phrases of the notification text; any one matching is the `phrase` signal.
+    pub phrases: Vec<String>,
+    /// Words that mention an emergency without being the notification phrase.
+    pub keywords: Vec<String>,
+    /// Emergency numbers (digits only).
+    pub dial_strings: Vec<String>,
+    /// Test numbers (digits only), e.g. 933; a call to one is `Test`.
+    pub test_dial_strings: Vec<String>,
+    /// Whether a `Possible` classification raises the alarm (default true).
+    pub possible_raises_alarm: bool,
+    /// Only messages in group chats can be emergencies (default false).
+    pub require_group_chat: bool,
+    /// Whether a call without any location alarms when zones are configured (default true).
+    pub alarm_when_location_unknown: bool,
+    /// Optional local site filter; empty = every call alarms locally.
+    pub zones: Vec<ZoneConfig>,
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            phrases: strings(&[
+                // English (the phrase seen in the wild, E.5a) and close variants
+                "has placed an Emergency Call",
+                "placed an emergency call",
+                "made an emergency call",
+                // Spanish
+                "ha realizado una llamada de emergencia",
+                "realizó una llamada de emergencia",
+                // French
+                "a passé un appel d'urgence",
+                "a effectué un appel d'urgence",
+                // German
+                "hat einen Notruf",
+                // Italian
+                "ha effettuato una chiamata di emergenza",
+                // Portuguese
+                "fez uma chamada de emergência",
+                "efetuou uma chamada de emergência",
+                "realizou uma chamada de emergência",
+                // Dutch
+                "heeft een noodoproep",
+            ]),
+            keywords: strings(&[
+                "emergency",
+                "emergencia",
+                "urgence",
+                "notruf",
+                "emergenza",
+                "emergência",
+                "noodoproep",
+                "noodgeval",
+            ]),
+            dial_strings: strings(&["911", "112", "999", "000", "110", "119", "111"]),
+            test_dial_strings: strings(&["933"]),
+            possible_raises_alarm: true,
+            require_group_chat: false,
+            alarm_when_location_unknown: true,
+            zones: Vec::new(),
+        }
+    }
+}
+
+/// Why a `RulesConfig` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    #[error("emergency.phrases is empty: at least one notification phrase is needed")]
+    NoPhrases,
+    #[error("emergency.{list}[{index}] is empty")]
+    EmptyEntry { list: &'static str, index: usize },
+    #[error("emergency.{list}: {value:?} is not a dial string (1 to 6 digits 0-9)")]
+    NotDigits { list: &'static str, value: String },
+    #[error("emergency: {value:?} is in both dial_strings and test_dial_strings")]
+    BothEmergencyAndTest { value: String },
+    #[error("emergency.zones[{index}]: {problem}")]
+    Zone { index: usize, problem: String },
+}
+
+/// Compiled rules; build once with [`Rules::compile`], share read-only.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub(crate) phrases: Vec<String>,
+    pub(crate) keywords: Vec<String>,
+    pub(crate) dial_strings: Vec<String>,
+    pub(crate) test_dial_strings: Vec<String>,
+    pub(crate) possible_raises_alarm: bool,
+    pub(crate) require_group_chat: bool,
+    pub(crate) zones: ZoneRules,
+    pub(crate) patterns: Patterns,
+}
+
+/// Regexes used by extraction, compiled once.
+#[derive(Debug, Clone)]
+pub(crate) struct Patterns {
+    /// Decimal coordinate pair, optional degree signs and hemisphere letters.
+    pub coordinates: Regex,
+    /// `@lat,lon`, `q=`/`ll=`/`query=`/`center=` `lat,lon`, bing `cp=lat~lon`.
+    pub map_pair: Regex,
+    pub osm_mlat: Regex,
+    pub osm_mlon: Regex,
+    /// OSM `#map=zoom/lat/lon`.
+    pub osm_hash: Regex,
+    pub email: Regex,
+    /// International or NANP-looking phone number.
+    pub phone: Regex,
+    pub url: Regex,
+}
+
+impl Patterns {
+    fn new() -> Self {
+        const NUM: &str = r"[-+]?\d{1,3}\.\d+";
+        let build =
+            |re: &str| Regex::new(re).unwrap_or_else(|e| panic!("built-in regex {re}: {e}"));
+        Self {
+            coordinates: build(
+                r"(?i)(?:^|[^\w.\-+])([-+]?\d{1,2}\.\d{2,})\s*°?\s*([NS])?\s*(?:[,;/]\s*|\s+)([-+]?\d{1,3}\.\d{2,})\s*°?\s*([EW])?(?:$|[^\w.])",
+            ),
+            map_pair: build(&format!(
+                r"(?i)(?:@|[?&](?:q|ll|query|center|daddr|cp|sll)=(?:loc:)?)({NUM})\s*(?:,|%2C|~)\s*({NUM})"
+            )),
+            osm_mlat: build(&format!(r"(?i)[?&]mlat=({NUM})")),
+            osm_mlon: build(&format!(r"(?i)[?&]mlon=({NUM})")),
+            osm_hash: build(&format!(r"#map=\d+/({NUM})/({NUM})")),
+            email: build(r"(?i)\b[a-z0-9._%+'\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,24}\b"),
+            phone: build(r"\+\d[\d\s\-.()]{5,20}\d|\(\d{3}\)\s*\d{3}[\s\-.]\d{4}"),
+            url: build(r#"(?i)\bhttps?://[^\s<>"')\]]+"#),
+        }
+    }
+}
+
+impl Rules {
+    /// Validates and compiles a configuration.
+    pub fn compile(config: &RulesConfig) -> Result<Rules, RulesError> {
+        if config.phrases.is_empty() {
+            return Err(RulesError::NoPhrases);
+        }
+        let phrases = normalized_list("phrases", &config.phrases)?;
+        let keywords = normalized_list("keywords", &config.keywords)?;
+        let dial_strings = dial_list("dial_strings", &config.dial_strings)?;
+        let test_dial_strings = dial_list("test_dial_strings", &config.test_dial_strings)?;
+        if let Some(both) = dial_strings.iter().find(|d| test_dial_strings.contains(d)) {
+            return Err(RulesError::BothEmergencyAndTest {
+                value: both.clone(),
+            });
+        }
+        Ok(Rules {
+            phrases,
+            keywords,
+            dial_strings,
+            test_dial_strings,
+            possible_raises_alarm: config.possible_raises_alarm,
+            require_group_chat: config.require_group_chat,
+            zones: ZoneRules::compile(&config.zones, config.alarm_when_location_unknown)?,
+            patterns: Patterns::new(),
+        })
+    }
+
+    /// Whether `Possible` classifications raise the alarm.
+    pub fn possible_raises_alarm(&self) -> bool {
+        self.possible_raises_alarm
+    }
+
+    /// The compiled zone filter.
+    pub fn zones(&self) -> &ZoneRules {
+        &self.zones
+    }
+}
+
+impl Default for Rules {
+    /// The built-in defaults (they always compile).
+    fn default() -> Self {
+        match Rules::compile(&RulesConfig::default()) {
+            Ok(rules) => rules,
+            Err(e) => panic!("built-in emergency rules do not compile: {e}"),
+        }
+    }
+}
+
+fn normalized_list(list: &'static str, items: &[String]) -> Result<Vec<String>, RulesError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let n = normalize(item);
+            if n.is_empty() {
+                Err(RulesError::EmptyEntry { list, index })
+            } else {
+                Ok(n)
+            }
+        })
+        .collect()
+}
+
+fn dial_list(list: &'static str, items: &[String]) -> Result<Vec<String>, RulesError> {
+    items
+        .iter()
+        .map(|item| {
+            let d = item.trim();
+            if d.is_empty() || d.len() > 6 || !d.bytes().all(|b| b.is_ascii_digit()) {
+                Err(RulesError::NotDigits {
+                    list,
+                    value: item.clone(),
+                })
+            } else {
+                Ok(d.to_string())
+            }
+        })
+        .collect()
+}
+
+/// Lower-case, typographic apostrophes → `'`, whitespace runs → one space, trimmed.
+/// Applied to configured phrases and to message lines alike.
+pub(crate) fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.trim().chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        match c {
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{00B4}' | '`' => out.push('\''),
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(edit: impl FnOnce(&mut RulesConfig)) -> RulesConfig {
+        let mut c = RulesConfig::default();
+        edit(&mut c);
+        c
+    }
+
+    #[test]
+    fn defaults_compile() {
+        let rules = Rules::compile(&RulesConfig::default()).map_err(|e| e.to_string());
+        assert!(rules.is_ok(), "{rules:?}");
+    }
+
+    #[test]
+    fn bad_configs_are_rejected_with_clear_errors() {
+        let err = |c: RulesConfig| Rules::compile(&c).err().map(|e| e.to_string());
+        assert_eq!(
+            err(config(|c| c.phrases.clear())).as_deref(),
+            Some("emergency.phrases is empty: at least one notification phrase is needed")
+        );
+        assert_eq!(
+            err(config(|c| c.phrases.push("  ".into()))).as_deref(),
+            Some("emergency.phrases[13] is empty")
+        );
+        assert_eq!(
+            err(config(|c| c.dial_strings.push("9-1-1".into()))).as_deref(),
+            Some("emergency.dial_strings: \"9-1-1\" is not a dial string (1 to 6 digits 0-9)")
+        );
+        assert!(err(config(|c| c.test_dial_strings.push("911".into())))
+            .is_some_and(|e| e.contains("both")));
+    }
+
+    #[test]
+    fn toml_section_parses_and_rejects_unknown_fields() {
+        #[derive(Deserialize)]
+        struct App {
+            emergency: RulesConfig,
+        }
+        let app: App = toml::from_str(
+            "[emergency]\ndial_strings = [\"112\"]\nrequire_group_chat = true\n\
+             [[emergency.zones]]\nname = \"HQ\"\npatterns = [\"Building 7\"]\n",
+        )
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(app.emergency.dial_strings, ["112"]);
+        assert!(app.emergency.require_group_chat);
+        assert!(
+            app.emergency.possible_raises_alarm,
+            "unset fields keep defaults"
+        );
+        assert_eq!(app.emergency.phrases, RulesConfig::default().phrases);
+        assert_eq!(app.emergency.zones[0].name, "HQ");
+        let bad = toml::from_str::<App>("[emergency]\nphrase = [\"x\"]\n");
+        assert!(bad.is_err_and(|e| e.to_string().contains("unknown field")));
+    }
+
+    #[test]
+    fn normalize_folds_case_space_and_apostrophes() {
+        assert_eq!(
+            normalize("  A  Passé\u{00A0}un appel d\u{2019}URGENCE "),
+            "a passé un appel d'urgence"
+        );
+    }
+}
