@@ -29,6 +29,10 @@ pub struct Config {
     pub graph: GraphConfig,
     /// The durable ingest stage.
     pub ingest: IngestConfig,
+    /// How a chat message is recognised as an emergency (phrases, numbers, zones).
+    pub emergency: crate::emergency::RulesConfig,
+    /// The alarm's timers and output patterns.
+    pub alarm: crate::alarm::AlarmConfig,
 }
 
 impl Default for Config {
@@ -39,6 +43,8 @@ impl Default for Config {
             eventhub: EventHubConfig::default(),
             graph: GraphConfig::default(),
             ingest: IngestConfig::default(),
+            emergency: crate::emergency::RulesConfig::default(),
+            alarm: crate::alarm::AlarmConfig::default(),
         }
     }
 }
@@ -280,6 +286,12 @@ impl Config {
         }
         if self.ingest.max_batch == 0 {
             return Err(("ingest.max_batch", "must be at least 1".into()));
+        }
+        if let Err(e) = crate::emergency::Rules::compile(&self.emergency) {
+            return Err(("emergency", e.to_string()));
+        }
+        if let Err(e) = self.alarm.validate() {
+            return Err(("alarm", e.to_string()));
         }
         if self.ingest.dedupe_days < 8 {
             return Err((

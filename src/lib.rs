@@ -30,6 +30,7 @@
 
 pub mod alarm;
 pub mod app;
+pub mod commands;
 pub mod config;
 pub mod emergency;
 pub mod eventhub;

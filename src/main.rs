@@ -33,6 +33,25 @@ enum Command {
         /// Configuration file (TOML).
         path: PathBuf,
     },
+    /// Classify a Graph chatMessage (JSON file) and print the classification and the
+    /// extracted call as JSON. Exit 0 emergency/test/possible, 1 not an emergency, 2 bad input.
+    /// Also takes a change-notification collection with encrypted content plus --key.
+    Parse {
+        /// chatMessage JSON, or a notification collection with encryptedContent.
+        file: PathBuf,
+        /// Object id of the service account (its own messages are never emergencies).
+        #[arg(long)]
+        service_account: Option<String>,
+        /// The chat's type when known (group, oneOnOne, meeting).
+        #[arg(long)]
+        chat_type: Option<String>,
+        /// PEM private key to decrypt a rich notification.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Configuration file whose [emergency] rules apply (default: built-in rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
     /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
     Replay {
@@ -54,6 +73,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::Parse {
+            file,
+            service_account,
+            chat_type,
+            key,
+            config,
+        } => parse(&file, service_account, chat_type, key, config.as_deref()),
         Command::Run { config } => with_runtime(|| async move {
             let config = load(&config)?;
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
@@ -64,13 +90,57 @@ fn main() -> ExitCode {
             let summary = beacon::app::replay(config, &file)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).unwrap_or_default()
-            );
+            print_json(&summary);
             Ok(ExitCode::SUCCESS)
         }),
     }
+}
+
+fn parse(
+    file: &std::path::Path,
+    service_account: Option<String>,
+    chat_type: Option<String>,
+    key: Option<PathBuf>,
+    config: Option<&std::path::Path>,
+) -> ExitCode {
+    let rules = match config.map(load).transpose() {
+        Ok(config) => {
+            beacon::emergency::Rules::compile(&config.map(|c| c.emergency).unwrap_or_default())
+        }
+        Err(e) => {
+            eprintln!("beacon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rules = match rules {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("beacon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = beacon::commands::ParseOptions {
+        service_account,
+        chat_type,
+        key,
+    };
+    match beacon::commands::parse(file, &options, &rules) {
+        Ok((report, code)) => {
+            print_json(&report);
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
+        Err(message) => {
+            eprintln!("beacon: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints pretty JSON; a closed pipe (`| head`) is not an error worth a panic.
+fn print_json(value: &impl serde::Serialize) {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 fn load(path: &std::path::Path) -> Result<Config, String> {

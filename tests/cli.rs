@@ -153,3 +153,96 @@ fn replay_feeds_the_pipeline_and_a_second_replay_is_all_duplicates() {
     assert_eq!(second["handed_off"], 0);
     assert_eq!(second["duplicates"], 3);
 }
+
+#[test]
+fn parse_prints_the_stable_shape_and_exit_codes() {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emergency");
+    let run = |name: &str| {
+        let out = beacon()
+            .arg("parse")
+            .arg(fixtures.join(name))
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), json)
+    };
+    let (code, json) = run("en_h7_html_and_card.json");
+    assert_eq!(code, Some(0));
+    assert_eq!(json["classification"], "emergency");
+    let call = &json["call"];
+    assert_eq!(call["caller"]["display_name"], "Jordan Rivera");
+    assert_eq!(call["caller"]["upn"], "jordan.rivera@contoso.com");
+    assert_eq!(call["dial_string"], "911");
+    assert_eq!(call["is_test"], false);
+    for key in ["text", "site", "address", "latitude", "longitude"] {
+        assert!(
+            call["location"].get(key).is_some(),
+            "location.{key} missing"
+        );
+    }
+    for key in ["chat_id", "message_id", "created"] {
+        assert!(call[key].is_string(), "{key}");
+    }
+    let (code, json) = run("test_933_html.json");
+    assert_eq!(
+        (code, json["classification"].as_str()),
+        (Some(0), Some("test"))
+    );
+    let (code, json) = run("trap_chat_mentions_emergency.json");
+    assert_eq!(
+        (code, json["classification"].as_str()),
+        (Some(1), Some("not_emergency"))
+    );
+    assert!(json["call"].is_null());
+
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = write(dir.path(), "bad.json", "{ not json");
+    let out = beacon().arg("parse").arg(&bad).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not JSON"));
+}
+
+#[test]
+fn parse_decrypts_a_rich_notification_with_key() {
+    let key = beacon::graph::crypto::EncryptionKey::generate("parse-key", chrono::Utc::now(), 30)
+        .expect("key");
+    let message: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/emergency/en_h7_html_and_card.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("json");
+    let body = support::notifications::rich(
+        CLIENT_STATE,
+        "1741000123456",
+        &message,
+        key.certificate_der(),
+        &key.id,
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(dir.path(), "rich.json", &body);
+    let pem = dir.path().join("key.pem");
+    std::fs::write(&pem, key.private_key_pem().expect("pem")).expect("write");
+    let out = beacon()
+        .arg("parse")
+        .arg(&file)
+        .arg("--key")
+        .arg(&pem)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["classification"], "emergency");
+    // Without the key: a clear error, exit 2.
+    let out = beacon().arg("parse").arg(&file).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+}

@@ -3,7 +3,7 @@
 //! regexes built once so that classifying a message never compiles anything.
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::zones::{ZoneConfig, ZoneRules};
 
@@ -28,7 +28,7 @@ use super::zones::{ZoneConfig, ZoneRules};
 /// name = "HQ"
 /// patterns = ["725 Example Street", "Building 7"]
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// Phrases of the notification text; any one matching is the `phrase` signal.

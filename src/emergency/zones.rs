@@ -11,7 +11,7 @@ use super::rules::{normalize, RulesError};
 use super::EmergencyCall;
 
 /// One `[[emergency.zones]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     /// Name shown on the display and recorded with the call.

@@ -85,6 +85,9 @@ pub fn client_config(settings: &ConsumerSettings) -> ClientConfig {
         .set("session.timeout.ms", "30000")
         .set("heartbeat.interval.ms", "3000")
         .set("max.poll.interval.ms", "300000")
+        // The alarm must follow the event within a second: bound how long a broker may hold
+        // a fetch open when no data is waiting (Kafka's default is 500 ms).
+        .set("fetch.wait.max.ms", "100")
         .set_log_level(RDKafkaLogLevel::Warning);
     if let Some(ca) = &settings.ca_file {
         config.set("ssl.ca.location", ca.to_string_lossy());

@@ -125,6 +125,21 @@ impl EncryptionKey {
         })
     }
 
+    /// A decryption-only key from a PEM private key (for `beacon parse --key`): no certificate.
+    pub fn from_private_pem(id: &str, pem: &[u8]) -> Result<EncryptionKey, KeyError> {
+        Ok(EncryptionKey {
+            id: id.to_string(),
+            private_key: PKey::private_key_from_pem(pem)?,
+            certificate_der: Vec::new(),
+            not_after: DateTime::<Utc>::MAX_UTC,
+        })
+    }
+
+    /// The private key as PKCS#8 PEM (for `beacon keys export`-style tooling and tests).
+    pub fn private_key_pem(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self.private_key.private_key_to_pem_pkcs8()?)
+    }
+
     /// Reads a key back from the store.
     pub fn from_stored(stored: &StoredKey) -> Result<EncryptionKey, KeyError> {
         let private_key = PKey::private_key_from_pem(stored.private_key_pem.as_bytes())?;
