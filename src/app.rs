@@ -8,13 +8,20 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::alarm_service::{self, AlarmHandle};
 use crate::config::Config;
+use crate::emergency::Rules;
 use crate::eventhub::connection::ConnectionError;
 use crate::eventhub::consumer::{self, ConsumerError, ConsumerSettings};
+use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
+use crate::graph::client::GraphClient;
 use crate::graph::client_state::ClientStates;
 use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
+use crate::graph::retry::RetryPolicy;
+use crate::graph::tokens::TokenKeeper;
 use crate::health::{IngestCounters, IngestSnapshot};
 use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
+use crate::recognise::{MessageSource, Recogniser};
 use crate::store::{Store, StoreError};
 
 /// Prefix of the rich-notification keys in the secrets tree.
@@ -35,6 +42,8 @@ pub enum AppError {
     Consumer(#[from] ConsumerError),
     #[error("{path}: {reason}")]
     Replay { path: String, reason: String },
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The long-lived parts every command shares.
@@ -83,8 +92,19 @@ impl Core {
 pub async fn run(config: Config) -> Result<(), AppError> {
     let core = Core::open(&config)?;
     let target = config.eventhub_target()?;
+    let (alarm, alarm_task) =
+        alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+    let (source, tokens) = graph_source(&config, &core.store)?;
+    if let Some(tokens) = &tokens {
+        tokio::spawn(tokens.clone().run(std::future::pending::<()>()));
+    } else {
+        tracing::warn!(
+            "Graph sign-in is not configured: basic notifications wait in the inbox until it is"
+        );
+    }
+    let recogniser = recogniser(&config, &core, alarm.clone(), source)?;
     let (tx, rx) = mpsc::channel(config.ingest.queue);
-    let stage = tokio::spawn(ingest::stage::run(core.store.clone(), rx));
+    let stage = tokio::spawn(recogniser.run(rx));
     let resumed = ingest::stage::resume(&core.store, &tx).await?;
     if resumed > 0 {
         tracing::info!(
@@ -120,14 +140,72 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .map_err(|e| ConsumerError::Thread(e.to_string()))?;
     core.store.flush()?;
     let _ = stage.await;
+    // The recogniser's handle went with the stage; this was the last one: the alarm task
+    // drains what is queued, persists, and ends.
+    drop(alarm);
+    let _ = alarm_task.await;
     core.store.flush()?;
     Ok(())
+}
+
+/// The Graph message source and token keeper, when sign-in is configured.
+fn graph_source(
+    config: &Config,
+    store: &Store,
+) -> Result<(MessageSource, Option<Arc<TokenKeeper>>), AppError> {
+    let (Some(tenant), Some(client_id)) = (&config.graph.tenant_id, &config.graph.client_id) else {
+        return Ok((MessageSource::Unavailable, None));
+    };
+    let settings = OAuthSettings {
+        login_url: config.graph.login_url.clone(),
+        tenant: tenant.clone(),
+        client_id: client_id.clone(),
+        client_secret: config.graph.client_secret.clone(),
+        scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+    };
+    let tokens =
+        TokenKeeper::new(settings, store.clone()).map_err(|e| AppError::Config(e.to_string()))?;
+    let graph = GraphClient::new(
+        &config.graph.graph_url,
+        tokens.clone(),
+        RetryPolicy::default(),
+    )
+    .map_err(|e| AppError::Config(e.to_string()))?;
+    Ok((MessageSource::Graph(graph), Some(tokens)))
+}
+
+fn recogniser(
+    config: &Config,
+    core: &Core,
+    alarm: AlarmHandle,
+    source: MessageSource,
+) -> Result<Recogniser, AppError> {
+    let rules = Rules::compile(&config.emergency).map_err(|e| AppError::Config(e.to_string()))?;
+    let service_account_id = core
+        .store
+        .settings
+        .get("graph/account")?
+        .and_then(|a| a.get("id").and_then(|v| v.as_str()).map(str::to_string));
+    Ok(Recogniser {
+        store: core.store.clone(),
+        rules: Arc::new(rules),
+        alarm,
+        source,
+        service_account_id,
+        lifecycle: None,
+    })
 }
 
 /// Result of `beacon replay`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
     pub lines: usize,
+    /// Calls recorded by this replay (and before it, in the same store).
+    pub calls: Vec<CallBrief>,
+    /// The alarm after the replay: idle, alerting or acknowledged.
+    pub alarm: String,
+    /// Notifications still waiting (a basic notification whose message could not be read).
+    pub pending: usize,
     pub handed_off: usize,
     pub duplicates: usize,
     pub rejected: usize,
@@ -135,15 +213,38 @@ pub struct ReplaySummary {
     pub counters: IngestSnapshot,
 }
 
-/// `beacon replay FILE.jsonl`: each non-empty line is one record body, through the same stage.
-pub async fn replay(config: Config, file: &Path) -> Result<ReplaySummary, AppError> {
+/// One recorded call, as `beacon replay` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallBrief {
+    pub key: String,
+    pub kind: crate::emergency::Kind,
+    pub alarmed_locally: bool,
+    pub updates: u32,
+    pub location: Option<String>,
+}
+
+/// `beacon replay FILE.jsonl`: each non-empty line is one record body, through the same stage
+/// and recognition. Basic notifications' messages come from `fixtures` (`<message-id>.json`)
+/// or, when sign-in is configured, from Graph.
+pub async fn replay(
+    config: Config,
+    file: &Path,
+    fixtures: Option<&Path>,
+) -> Result<ReplaySummary, AppError> {
     let text = tokio::fs::read(file).await.map_err(|e| AppError::Replay {
         path: file.display().to_string(),
         reason: e.to_string(),
     })?;
     let core = Core::open(&config)?;
+    let (alarm, alarm_task) =
+        alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+    let source = match fixtures {
+        Some(dir) => MessageSource::Fixtures(dir.to_path_buf()),
+        None => graph_source(&config, &core.store)?.0,
+    };
+    let recogniser = recogniser(&config, &core, alarm.clone(), source)?;
     let (tx, rx) = mpsc::channel(config.ingest.queue);
-    let stage = tokio::spawn(ingest::stage::run(core.store.clone(), rx));
+    let stage = tokio::spawn(recogniser.run(rx));
     ingest::stage::resume(&core.store, &tx).await?;
     let ingest = core.ingest(tx);
     let name = file.display().to_string();
@@ -176,9 +277,32 @@ pub async fn replay(config: Config, file: &Path) -> Result<ReplaySummary, AppErr
         reason: e.to_string(),
     })??;
     let _ = stage.await;
+    let view = alarm.view();
+    drop(alarm);
+    let _ = alarm_task.await;
+    let state = view.borrow().state;
     store.flush()?;
+    let calls = store
+        .calls
+        .iter()
+        .filter_map(|(_, v)| v.ok())
+        .filter_map(|v| serde_json::from_value::<crate::recognise::CallRecord>(v).ok())
+        .map(|r| CallBrief {
+            key: r.key,
+            kind: r.kind,
+            alarmed_locally: r.alarmed_locally,
+            updates: r.updates,
+            location: r.call.location.text,
+        })
+        .collect();
     Ok(ReplaySummary {
         counters: counters.snapshot(),
+        calls,
+        alarm: serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        pending: store.inbox.len(),
         ..summary
     })
 }

@@ -29,6 +29,7 @@
 //! response; input never panics the process.
 
 pub mod alarm;
+pub mod alarm_service;
 pub mod app;
 pub mod commands;
 pub mod config;
@@ -37,5 +38,6 @@ pub mod eventhub;
 pub mod graph;
 pub mod health;
 pub mod ingest;
+pub mod recognise;
 pub mod secret;
 pub mod store;

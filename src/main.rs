@@ -57,6 +57,10 @@ enum Command {
     Replay {
         /// File of record bodies, one per line (JSON Lines).
         file: PathBuf,
+        /// Directory of chatMessage files (`<message-id>.json`) for basic notifications,
+        /// instead of fetching them from Graph.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
         /// Configuration file (TOML).
         #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
         config: PathBuf,
@@ -85,9 +89,13 @@ fn main() -> ExitCode {
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Replay { file, config } => with_runtime(|| async move {
+        Command::Replay {
+            file,
+            fixtures,
+            config,
+        } => with_runtime(|| async move {
             let config = load(&config)?;
-            let summary = beacon::app::replay(config, &file)
+            let summary = beacon::app::replay(config, &file, fixtures.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
             print_json(&summary);

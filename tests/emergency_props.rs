@@ -62,8 +62,14 @@ fn arb_message() -> impl Strategy<Value = Value> {
                 "id": "1", "chatId": "c", "messageType": "message", "importance": "high",
                 "createdDateTime": "2025-03-01T10:15:23Z",
                 "from": {"user": {"id": "u", "displayName": name}},
+                // Arbitrary *visible* text around the phrase: in HTML it is escaped, so a random
+                // "<a" cannot swallow the phrase into a tag (hidden text is another property).
                 "body": {"contentType": if html { "html" } else { "text" },
-                         "content": format!("{body} has placed an Emergency Call to 911 {card_text}")},
+                         "content": if html {
+                             format!("{} has placed an Emergency Call to 911 {}", escape(&body), escape(&card_text))
+                         } else {
+                             format!("{body} has placed an Emergency Call to 911 {card_text}")
+                         }},
                 "attachments": [
                     {"contentType": "application/vnd.microsoft.card.adaptive", "content": card.to_string()},
                     {"contentType": "application/vnd.microsoft.card.adaptive", "content": fact},
@@ -71,6 +77,12 @@ fn arb_message() -> impl Strategy<Value = Value> {
             })
         },
     )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn exercise(message: &Value) {

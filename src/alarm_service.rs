@@ -1,0 +1,200 @@
+//! The alarm adapter: owns the pure [`crate::alarm::Alarm`], feeds it events and the clock,
+//! publishes what the outputs and display must show (watch channels the GPIO and display
+//! drivers and the web page follow), and writes audit records and the state to the store so
+//! that an unacknowledged call is still alarming after a restart.
+//!
+//! Outputs are published before anything is written: the strobe never waits for the disk.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::alarm::{
+    Alarm, AlarmConfig, AlarmState, CallSummary, DisplayModel, Effect, Event, OutputState,
+    PersistedState,
+};
+use crate::store::Store;
+
+const STATE_KEY: &str = "alarm/state";
+
+struct Request {
+    event: Event,
+    reply: Option<oneshot::Sender<Vec<Effect>>>,
+}
+
+/// What the drivers and pages follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmView {
+    pub state: AlarmState,
+    pub outputs: OutputState,
+    pub display: DisplayModel,
+}
+
+/// Sends events to the alarm task; cheap to clone.
+#[derive(Clone)]
+pub struct AlarmHandle {
+    tx: mpsc::Sender<Request>,
+    view: watch::Receiver<AlarmView>,
+    escalations: watch::Receiver<Vec<String>>,
+}
+
+impl AlarmHandle {
+    /// Sends an event and waits for its effects.
+    pub async fn send(&self, event: Event) -> Vec<Effect> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .send(Request {
+                event,
+                reply: Some(reply),
+            })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Raises (or, for a known key, ignores) a call without waiting.
+    pub async fn raise(&self, key: &str, summary: CallSummary) {
+        let _ = self
+            .tx
+            .send(Request {
+                event: Event::CallRaised {
+                    key: key.to_string(),
+                    summary,
+                },
+                reply: None,
+            })
+            .await;
+    }
+
+    /// Follows the outputs, display and state.
+    pub fn view(&self) -> watch::Receiver<AlarmView> {
+        self.view.clone()
+    }
+
+    /// Follows escalations (the keys of calls nobody acknowledged in time).
+    pub fn escalations(&self) -> watch::Receiver<Vec<String>> {
+        self.escalations.clone()
+    }
+}
+
+/// Starts the alarm task, restoring the stored state.
+pub fn spawn(
+    config: AlarmConfig,
+    store: Store,
+    now: DateTime<Utc>,
+) -> (AlarmHandle, tokio::task::JoinHandle<()>) {
+    let stored: Option<PersistedState> = store
+        .settings
+        .get(STATE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let (alarm, effects) = match stored {
+        Some(state) => Alarm::restore(config, state, now),
+        None => (Alarm::new(config), Vec::new()),
+    };
+    let (tx, rx) = mpsc::channel(256);
+    let (view_tx, view) = watch::channel(view_of(&alarm, now));
+    let (escalation_tx, escalations) = watch::channel(Vec::new());
+    let mut task = Task {
+        alarm,
+        store,
+        view: view_tx,
+        escalations: escalation_tx,
+    };
+    task.apply(effects);
+    let handle = tokio::spawn(task.run(rx));
+    (
+        AlarmHandle {
+            tx,
+            view,
+            escalations,
+        },
+        handle,
+    )
+}
+
+fn view_of(alarm: &Alarm, now: DateTime<Utc>) -> AlarmView {
+    AlarmView {
+        state: alarm.state(),
+        outputs: alarm.outputs(now),
+        display: alarm.display(now),
+    }
+}
+
+struct Task {
+    alarm: Alarm,
+    store: Store,
+    view: watch::Sender<AlarmView>,
+    escalations: watch::Sender<Vec<String>>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        loop {
+            let deadline = self.alarm.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => {
+                        tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let (event, reply) = tokio::select! {
+                request = rx.recv() => match request {
+                    Some(r) => (r.event, r.reply),
+                    None => return,
+                },
+                _ = sleep => (Event::Tick, None),
+            };
+            let now = Utc::now();
+            let effects = self.alarm.handle(event, now);
+            self.view.send_replace(view_of(&self.alarm, now));
+            self.apply(effects.clone());
+            if let Some(reply) = reply {
+                let _ = reply.send(effects);
+            }
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let mut persist = false;
+        for effect in effects {
+            match effect {
+                Effect::Audit(record) => {
+                    tracing::info!(action = ?record.action, source = ?record.source, keys = ?record.keys, "alarm");
+                    let key = self.store.next_id().map(|id| format!("{id:020}"));
+                    let written =
+                        key.and_then(|k| self.store.audit.insert(&k, &serde_json::json!(record)));
+                    if let Err(e) = written {
+                        tracing::error!(error = %e, "cannot write the audit record");
+                    }
+                }
+                Effect::StateChanged { persist: state, .. } => {
+                    if let Err(e) = self
+                        .store
+                        .settings
+                        .insert(STATE_KEY, &serde_json::json!(state))
+                    {
+                        tracing::error!(error = %e, "cannot save the alarm state");
+                    }
+                    persist = true;
+                }
+                Effect::Escalate { keys, since } => {
+                    tracing::warn!(?keys, %since, "no acknowledgement in time: escalating");
+                    self.escalations.send_replace(keys);
+                }
+                Effect::Refused(refusal) => tracing::info!(%refusal, "alarm request refused"),
+            }
+        }
+        if persist {
+            if let Err(e) = self.store.flush() {
+                tracing::error!(error = %e, "cannot flush the alarm state");
+            }
+        }
+    }
+}

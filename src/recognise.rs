@@ -1,0 +1,322 @@
+//! The recognition stage: an inbox entry becomes a chat message (decrypted already, or fetched
+//! from Graph, or read from a fixture directory for drills), is classified, raises the alarm,
+//! and is recorded in the `calls` tree. Then the inbox entry is done.
+//!
+//! * The alarm is raised *before* the record is written (outputs never wait for the disk); the
+//!   alarm itself refuses a key it has raised before, and the `calls` tree is checked first, so
+//!   a redelivered or edited message never alarms twice.
+//! * An `updated` notification of a known call merges the new version into it (the location
+//!   may arrive later) and updates the alarm's text, never raising again.
+//! * Zones decide whether this appliance alarms locally; every call is recorded either way.
+//! * A message that cannot be fetched stays in the inbox and is retried; nothing is dropped.
+//!
+//! Everything in a call record came from a chat message and is untrusted text: whatever shows
+//! it must escape it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::alarm::{CallSummary, Event};
+use crate::alarm_service::AlarmHandle;
+use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, Rules};
+use crate::graph::client::GraphClient;
+use crate::graph::notification::{ChangeType, LifecycleEvent};
+use crate::ingest::{InboxEntry, Notification};
+use crate::store::{Store, StoreError};
+
+/// A call notification older than this when it arrives is flagged late.
+const LATE_AFTER_MINUTES: i64 = 5;
+/// How often pending inbox entries are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(60);
+
+/// Where basic notifications' messages come from.
+#[derive(Clone)]
+pub enum MessageSource {
+    /// `GET /chats/{chat}/messages/{id}`.
+    Graph(GraphClient),
+    /// `<dir>/<message-id>.json` (drills and tests without Graph).
+    Fixtures(PathBuf),
+    /// Nothing: basic notifications wait in the inbox until a source is configured.
+    Unavailable,
+}
+
+impl MessageSource {
+    /// The current message, `None` when it was deleted (404).
+    async fn fetch(&self, chat_id: &str, message_id: &str) -> Result<Option<Value>, String> {
+        match self {
+            MessageSource::Graph(graph) => {
+                let path = format!("/chats/{}/messages/{}", encode(chat_id), encode(message_id));
+                match graph.get(&path).await {
+                    Ok(message) => Ok(Some(message)),
+                    Err(e) if e.status() == Some(404) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            MessageSource::Fixtures(dir) => {
+                let file = dir.join(format!("{}.json", message_id.replace(['/', '\\'], "_")));
+                match std::fs::read(&file) {
+                    Ok(bytes) => serde_json::from_slice(&bytes)
+                        .map(Some)
+                        .map_err(|e| format!("{}: {e}", file.display())),
+                    Err(e) => Err(format!("{}: {e}", file.display())),
+                }
+            }
+            MessageSource::Unavailable => Err("no Graph connection to fetch the message".into()),
+        }
+    }
+}
+
+/// Percent-encodes a Graph id for a URL path (chat ids contain `:` and `@`).
+fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the `calls` tree holds for one call (key `chat-id/message-id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub key: String,
+    pub kind: Kind,
+    /// Why, in words.
+    pub reason: String,
+    pub call: EmergencyCall,
+    /// The zone that matched, when zones are configured.
+    pub zone: Option<String>,
+    /// Whether this appliance's outputs fired for it.
+    pub alarmed_locally: bool,
+    /// Found after a gap (resync) or delivered long after it was sent.
+    pub late: bool,
+    pub received_at: DateTime<Utc>,
+    pub recognised_at: DateTime<Utc>,
+    /// Edits merged in, and when the last one was.
+    pub updates: u32,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+/// What handling one entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Raised {
+        key: String,
+        locally: bool,
+    },
+    Updated {
+        key: String,
+    },
+    NotEmergency,
+    Deleted,
+    Lifecycle,
+    /// Stays in the inbox; tried again later.
+    Deferred(String),
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct Recogniser {
+    pub store: Store,
+    pub rules: Arc<Rules>,
+    pub alarm: AlarmHandle,
+    pub source: MessageSource,
+    pub service_account_id: Option<String>,
+    /// Where lifecycle events go (the subscription keeper), when one runs.
+    pub lifecycle: Option<mpsc::Sender<(String, LifecycleEvent)>>,
+}
+
+impl Recogniser {
+    /// Handles one entry and, unless deferred, removes it from the inbox.
+    pub async fn handle(&self, entry: &InboxEntry) -> Result<Handled, StoreError> {
+        let handled = match &entry.notification {
+            Notification::Lifecycle {
+                subscription_id,
+                event,
+            } => {
+                if let Some(tx) = &self.lifecycle {
+                    let _ = tx.send((subscription_id.clone(), *event)).await;
+                }
+                Handled::Lifecycle
+            }
+            Notification::Message {
+                chat_id,
+                message_id,
+                change_type,
+                message,
+                ..
+            } => {
+                let key = format!("{chat_id}/{message_id}");
+                if *change_type == ChangeType::Deleted {
+                    self.mark_deleted(&key)?
+                } else {
+                    let message = match message {
+                        Some(m) => Some(m.clone()),
+                        None => match self.source.fetch(chat_id, message_id).await {
+                            Ok(m) => m,
+                            Err(e) => {
+                                tracing::warn!(key, error = e, "message not fetched; will retry");
+                                return Ok(Handled::Deferred(e));
+                            }
+                        },
+                    };
+                    match message {
+                        None => self.mark_deleted(&key)?,
+                        Some(message) => self.recognise(&key, &message, entry).await?,
+                    }
+                }
+            }
+        };
+        self.store.inbox.remove(&entry.key)?;
+        Ok(handled)
+    }
+
+    async fn recognise(
+        &self,
+        key: &str,
+        message: &Value,
+        entry: &InboxEntry,
+    ) -> Result<Handled, StoreError> {
+        let context = Context {
+            chat_type: None,
+            service_account_id: self.service_account_id.clone(),
+            received_at: Some(entry.received_at),
+        };
+        let now = Utc::now();
+        if let Some(mut record) = self
+            .store
+            .calls
+            .get(key)?
+            .and_then(|v| serde_json::from_value::<CallRecord>(v).ok())
+        {
+            // An edit of a known call: merge, update the text, never raise again.
+            if let Ok(outcome) =
+                emergency::merge_update(&record.call, message, &context, &self.rules)
+            {
+                if outcome.changed {
+                    record.call = outcome.call;
+                    record.updates += 1;
+                    record.updated_at = Some(now);
+                    if record.alarmed_locally {
+                        self.alarm
+                            .send(Event::CallUpdated {
+                                key: key.to_string(),
+                                summary: summary(&record.call),
+                            })
+                            .await;
+                    }
+                    self.store.calls.insert(key, &serde_json::json!(record))?;
+                    self.store.flush()?;
+                }
+            }
+            return Ok(Handled::Updated {
+                key: key.to_string(),
+            });
+        }
+        let classification = emergency::classify(message, &context, &self.rules);
+        let Some(call) = classification.call() else {
+            return Ok(Handled::NotEmergency);
+        };
+        let zone = self.rules.zones().decide(call);
+        let kind = classification.kind();
+        let alarms = match kind {
+            Kind::Emergency | Kind::Test => true,
+            Kind::Possible => self.rules.possible_raises_alarm(),
+            Kind::NotEmergency => false,
+        };
+        let locally = alarms && zone.alarm_locally;
+        if locally {
+            // First the outputs …
+            self.alarm.raise(key, summary(call)).await;
+        }
+        // … then the record.
+        let late = entry.received_at - call.created > chrono::Duration::minutes(LATE_AFTER_MINUTES);
+        let record = CallRecord {
+            key: key.to_string(),
+            kind,
+            reason: reason_of(&classification),
+            call: call.clone(),
+            zone: zone.zone.clone(),
+            alarmed_locally: locally,
+            late,
+            received_at: entry.received_at,
+            recognised_at: now,
+            updates: 0,
+            updated_at: None,
+            deleted: false,
+        };
+        tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
+        self.store.calls.insert(key, &serde_json::json!(record))?;
+        self.store.flush()?;
+        Ok(Handled::Raised {
+            key: key.to_string(),
+            locally,
+        })
+    }
+
+    fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
+        if let Some(mut record) = self
+            .store
+            .calls
+            .get(key)?
+            .and_then(|v| serde_json::from_value::<CallRecord>(v).ok())
+        {
+            record.deleted = true;
+            self.store.calls.insert(key, &serde_json::json!(record))?;
+        }
+        Ok(Handled::Deleted)
+    }
+
+    /// Runs until the channel closes; pending entries are retried every minute.
+    pub async fn run(self, mut handoff: mpsc::Receiver<InboxEntry>) {
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.tick().await;
+        loop {
+            tokio::select! {
+                entry = handoff.recv() => match entry {
+                    Some(entry) => self.handle_logged(&entry).await,
+                    None => return,
+                },
+                _ = retry.tick() => {
+                    let cutoff = Utc::now() - chrono::Duration::from_std(RETRY_EVERY).unwrap_or_default();
+                    let pending: Vec<InboxEntry> = self.store.inbox.iter()
+                        .filter_map(|(_, e)| e.ok())
+                        .filter(|e| e.received_at < cutoff)
+                        .collect();
+                    for entry in pending {
+                        self.handle_logged(&entry).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_logged(&self, entry: &InboxEntry) {
+        if let Err(e) = self.handle(entry).await {
+            tracing::error!(error = %e, key = entry.key, "recognition could not write; the entry stays in the inbox");
+        }
+    }
+}
+
+fn summary(call: &EmergencyCall) -> CallSummary {
+    CallSummary {
+        caller_name: Some(call.caller.display_name.clone()),
+        location: call.location.text.clone(),
+        dial_string: call.dial_string.clone(),
+        callback_number: call.callback_number.clone(),
+        is_test: call.is_test,
+    }
+}
+
+fn reason_of(classification: &Classification) -> String {
+    classification.reason()
+}
