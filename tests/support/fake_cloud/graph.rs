@@ -13,7 +13,7 @@ use super::web::{json_response, Resp};
 use super::{GraphRequest, Inner};
 
 /// Delegated permissions that allow reading chats and subscribing to chat messages (B.1, D.1).
-const CHAT_SCOPES: &[&str] = &["chat.read", "chat.readwrite"];
+const CHAT_SCOPES: &[&str] = &["Chat.Read", "Chat.ReadWrite"];
 /// Delegated permissions that allow `GET /me`.
 const ME_SCOPES: &[&str] = &[
     "user.read",
@@ -43,7 +43,10 @@ pub async fn handle(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp {
     } else {
         CHAT_SCOPES
     };
-    if !scopes.iter().any(|s| needs.contains(&s.as_str())) {
+    if !scopes
+        .iter()
+        .any(|s| needs.iter().any(|n| n.eq_ignore_ascii_case(s)))
+    {
         return errors::graph(
             403,
             "Forbidden",

@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::errors;
-use super::web::{form_pairs, json_response, opaque, param, Resp};
+use super::web::{form_pairs, graph_time, json_response, opaque, param, Resp};
 use super::FakeOptions;
 
 /// Graph's resource id (the `aud` of Graph access tokens).
@@ -86,12 +86,11 @@ impl GrantFailure {
 
     /// The description text (meaning column of A.6, worded after the STS reference I5).
     fn text(self, client_id: &str) -> String {
-        let issued = Utc::now() - chrono::Duration::days(91);
-        let issued = issued.format("%Y-%m-%dT%H:%M:%S%.7fZ");
+        let issued = graph_time(Utc::now() - chrono::Duration::days(91));
         match self {
             GrantFailure::Expired => "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.".into(),
             GrantFailure::Inactivity => format!("The refresh token has expired due to inactivity. The token was issued on {issued} and was inactive for 90.00:00:00."),
-            GrantFailure::PasswordChanged => format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{issued}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.", Utc::now().format("%Y-%m-%dT%H:%M:%S%.7fZ")),
+            GrantFailure::PasswordChanged => format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{issued}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.", graph_time(Utc::now())),
             GrantFailure::MfaRequired => format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{GRAPH_APP_ID}'."),
             GrantFailure::MfaExpired => format!("Presented multi-factor authentication has expired due to policies configured by your administrator, you must refresh your multi-factor authentication to access '{GRAPH_APP_ID}'."),
             GrantFailure::MfaRegistrationRequired => format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{GRAPH_APP_ID}'."),
@@ -399,7 +398,10 @@ impl Identity {
         let granted = resource_scopes(&entry.scope);
         let scope = match param(form, "scope") {
             Some(asked) => {
-                if resource_scopes(asked).iter().any(|s| !granted.contains(s)) {
+                if resource_scopes(asked)
+                    .iter()
+                    .any(|s| !granted.iter().any(|g| g.eq_ignore_ascii_case(s)))
+                {
                     return GrantFailure::ConsentRevoked.response(client_id);
                 }
                 asked.to_string()
