@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::errors;
+use super::errors::{self, GraphError};
 use super::web::{json_response, message_time, Resp};
 use super::{FakeOptions, GraphRequest};
 
@@ -198,7 +198,7 @@ impl Chats {
             &["$top", "$expand", "$orderby", "$skiptoken", "$select"],
         ) {
             Ok(q) => q,
-            Err(r) => return r,
+            Err(e) => return e.respond(req),
         };
         let mut chats: Vec<&Chat> = self.chats.values().collect();
         match query.orderby.as_deref() {
@@ -223,7 +223,7 @@ impl Chats {
     pub fn get_chat(&self, req: &GraphRequest, opts: &FakeOptions, chat_id: &str) -> Resp {
         let query = match Query::parse(req, &["$expand", "$select"]) {
             Ok(q) => q,
-            Err(r) => return r,
+            Err(e) => return e.respond(req),
         };
         match self.chats.get(chat_id) {
             Some(chat) => {
@@ -245,7 +245,7 @@ impl Chats {
             &["$top", "$orderby", "$filter", "$skiptoken", "$select"],
         ) {
             Ok(q) => q,
-            Err(r) => return r,
+            Err(e) => return e.respond(req),
         };
         let Some(chat) = self.chats.get(chat_id) else {
             return not_found(req);
@@ -325,7 +325,7 @@ struct Query {
 
 impl Query {
     /// Refuses options outside `allowed` with 400, as Graph does for unsupported ones [INF].
-    fn parse(req: &GraphRequest, allowed: &[&str]) -> Result<Query, Resp> {
+    fn parse(req: &GraphRequest, allowed: &[&str]) -> Result<Query, GraphError> {
         let mut q = Query {
             top: None,
             expand: Vec::new(),
@@ -334,9 +334,10 @@ impl Query {
         };
         for (key, value) in &req.params {
             if !allowed.contains(&key.as_str()) {
-                return Err(bad_query(
-                    req,
-                    &format!(
+                return Err(GraphError::new(
+                    400,
+                    "BadRequest",
+                    format!(
                         "Query option '{key}' is not allowed. Allowed: {}.",
                         allowed.join(", ")
                     ),
@@ -345,7 +346,7 @@ impl Query {
             match key.as_str() {
                 "$top" => match value.parse::<usize>() {
                     Ok(n) if (1..=MAX_TOP).contains(&n) => q.top = Some(n),
-                    _ => return Err(bad_query(req, &format!("Invalid page size specified: '{value}'. Must be between 1 and {MAX_TOP} inclusive."))),
+                    _ => return Err(GraphError::new(400, "BadRequest", format!("Invalid page size specified: '{value}'. Must be between 1 and {MAX_TOP} inclusive."))),
                 },
                 "$expand" => q.expand = value.split(',').map(|s| s.trim().to_string()).collect(),
                 "$orderby" => q.orderby = Some(value.trim().to_string()),

@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::web::{guid, json_response, Resp};
+use super::GraphRequest;
 
 /// A Graph error response. `client_request_id` is echoed from the request header when sent.
 pub fn graph(status: u16, code: &str, message: &str, client_request_id: Option<&str>) -> Resp {
@@ -62,4 +63,31 @@ pub fn identity(status: u16, error: &str, aadsts: Option<u32>, text: &str) -> Re
         ));
     }
     json_response(status, &body, &[])
+}
+
+/// A Graph error not yet answered; small, so validation code can return it in a `Result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl GraphError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> GraphError {
+        GraphError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn respond(&self, req: &GraphRequest) -> Resp {
+        graph(
+            self.status,
+            self.code,
+            &self.message,
+            req.client_request_id(),
+        )
+    }
 }

@@ -131,11 +131,11 @@ async fn create_subscription(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp
         .validate_create(req, &inner.options)
     {
         Ok(sub) => sub,
-        Err(resp) => return resp,
+        Err(e) => return e.respond(req),
     };
     for hub in std::iter::once(&sub.hub).chain(sub.lifecycle_hub.as_ref()) {
         if !inner.publisher.can_publish(hub).await {
-            return publishing_validation_failed(req, hub);
+            return publishing_validation_failed(hub).respond(req);
         }
     }
     inner

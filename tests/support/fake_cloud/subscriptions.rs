@@ -8,7 +8,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
-use super::errors;
+use super::errors::GraphError;
 use super::web::{graph_time, guid, json_response, Resp};
 use super::{FakeOptions, GraphRequest};
 
@@ -141,45 +141,32 @@ pub struct Subscriptions {
     pub faults: Vec<CreateFault>,
 }
 
-fn bad_request(req: &GraphRequest, message: &str) -> Resp {
-    errors::graph(400, "InvalidRequest", message, req.client_request_id())
+fn bad_request(message: &str) -> GraphError {
+    GraphError::new(400, "InvalidRequest", message)
 }
 
-fn not_found(req: &GraphRequest) -> Resp {
-    errors::graph(
-        404,
-        "ResourceNotFound",
-        "The object was not found.",
-        req.client_request_id(),
+fn not_found() -> GraphError {
+    GraphError::new(404, "ResourceNotFound", "The object was not found.")
+}
+
+fn invalid_event_hub_url(url: &str) -> GraphError {
+    bad_request(&format!("Invalid event hub notification url='{url}'."))
+}
+
+pub fn publishing_validation_failed(hub: &str) -> GraphError {
+    bad_request(&format!("Client EventHubs publishing validation failed for event hub '{hub}'. Make sure the 'Microsoft Graph Change Tracking' service principal has the 'Azure Event Hubs Data Sender' role on the event hub."),
     )
 }
 
-fn invalid_event_hub_url(req: &GraphRequest, url: &str) -> Resp {
-    bad_request(req, &format!("Invalid event hub notification url='{url}'."))
+fn quota_exceeded(limit: usize) -> GraphError {
+    GraphError::new(403, "Forbidden", format!("The number of subscriptions tracking all chats of a user has reached the limit of {limit}."))
 }
 
-pub fn publishing_validation_failed(req: &GraphRequest, hub: &str) -> Resp {
-    bad_request(
-        req,
-        &format!("Client EventHubs publishing validation failed for event hub '{hub}'. Make sure the 'Microsoft Graph Change Tracking' service principal has the 'Azure Event Hubs Data Sender' role on the event hub."),
-    )
-}
-
-fn quota_exceeded(req: &GraphRequest, limit: usize) -> Resp {
-    errors::graph(
-        403,
-        "Forbidden",
-        &format!("The number of subscriptions tracking all chats of a user has reached the limit of {limit}."),
-        req.client_request_id(),
-    )
-}
-
-fn conflict(req: &GraphRequest, id: &str) -> Resp {
-    errors::graph(
+fn conflict(id: &str) -> GraphError {
+    GraphError::new(
         409,
         "Conflict",
-        &format!("Subscription Id {id} already exists for the requested combination"),
-        req.client_request_id(),
+        format!("Subscription Id {id} already exists for the requested combination"),
     )
 }
 
@@ -213,23 +200,22 @@ pub fn event_hub(url: &str) -> Option<(String, String)> {
 /// Checks an Event Hubs URL, including that its `tenantId` names the fake tenant (domain, as
 /// documented, or GUID, as some implementers pass it; B.4). A wrong tenant means Graph cannot
 /// publish: "publishing validation failed".
-fn check_url(req: &GraphRequest, opts: &FakeOptions, url: &str) -> Result<String, Resp> {
-    let (hub, tenant) = event_hub(url).ok_or_else(|| invalid_event_hub_url(req, url))?;
+fn check_url(opts: &FakeOptions, url: &str) -> Result<String, GraphError> {
+    let (hub, tenant) = event_hub(url).ok_or_else(|| invalid_event_hub_url(url))?;
     if !tenant.eq_ignore_ascii_case(&opts.tenant_domain)
         && !tenant.eq_ignore_ascii_case(&opts.tenant_id)
     {
-        return Err(publishing_validation_failed(req, &hub));
+        return Err(publishing_validation_failed(&hub));
     }
     Ok(hub)
 }
 
 /// The resource's coverage (B.1), or the error Graph gives.
-fn coverage(req: &GraphRequest, opts: &FakeOptions, resource: &str) -> Result<Coverage, Resp> {
+fn coverage(opts: &FakeOptions, resource: &str) -> Result<Coverage, GraphError> {
     if resource.starts_with("http://") || resource.starts_with("https://") {
-        return Err(bad_request(
-            req,
-            &format!("Resource '{resource}' must be given without the base URL."),
-        ));
+        return Err(bad_request(&format!(
+            "Resource '{resource}' must be given without the base URL."
+        )));
     }
     let (path, query) = resource.split_once('?').unwrap_or((resource, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -238,12 +224,9 @@ fn coverage(req: &GraphRequest, opts: &FakeOptions, resource: &str) -> Result<Co
         "model=B" => true,
         // Only model B or evaluation mode for getAllMessages in delegated mode (B.1, G11).
         _ => {
-            return Err(bad_request(
-                req,
-                &format!(
+            return Err(bad_request(&format!(
                 "Invalid payment model '{query}' for resource '{resource}'. Supported: model=B."
-            ),
-            ))
+            )))
         }
     };
     let all_chats = |user: &str| {
@@ -254,81 +237,59 @@ fn coverage(req: &GraphRequest, opts: &FakeOptions, resource: &str) -> Result<Co
             Ok(Coverage::AllChats { model_b })
         } else {
             // [INF] A delegated caller can subscribe only to its own chats.
-            Err(errors::graph(
+            Err(GraphError::new(
                 403,
                 "Forbidden",
                 "Access to another user's chats is not allowed in delegated context.",
-                req.client_request_id(),
             ))
         }
     };
     match segments.as_slice() {
         ["users", user, "chats", "getAllMessages"] => all_chats(user),
         ["me", "chats", "getAllMessages"] => all_chats("me"),
-        ["chats", "getAllMessages"] => Err(errors::graph(
-            403,
-            "Forbidden",
-            "Subscriptions to '/chats/getAllMessages' are supported with application permissions only.",
-            req.client_request_id(),
-        )),
+        ["chats", "getAllMessages"] => Err(GraphError::new(403, "Forbidden", "Subscriptions to '/chats/getAllMessages' are supported with application permissions only.")),
         ["chats", chat, "messages"] if !chat.is_empty() && query.is_empty() => {
             Ok(Coverage::Chat(super::web::percent_decode(chat, false)))
         }
-        _ => Err(bad_request(
-            req,
-            &format!("Resource '{resource}' is not supported for change notifications."),
+        _ => Err(bad_request(&format!("Resource '{resource}' is not supported for change notifications."),
         )),
     }
 }
 
 /// Parses and bounds `expirationDateTime` (B.3). Returns the effective expiry.
-fn expiration(
-    req: &GraphRequest,
-    value: &Value,
-    has_lifecycle: bool,
-) -> Result<DateTime<Utc>, Resp> {
+fn expiration(value: &Value, has_lifecycle: bool) -> Result<DateTime<Utc>, GraphError> {
     let text = value
         .as_str()
-        .ok_or_else(|| bad_request(req, "expirationDateTime must be a DateTimeOffset string."))?;
+        .ok_or_else(|| bad_request("expirationDateTime must be a DateTimeOffset string."))?;
     let at = DateTime::parse_from_rfc3339(text)
-        .map_err(|_| {
-            bad_request(
-                req,
-                &format!("Cannot convert '{text}' to a DateTimeOffset."),
-            )
-        })?
+        .map_err(|_| bad_request(&format!("Cannot convert '{text}' to a DateTimeOffset.")))?
         .with_timezone(&Utc);
     let now = Utc::now();
     if at <= now {
         // [UNK] B.3 documents raising short lifetimes to 45 minutes, not a past value.
         return Err(bad_request(
-            req,
             "Subscription expiration must be in the future.",
         ));
     }
     if at > now + Duration::minutes(MAX_MINUTES) {
-        return Err(bad_request(
-            req,
-            &format!("Subscription expiration can only be {MAX_MINUTES} minutes in the future."),
-        ));
+        return Err(bad_request(&format!(
+            "Subscription expiration can only be {MAX_MINUTES} minutes in the future."
+        )));
     }
     let at = at.max(now + Duration::minutes(MIN_MINUTES));
     if at > now + Duration::minutes(LIFECYCLE_REQUIRED_MINUTES) && !has_lifecycle {
-        return Err(bad_request(req, LIFECYCLE_REQUIRED));
+        return Err(bad_request(LIFECYCLE_REQUIRED));
     }
     Ok(at)
 }
 
 /// B.7: base64 DER X.509 with an RSA key of 2,048–4,096 bits, not expired; id ≤ 128 chars.
 fn check_certificate(
-    req: &GraphRequest,
     certificate: Option<&Value>,
     id: Option<&Value>,
-) -> Result<(String, String), Resp> {
+) -> Result<(String, String), GraphError> {
     let missing = || {
-        bad_request(
-            req,
-            "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
+        bad_request("encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
         )
     };
     let certificate = certificate
@@ -340,10 +301,10 @@ fn check_certificate(
         .filter(|s| !s.is_empty())
         .ok_or_else(missing)?;
     if id.chars().count() > CERTIFICATE_ID_MAX {
-        return Err(bad_request(req, &format!("encryptionCertificateId exceeds the maximum length of {CERTIFICATE_ID_MAX} characters.")));
+        return Err(bad_request(&format!("encryptionCertificateId exceeds the maximum length of {CERTIFICATE_ID_MAX} characters.")));
     }
     let invalid = || {
-        bad_request(req, "A valid encryptionCertificate was not provided. It must be a base64-encoded X.509 certificate with an RSA public key of 2048 to 4096 bits.")
+        bad_request("A valid encryptionCertificate was not provided. It must be a base64-encoded X.509 certificate with an RSA public key of 2048 to 4096 bits.")
     };
     let der = B64.decode(certificate.trim()).map_err(|_| invalid())?;
     let x509 = openssl::x509::X509::from_der(&der).map_err(|_| invalid())?;
@@ -357,30 +318,23 @@ fn check_certificate(
     }
     let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|_| invalid())?;
     if x509.not_after() < now {
-        return Err(bad_request(req, "The encryptionCertificate has expired."));
+        return Err(bad_request("The encryptionCertificate has expired."));
     }
     Ok((certificate.to_string(), id.to_string()))
 }
 
-fn optional_string(
-    req: &GraphRequest,
-    body: &Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, Resp> {
+fn optional_string(body: &Map<String, Value>, key: &str) -> Result<Option<String>, GraphError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad_request(
-            req,
-            &format!("Invalid value for property '{key}'."),
-        )),
+        Some(_) => Err(bad_request(&format!("Invalid value for property '{key}'."))),
     }
 }
 
-fn parse_body(req: &GraphRequest) -> Result<Map<String, Value>, Resp> {
+fn parse_body(req: &GraphRequest) -> Result<Map<String, Value>, GraphError> {
     match serde_json::from_slice::<Value>(req.body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(errors::graph(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.", req.client_request_id())),
+        _ => Err(GraphError::new(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")),
     }
 }
 
@@ -400,14 +354,14 @@ impl Subscriptions {
         &mut self,
         req: &GraphRequest,
         opts: &FakeOptions,
-    ) -> Result<Subscription, Resp> {
+    ) -> Result<Subscription, GraphError> {
         self.sweep();
         let body = parse_body(req)?;
         if let Some(unknown) = body
             .keys()
             .find(|k| !KNOWN_PROPERTIES.contains(&k.as_str()))
         {
-            return Err(bad_request(req, &format!("The property '{unknown}' does not exist on type 'microsoft.graph.subscription'. Make sure to only use property names that are defined by the type.")));
+            return Err(bad_request(&format!("The property '{unknown}' does not exist on type 'microsoft.graph.subscription'. Make sure to only use property names that are defined by the type.")));
         }
         for required in [
             "changeType",
@@ -416,63 +370,56 @@ impl Subscriptions {
             "expirationDateTime",
         ] {
             if body.get(required).is_none_or(Value::is_null) {
-                return Err(bad_request(
-                    req,
-                    &format!("{required} is a required property for subscription creation."),
-                ));
+                return Err(bad_request(&format!(
+                    "{required} is a required property for subscription creation."
+                )));
             }
         }
-        let change_type = optional_string(req, &body, "changeType")?.unwrap_or_default();
+        let change_type = optional_string(&body, "changeType")?.unwrap_or_default();
         let kinds: Vec<&str> = change_type.split(',').map(str::trim).collect();
         if kinds
             .iter()
             .any(|k| !matches!(*k, "created" | "updated" | "deleted"))
         {
-            return Err(bad_request(
-                req,
-                &format!("Invalid 'changeType' attribute: '{change_type}'."),
-            ));
+            return Err(bad_request(&format!(
+                "Invalid 'changeType' attribute: '{change_type}'."
+            )));
         }
-        let resource = optional_string(req, &body, "resource")?.unwrap_or_default();
-        let coverage = coverage(req, opts, &resource)?;
-        let notification_url = optional_string(req, &body, "notificationUrl")?.unwrap_or_default();
+        let resource = optional_string(&body, "resource")?.unwrap_or_default();
+        let coverage = coverage(opts, &resource)?;
+        let notification_url = optional_string(&body, "notificationUrl")?.unwrap_or_default();
         if notification_url.starts_with("https://") {
             // A webhook: the fake has no handshake to offer; it answers as Graph does when the
             // endpoint does not echo the validation token.
-            return Err(bad_request(req, "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."));
+            return Err(bad_request("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."));
         }
-        let hub = check_url(req, opts, &notification_url)?;
-        let lifecycle_notification_url = optional_string(req, &body, "lifecycleNotificationUrl")?;
+        let hub = check_url(opts, &notification_url)?;
+        let lifecycle_notification_url = optional_string(&body, "lifecycleNotificationUrl")?;
         let lifecycle_hub = match &lifecycle_notification_url {
-            Some(url) => Some(check_url(req, opts, url)?),
+            Some(url) => Some(check_url(opts, url)?),
             None => None,
         };
-        let expiration = expiration(req, &body["expirationDateTime"], lifecycle_hub.is_some())?;
-        let client_state = optional_string(req, &body, "clientState")?;
+        let expiration = expiration(&body["expirationDateTime"], lifecycle_hub.is_some())?;
+        let client_state = optional_string(&body, "clientState")?;
         if client_state
             .as_ref()
             .is_some_and(|s| s.chars().count() > CLIENT_STATE_MAX)
         {
-            return Err(bad_request(
-                req,
-                &format!(
-                    "clientState exceeds the maximum length of {CLIENT_STATE_MAX} characters."
-                ),
-            ));
+            return Err(bad_request(&format!(
+                "clientState exceeds the maximum length of {CLIENT_STATE_MAX} characters."
+            )));
         }
         let include_resource_data = match body.get("includeResourceData") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
                 return Err(bad_request(
-                    req,
                     "Invalid value for property 'includeResourceData'.",
                 ))
             }
         };
         let (encryption_certificate, encryption_certificate_id) = if include_resource_data {
             let (c, i) = check_certificate(
-                req,
                 body.get("encryptionCertificate"),
                 body.get("encryptionCertificateId"),
             )?;
@@ -481,14 +428,12 @@ impl Subscriptions {
             (None, None)
         };
         let latest_supported_tls_version =
-            optional_string(req, &body, "latestSupportedTlsVersion")?
-                .unwrap_or_else(|| "v1_2".into());
+            optional_string(&body, "latestSupportedTlsVersion")?.unwrap_or_else(|| "v1_2".into());
         if !matches!(
             latest_supported_tls_version.as_str(),
             "v1_0" | "v1_1" | "v1_2" | "v1_3"
         ) {
             return Err(bad_request(
-                req,
                 "Invalid value for property 'latestSupportedTlsVersion'.",
             ));
         }
@@ -500,7 +445,7 @@ impl Subscriptions {
             have.sort_unstable();
             normalize_resource(&s.resource) == normalized && have == wanted
         }) {
-            return Err(conflict(req, &existing.id));
+            return Err(conflict(&existing.id));
         }
         let all_chats = self
             .items
@@ -508,15 +453,15 @@ impl Subscriptions {
             .filter(|s| matches!(s.coverage, Coverage::AllChats { .. }))
             .count();
         if matches!(coverage, Coverage::AllChats { .. }) && all_chats >= opts.subscription_quota {
-            return Err(quota_exceeded(req, opts.subscription_quota));
+            return Err(quota_exceeded(opts.subscription_quota));
         }
         let id = guid();
         if !self.faults.is_empty() {
             return Err(match self.faults.remove(0) {
-                CreateFault::InvalidEventHubUrl => invalid_event_hub_url(req, &notification_url),
-                CreateFault::PublishingValidationFailed => publishing_validation_failed(req, &hub),
-                CreateFault::QuotaExceeded => quota_exceeded(req, opts.subscription_quota),
-                CreateFault::Conflict => conflict(req, &guid()),
+                CreateFault::InvalidEventHubUrl => invalid_event_hub_url(&notification_url),
+                CreateFault::PublishingValidationFailed => publishing_validation_failed(&hub),
+                CreateFault::QuotaExceeded => quota_exceeded(opts.subscription_quota),
+                CreateFault::Conflict => conflict(&guid()),
             });
         }
         Ok(Subscription {
@@ -571,7 +516,7 @@ impl Subscriptions {
                     json!(format!("{}/$metadata#subscriptions/$entity", req.graph_url));
                 json_response(200, &body, &[])
             }
-            None => not_found(req),
+            None => not_found().respond(req),
         }
     }
 
@@ -580,11 +525,11 @@ impl Subscriptions {
     pub fn update(&mut self, req: &GraphRequest, opts: &FakeOptions, id: &str) -> Resp {
         self.sweep();
         let Some(existing) = self.items.get(id) else {
-            return not_found(req);
+            return not_found().respond(req);
         };
         let body = match parse_body(req) {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(e) => return e.respond(req),
         };
         let mut sub = existing.clone();
         let result = (|| {
@@ -592,24 +537,23 @@ impl Subscriptions {
                 .keys()
                 .find(|k| !KNOWN_PROPERTIES.contains(&k.as_str()))
             {
-                return Err(bad_request(req, &format!("The property '{unknown}' does not exist on type 'microsoft.graph.subscription'.")));
+                return Err(bad_request(&format!("The property '{unknown}' does not exist on type 'microsoft.graph.subscription'.")));
             }
-            if let Some(url) = optional_string(req, &body, "notificationUrl")? {
-                sub.hub = check_url(req, opts, &url)?;
+            if let Some(url) = optional_string(&body, "notificationUrl")? {
+                sub.hub = check_url(opts, &url)?;
                 sub.notification_url = url;
             }
             if body.contains_key("lifecycleNotificationUrl") {
                 // B.3/G4: it cannot be added (or changed) later.
-                return Err(bad_request(req, "lifecycleNotificationUrl cannot be updated; delete the subscription and create a new one."));
+                return Err(bad_request("lifecycleNotificationUrl cannot be updated; delete the subscription and create a new one."));
             }
             if let Some(value) = body.get("expirationDateTime") {
-                sub.expiration = expiration(req, value, sub.lifecycle_hub.is_some())?;
+                sub.expiration = expiration(value, sub.lifecycle_hub.is_some())?;
             }
             if body.contains_key("encryptionCertificate")
                 || body.contains_key("encryptionCertificateId")
             {
                 let (c, i) = check_certificate(
-                    req,
                     body.get("encryptionCertificate"),
                     body.get("encryptionCertificateId"),
                 )?;
@@ -618,8 +562,8 @@ impl Subscriptions {
             }
             Ok(())
         })();
-        if let Err(resp) = result {
-            return resp;
+        if let Err(e) = result {
+            return e.respond(req);
         }
         sub.reauthorization_required = false;
         sub.renewals += 1;
@@ -639,7 +583,7 @@ impl Subscriptions {
                 s.reauthorizations += 1;
                 super::web::empty_response(204)
             }
-            None => not_found(req),
+            None => not_found().respond(req),
         }
     }
 
@@ -648,7 +592,7 @@ impl Subscriptions {
         self.sweep();
         match self.remove(id) {
             Some(_) => super::web::empty_response(204),
-            None => not_found(req),
+            None => not_found().respond(req),
         }
     }
 
