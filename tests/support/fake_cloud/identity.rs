@@ -203,15 +203,10 @@ impl Identity {
     /// `POST /{tenant}/oauth2/v2.0/devicecode` (A.2).
     pub fn device_authorization(&mut self, opts: &FakeOptions, tenant: &str, body: &str) -> Resp {
         let form = form_pairs(body);
-        if let Some(resp) = check_tenant(opts, tenant) {
-            return resp;
-        }
-        let Some(client_id) = param(&form, "client_id") else {
-            return missing_parameter("client_id");
+        let client_id = match known_client(opts, tenant, &form) {
+            Ok(client_id) => client_id,
+            Err(resp) => return *resp,
         };
-        if let Some(resp) = check_client(opts, client_id, tenant) {
-            return resp;
-        }
         let Some(scope) = param(&form, "scope").filter(|s| !s.trim().is_empty()) else {
             return missing_parameter("scope");
         };
@@ -247,15 +242,10 @@ impl Identity {
     /// `POST /{tenant}/oauth2/v2.0/token` (A.3–A.6).
     pub fn token(&mut self, opts: &FakeOptions, tenant: &str, body: &str) -> Resp {
         let form = form_pairs(body);
-        if let Some(resp) = check_tenant(opts, tenant) {
-            return resp;
-        }
-        let Some(client_id) = param(&form, "client_id") else {
-            return missing_parameter("client_id");
+        let client_id = match known_client(opts, tenant, &form) {
+            Ok(client_id) => client_id,
+            Err(resp) => return *resp,
         };
-        if let Some(resp) = check_client(opts, client_id, tenant) {
-            return resp;
-        }
         if let Some(resp) = check_secret(opts, &form) {
             return resp;
         }
@@ -555,6 +545,23 @@ impl Identity {
         for t in self.access_tokens.values_mut() {
             t.expires = now;
         }
+    }
+}
+
+/// The request's `client_id` once the tenant and the client are known.
+fn known_client<'a>(
+    opts: &FakeOptions,
+    tenant: &str,
+    form: &'a [(String, String)],
+) -> Result<&'a str, Box<Resp>> {
+    if let Some(resp) = check_tenant(opts, tenant) {
+        return Err(Box::new(resp));
+    }
+    let client_id =
+        param(form, "client_id").ok_or_else(|| Box::new(missing_parameter("client_id")))?;
+    match check_client(opts, client_id, tenant) {
+        Some(resp) => Err(Box::new(resp)),
+        None => Ok(client_id),
     }
 }
 
