@@ -391,6 +391,22 @@ async fn revoked_refresh_tokens_answer_invalid_grant_with_the_aadsts_code() {
 }
 
 impl Client {
+    /// A device-code poll authenticating the client with HTTP Basic.
+    async fn poll_basic(&self, device_code: &Value, secret: &str) -> (u16, Value) {
+        let code = device_code["device_code"].as_str().expect("device_code");
+        let url = format!("{}/{}/oauth2/v2.0/token", self.login, self.tenant);
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(&self.client_id, Some(secret))
+            .form(&[("grant_type", DEVICE_GRANT), ("device_code", code)])
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
     /// The status of a Graph request.
     async fn status(
         &self,
@@ -450,6 +466,14 @@ async fn client_secret_rules_follow_public_client_flows() {
     assert!(confidential.approve(code["user_code"].as_str().expect("user_code")));
     let (status, tokens) = client.poll_with(&code, &with_secret).await;
     assert_eq!(status, 200, "{tokens}");
+    // A secret in an `Authorization: Basic` header is presented too (RFC 6749 §2.3.1).
+    let code = client.device_code().await;
+    expect_invalid_client(client.poll_basic(&code, "wrong").await, 7000215);
+    let (status, body) = client.poll_basic(&code, "s3cret").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("authorization_pending"))
+    );
 }
 
 #[tokio::test]
@@ -625,6 +649,21 @@ async fn subscriptions_create_validate_list_renew_delete() {
         .expect("object")
         .remove("expirationDateTime");
     cases.push((missing, "expirationDateTime"));
+    let resp = client
+        .http
+        .post(format!("{}/subscriptions", client.graph))
+        .bearer_auth(token(&tokens))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 400, "JSON needs its Content-Type");
+    let mut model_a = body.clone();
+    model_a["resource"] = json!(format!(
+        "{}?model=A",
+        body["resource"].as_str().expect("resource")
+    ));
+    cases.push((model_a, "model"));
     let mut tenant_wide = body.clone();
     tenant_wide["resource"] = json!("/chats/getAllMessages");
     cases.push((tenant_wide, "application permissions"));
@@ -1138,6 +1177,7 @@ async fn rich_notifications_decrypt_with_the_subscription_key() {
         ..fast_options()
     })
     .await;
+    let at = Some(token(&tokens));
     let hub_name = new_hub("fake-rich").await;
     let key = EncryptionKey::generate("beacon-selftest", Utc::now(), 30).expect("key");
     let mut body = subscription_body(&cloud, &hub_name, "created");
@@ -1170,25 +1210,13 @@ async fn rich_notifications_decrypt_with_the_subscription_key() {
         2,
         "validation + one notification: {records:?}"
     );
-    let items = items(&records);
-    let content = &items[0]["encryptedContent"];
+    let first = items(&records);
+    let content = &first[0]["encryptedContent"];
     assert_eq!(content["encryptionCertificateId"], "beacon-selftest");
-    let sealed = EncryptedContent {
-        data: content["data"].as_str().expect("data").into(),
-        data_key: content["dataKey"].as_str().expect("dataKey").into(),
-        data_signature: content["dataSignature"]
-            .as_str()
-            .expect("dataSignature")
-            .into(),
-        encryption_certificate_id: content["encryptionCertificateId"]
-            .as_str()
-            .expect("id")
-            .into(),
-        encryption_certificate_thumbprint: content["encryptionCertificateThumbprint"]
-            .as_str()
-            .map(str::to_string),
-    };
-    let plain = KeyRing::new(vec![key]).decrypt(&sealed).expect("decrypts");
+    let sealed = sealed_content(&first[0]);
+    let plain = KeyRing::new(vec![key.clone()])
+        .decrypt(&sealed)
+        .expect("decrypts");
     let decrypted: Value = serde_json::from_slice(&plain).expect("json");
     assert_eq!(decrypted["id"], message["id"]);
     assert_eq!(decrypted["body"], message["body"]);
@@ -1196,4 +1224,83 @@ async fn rich_notifications_decrypt_with_the_subscription_key() {
     // A key that is not the subscription's cannot read it.
     let other = EncryptionKey::generate("beacon-selftest", Utc::now(), 30).expect("key");
     assert!(KeyRing::new(vec![other]).decrypt(&sealed).is_err());
+
+    // Rotation by PATCH during renewal (B.7): later notifications use the new certificate.
+    let next = EncryptionKey::generate("beacon-selftest-2", Utc::now(), 30).expect("key");
+    let patch = json!({
+        "expirationDateTime": in_minutes(4000),
+        "encryptionCertificate": next.certificate_base64(),
+        "encryptionCertificateId": next.id,
+    });
+    let path = format!("/subscriptions/{}", sub["id"].as_str().expect("id"));
+    let (status, _, renewed) = client.graph("PATCH", &path, at, Some(patch)).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["encryptionCertificateId"], "beacon-selftest-2");
+    let message = notifications::chat_message("1741000999001", "after rotation");
+    cloud.post_message(notifications::CHAT, message).await;
+    let records = hub::read(&hub_name, 3, Duration::from_secs(30)).await;
+    let rotated = items(&records)
+        .iter()
+        .map(sealed_content)
+        .find(|c| c.encryption_certificate_id == "beacon-selftest-2")
+        .expect("a notification for the new certificate");
+    let plain = KeyRing::new(vec![key, next])
+        .decrypt(&rotated)
+        .expect("decrypts");
+    let decrypted: Value = serde_json::from_slice(&plain).expect("json");
+    assert_eq!(decrypted["id"], "1741000999001");
+}
+
+/// `encryptedContent` of a notification item (H.2) as Beacon's crypto takes it.
+fn sealed_content(item: &Value) -> EncryptedContent {
+    let content = &item["encryptedContent"];
+    let field = |name: &str| content[name].as_str().unwrap_or_default().to_string();
+    EncryptedContent {
+        data: field("data"),
+        data_key: field("dataKey"),
+        data_signature: field("dataSignature"),
+        encryption_certificate_id: field("encryptionCertificateId"),
+        encryption_certificate_thumbprint: content["encryptionCertificateThumbprint"]
+            .as_str()
+            .map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn evaluation_quota_and_batched_collections() {
+    let (cloud, client, tokens) = signed_in(FakeOptions {
+        evaluation_quota: 1,
+        batch_notifications: true,
+        ..fast_options()
+    })
+    .await;
+    let at = Some(token(&tokens));
+    let evaluation = subscription_body(&cloud, "hub-q", "created");
+    let mut model_b = evaluation.clone();
+    model_b["resource"] = json!("/me/chats/getAllMessages?model=B");
+    for body in [evaluation, model_b] {
+        let (status, _, sub) = client.graph("POST", "/subscriptions", at, Some(body)).await;
+        assert_eq!(status, 201, "{sub}");
+    }
+    let notifications_in = |cloud: &FakeCloud| -> Vec<usize> {
+        cloud
+            .published()
+            .iter()
+            .map(|p| parse(&p.body))
+            .filter(|c| c["value"][0]["changeType"] == "created")
+            .map(|c| c["value"].as_array().map_or(0, Vec::len))
+            .collect()
+    };
+    cloud
+        .post_message(notifications::CHAT, notifications::chat_message("1", "one"))
+        .await;
+    // One record for the hub with both subscriptions' notifications (C.1).
+    assert_eq!(notifications_in(&cloud), vec![2]);
+    assert_eq!(cloud.evaluation_notifications(), 1);
+    // The evaluation quota is used up: only the model=B subscription still gets one (B.1).
+    cloud
+        .post_message(notifications::CHAT, notifications::chat_message("2", "two"))
+        .await;
+    assert_eq!(notifications_in(&cloud), vec![2, 1]);
+    assert_eq!(cloud.evaluation_notifications(), 1);
 }

@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::errors;
-use super::web::{form_pairs, graph_time, json_response, opaque, param, Resp};
+use super::web::{form_pairs, graph_time, json_response, opaque, param, percent_decode, Resp};
 use super::FakeOptions;
 
 /// Graph's resource id (the `aud` of Graph access tokens).
@@ -240,8 +240,15 @@ impl Identity {
     }
 
     /// `POST /{tenant}/oauth2/v2.0/token` (A.3–A.6).
-    pub fn token(&mut self, opts: &FakeOptions, tenant: &str, body: &str) -> Resp {
-        let form = form_pairs(body);
+    pub fn token(
+        &mut self,
+        opts: &FakeOptions,
+        tenant: &str,
+        body: &str,
+        authorization: Option<&str>,
+    ) -> Resp {
+        let mut form = form_pairs(body);
+        form.extend(basic_credentials(authorization));
         let client_id = match known_client(opts, tenant, &form) {
             Ok(client_id) => client_id,
             Err(resp) => return *resp,
@@ -629,6 +636,25 @@ fn check_secret(opts: &FakeOptions, form: &[(String, String)]) -> Option<Resp> {
             &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", opts.client_id),
         )
     })
+}
+
+/// `Authorization: Basic base64(urlencoded(client_id):urlencoded(secret))` (RFC 6749 §2.3.1)
+/// as the form fields it stands for: a secret in the header is presented just as one in the
+/// body, so A.4 applies to it too (an OAuth library defaulting to Basic auth meets 700025).
+fn basic_credentials(authorization: Option<&str>) -> Vec<(String, String)> {
+    let Some(encoded) = authorization.and_then(|h| h.strip_prefix("Basic ")) else {
+        return Vec::new();
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let (id, secret) = decoded.split_once(':').unwrap_or((&decoded, ""));
+    vec![
+        ("client_id".into(), percent_decode(id, true)),
+        ("client_secret".into(), percent_decode(secret, true)),
+    ]
 }
 
 /// Nine letters and digits, like Entra's user codes.

@@ -84,6 +84,9 @@ pub struct FakeOptions {
     pub evaluation_quota: u64,
     /// Subscriptions tracking all chats of the user (B.1: 10); more is a 403.
     pub subscription_quota: usize,
+    /// Put the notifications of one change for several subscriptions that share a hub into
+    /// one record (C.1: `value[]` may hold several subscriptions); otherwise one record each.
+    pub batch_notifications: bool,
 }
 
 impl Default for FakeOptions {
@@ -107,6 +110,7 @@ impl Default for FakeOptions {
             kafka: false,
             evaluation_quota: 500,
             subscription_quota: 10,
+            batch_notifications: false,
         }
     }
 }
@@ -150,7 +154,7 @@ impl State {
             }
             out.push(publish::change(opts, sub, chat_id, message, change_type));
         }
-        out
+        publish::collections(out, opts.batch_notifications)
     }
 }
 
@@ -607,7 +611,11 @@ async fn route(
             .identity
             .device_authorization(opts, tenant, &body_text),
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => {
-            inner.state().identity.token(opts, tenant, &body_text)
+            let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+            inner
+                .state()
+                .identity
+                .token(opts, tenant, &body_text, authorization)
         }
         (_, ["v1.0", ..]) => {
             let req = GraphRequest {

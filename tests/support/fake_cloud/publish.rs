@@ -161,19 +161,36 @@ fn item_base(opts: &FakeOptions, sub: &Subscription) -> serde_json::Map<String, 
     item
 }
 
-fn collection(item: serde_json::Map<String, Value>) -> String {
-    json!({"value": [Value::Object(item)]}).to_string()
+/// Change-notification items (topic, item) as records: one collection per item, or with
+/// `batch` one per hub holding all its items in order (C.1: `value[]` may hold several
+/// subscriptions' notifications).
+pub fn collections(items: Vec<(String, Value)>, batch: bool) -> Vec<Published> {
+    let mut records: Vec<(String, Vec<Value>)> = Vec::new();
+    for (topic, item) in items {
+        match records.iter_mut().find(|(t, _)| batch && *t == topic) {
+            Some((_, batched)) => batched.push(item),
+            None => records.push((topic, vec![item])),
+        }
+    }
+    records
+        .into_iter()
+        .map(|(topic, items)| Published {
+            topic,
+            body: json!({ "value": items }).to_string(),
+        })
+        .collect()
 }
 
-/// A change notification for one subscription (H.1; H.2 with `encryptedContent` when the
-/// subscription has `includeResourceData`). `message` is the chatMessage as it now is.
+/// A change notification item for one subscription and its hub (H.1; H.2 with
+/// `encryptedContent` when the subscription has `includeResourceData`). `message` is the
+/// chatMessage as it now is.
 pub fn change(
     opts: &FakeOptions,
     sub: &Subscription,
     chat_id: &str,
     message: &Value,
     change_type: &str,
-) -> Published {
+) -> (String, Value) {
     let id = message["id"].as_str().unwrap_or_default();
     let resource = format!("chats('{chat_id}')/messages('{id}')");
     let mut item = item_base(opts, sub);
@@ -207,10 +224,7 @@ pub fn change(
             }),
         );
     }
-    Published {
-        topic: sub.hub.clone(),
-        body: collection(item),
-    }
+    (sub.hub.clone(), Value::Object(item))
 }
 
 /// A lifecycle event (H.3–H.5) into the subscription's lifecycle hub; `None` without one.
@@ -222,8 +236,5 @@ pub fn lifecycle(
     let hub = sub.lifecycle_hub.clone()?;
     let mut item = item_base(opts, sub);
     item.insert("lifecycleEvent".into(), json!(event.name()));
-    Some(Published {
-        topic: hub,
-        body: collection(item),
-    })
+    collections(vec![(hub, Value::Object(item))], false).pop()
 }

@@ -332,8 +332,13 @@ fn optional_string(body: &Map<String, Value>, key: &str) -> Result<Option<String
 }
 
 fn parse_body(req: &GraphRequest) -> Result<Map<String, Value>, GraphError> {
-    match serde_json::from_slice::<Value>(req.body) {
-        Ok(Value::Object(map)) => Ok(map),
+    let json = req.header("content-type").is_some_and(|c| {
+        c.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    match serde_json::from_slice::<Value>(req.body).ok().filter(|_| json) {
+        Some(Value::Object(map)) => Ok(map),
         _ => Err(GraphError::new(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")),
     }
 }
