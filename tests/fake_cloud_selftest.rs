@@ -992,6 +992,14 @@ async fn chats_and_messages_are_listed_paged_and_fetched() {
     assert_eq!(status, 400);
 }
 
+/// Publishing into the test broker.
+fn kafka_options() -> FakeOptions {
+    FakeOptions {
+        kafka: true,
+        ..fast_options()
+    }
+}
+
 /// Creates a hub (topic) on the test broker and returns its name.
 async fn new_hub(prefix: &str) -> String {
     let name = unique(prefix);
@@ -1023,11 +1031,7 @@ fn items(records: &[String]) -> Vec<Value> {
 
 #[tokio::test]
 async fn posted_messages_reach_the_hub_as_documented_notifications() {
-    let (cloud, client, tokens) = signed_in(FakeOptions {
-        kafka: true,
-        ..fast_options()
-    })
-    .await;
+    let (cloud, client, tokens) = signed_in(kafka_options()).await;
     let at = Some(token(&tokens));
     let hub_name = new_hub("fake-basic").await;
     let lifecycle_hub = new_hub("fake-lifecycle").await;
@@ -1172,11 +1176,7 @@ async fn posted_messages_reach_the_hub_as_documented_notifications() {
 
 #[tokio::test]
 async fn rich_notifications_decrypt_with_the_subscription_key() {
-    let (cloud, client, tokens) = signed_in(FakeOptions {
-        kafka: true,
-        ..fast_options()
-    })
-    .await;
+    let (cloud, client, tokens) = signed_in(kafka_options()).await;
     let at = Some(token(&tokens));
     let hub_name = new_hub("fake-rich").await;
     let key = EncryptionKey::generate("beacon-selftest", Utc::now(), 30).expect("key");
