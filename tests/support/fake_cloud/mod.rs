@@ -428,7 +428,7 @@ impl FakeCloud {
     /// A message is edited (`patch`'s top-level fields replace the message's): `updated`.
     /// False when the message is unknown or deleted.
     pub async fn edit_message(&self, chat_id: &str, message_id: &str, patch: Value) -> bool {
-        self.change(chat_id, message_id, "updated", |chats| {
+        self.change(chat_id, "updated", |chats| {
             chats.edit(chat_id, message_id, &patch)
         })
         .await
@@ -436,7 +436,7 @@ impl FakeCloud {
 
     /// A message is deleted: `deleted`; GETs answer 404 afterwards.
     pub async fn delete_message(&self, chat_id: &str, message_id: &str) -> bool {
-        self.change(chat_id, message_id, "deleted", |chats| {
+        self.change(chat_id, "deleted", |chats| {
             chats.delete(chat_id, message_id)
         })
         .await
@@ -445,7 +445,6 @@ impl FakeCloud {
     async fn change(
         &self,
         chat_id: &str,
-        _message_id: &str,
         change_type: &str,
         f: impl FnOnce(&mut chats::Chats) -> Option<Value>,
     ) -> bool {
