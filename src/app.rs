@@ -181,11 +181,7 @@ fn recogniser(
     source: MessageSource,
 ) -> Result<Recogniser, AppError> {
     let rules = Rules::compile(&config.emergency).map_err(|e| AppError::Config(e.to_string()))?;
-    let service_account_id = core
-        .store
-        .settings
-        .get("graph/account")?
-        .and_then(|a| a.get("id").and_then(|v| v.as_str()).map(str::to_string));
+    let service_account_id = crate::graph::account::stored(&core.store).map(|a| a.id);
     Ok(Recogniser {
         store: core.store.clone(),
         rules: Arc::new(rules),

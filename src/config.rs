@@ -4,7 +4,8 @@
 //! Environment variables override single keys: `BEACON_DATA_DIR` sets `data_dir`,
 //! `BEACON_EVENTHUB_CONNECTION_STRING` sets `eventhub.connection_string`; in general
 //! `BEACON_<SECTION>_<KEY>` in upper case. A variable that names no setting is an error, so a
-//! typo cannot silently leave the default in force. See `config/beacon.example.toml`.
+//! typo cannot silently leave the default in force. `BEACON_CONFIG`, `BEACON_LOG` and
+//! `BEACON_TEST_*` (the test environment) are not settings. See `config/beacon.example.toml`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -165,7 +166,11 @@ impl Config {
             reason: e.kind().to_string(),
         })?;
         let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("BEACON_") && !IGNORED_VARS.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                k.starts_with("BEACON_")
+                    && !k.starts_with("BEACON_TEST_")
+                    && !IGNORED_VARS.contains(&k.as_str())
+            })
             .collect();
         Config::from_parts(path, &text, &env)
     }
@@ -331,7 +336,8 @@ impl Config {
     }
 }
 
-/// Variables that start with `BEACON_` but are not settings.
+/// Variables that start with `BEACON_` but are not settings (besides `BEACON_TEST_*`, which
+/// belong to the test environment).
 const IGNORED_VARS: &[&str] = &["BEACON_CONFIG", "BEACON_LOG"];
 
 /// Writes each `BEACON_*` variable into the table. Returns key path → variable name.

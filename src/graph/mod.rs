@@ -2,6 +2,7 @@
 //! (and, in later work, the HTTP client, sign-in and the subscription keeper).
 
 pub mod aadsts;
+pub mod account;
 pub mod auth;
 pub mod client;
 pub mod client_state;
