@@ -29,9 +29,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Half-life: renew then.
+    /// Half-life: renew then — half of the lifetime we ask for after the last renewal, or
+    /// half-way to the expiry Graph confirmed if that is sooner.
     pub fn renew_at(&self) -> DateTime<Utc> {
-        self.renewed_at + (self.expires_at - self.renewed_at) / 2
+        let asked = self.renewed_at + Duration::minutes(LIFETIME_MINUTES / 2);
+        let confirmed = self.renewed_at + (self.expires_at - self.renewed_at) / 2;
+        asked.min(confirmed)
     }
 }
 
@@ -151,6 +154,15 @@ mod tests {
         let mut expired = live(0);
         expired.last_reconcile = Some(t(LIFETIME_MINUTES));
         assert_eq!(next_action(t(LIFETIME_MINUTES), &expired), Action::Create);
+    }
+
+    #[test]
+    fn a_shorter_confirmed_expiry_brings_renewal_forward() {
+        let mut state = live(0);
+        if let Some(sub) = state.subscription.as_mut() {
+            sub.expires_at = t(600);
+        }
+        assert_eq!(state.subscription.map(|s| s.renew_at()), Some(t(300)));
     }
 
     #[test]

@@ -1,0 +1,320 @@
+//! The subscription keeper against the fake Microsoft cloud: the documented create body,
+//! renewal at half-life, re-creation after removal or a 404, reconcile (adopt ours, delete
+//! strays), failures in words — and an emergency posted in the fake cloud flowing through
+//! the real broker into the appliance's calls and alarm.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
+use beacon::graph::client::GraphClient;
+use beacon::graph::client_state::ClientStates;
+use beacon::graph::notification::LifecycleEvent;
+use beacon::graph::retry::RetryPolicy;
+use beacon::graph::schedule::{Action, LIFETIME_MINUTES};
+use beacon::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
+use beacon::graph::tokens::TokenKeeper;
+use beacon::store::Store;
+use chrono::Utc;
+use support::fake_cloud::{CreateFault, FakeCloud, FakeOptions};
+
+struct Setup {
+    cloud: FakeCloud,
+    _dir: tempfile::TempDir,
+    store: Store,
+    states: ClientStates,
+    graph: GraphClient,
+}
+
+async fn setup(options: FakeOptions) -> Setup {
+    let cloud = FakeCloud::start(FakeOptions {
+        poll_interval_secs: 1,
+        ..options
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let keeper = TokenKeeper::new(
+        OAuthSettings {
+            login_url: cloud.login_url(),
+            tenant: cloud.options().tenant_domain.clone(),
+            client_id: cloud.options().client_id.clone(),
+            client_secret: None,
+            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        },
+        store.clone(),
+    )
+    .expect("keeper");
+    let approve = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(code) = cloud.pending_user_codes().first() {
+                cloud.approve(code);
+                return;
+            }
+        }
+    };
+    let (signed_in, ()) = tokio::join!(keeper.sign_in(|_| {}, std::future::pending()), approve);
+    signed_in.expect("signed in");
+    let graph =
+        GraphClient::new(&cloud.graph_url(), keeper, RetryPolicy::default()).expect("client");
+    let states = ClientStates::load(&store).expect("states");
+    Setup {
+        cloud,
+        _dir: dir,
+        store,
+        states,
+        graph,
+    }
+}
+
+fn sub_settings(cloud: &FakeCloud, hub: &str) -> SubscriptionSettings {
+    SubscriptionSettings {
+        service_account_id: cloud.options().user.id.clone(),
+        namespace: "beacon-test".into(),
+        hub: hub.into(),
+        hub_tenant: cloud.options().tenant_domain.clone(),
+        model_b: false,
+        rich: None,
+    }
+}
+
+fn keeper(s: &Setup, hub: &str) -> Arc<SubscriptionKeeper> {
+    SubscriptionKeeper::new(
+        s.graph.clone(),
+        s.store.clone(),
+        s.states.clone(),
+        sub_settings(&s.cloud, hub),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_with_the_documented_body_and_renews_at_half_life() {
+    let s = setup(FakeOptions::default()).await;
+    let keeper = keeper(&s, "teams-emergency");
+    let now = Utc::now();
+    assert_eq!(
+        keeper.step(now).await.expect("reconcile"),
+        Action::Reconcile
+    );
+    assert_eq!(keeper.step(now).await.expect("create"), Action::Create);
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    let sub = &subs[0];
+    assert_eq!(
+        sub.resource,
+        format!("/users/{}/chats/getAllMessages", s.cloud.options().user.id)
+    );
+    assert_eq!(sub.change_type, "created,updated");
+    assert_eq!(
+        sub.notification_url,
+        "EventHub:https://beacon-test.servicebus.windows.net/eventhubname/teams-emergency?tenantId=contoso.com"
+    );
+    assert_eq!(
+        sub.lifecycle_notification_url.as_deref(),
+        Some(sub.notification_url.as_str())
+    );
+    let lifetime = sub.expiration - now;
+    assert!(
+        lifetime > chrono::Duration::minutes(4_200) && lifetime <= chrono::Duration::minutes(4_320),
+        "{lifetime}"
+    );
+    let state = sub.client_state.clone().expect("clientState sent");
+    assert!(state.len() <= 128);
+    assert_eq!(
+        s.states.verify(Some(&state)),
+        beacon::graph::client_state::Verdict::Accepted
+    );
+    let body: serde_json::Value = serde_json::from_str(
+        &s.cloud
+            .requests_to("/v1.0/subscriptions")
+            .last()
+            .expect("request")
+            .body,
+    )
+    .expect("json");
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "changeType",
+            "clientState",
+            "expirationDateTime",
+            "latestSupportedTlsVersion",
+            "lifecycleNotificationUrl",
+            "notificationUrl",
+            "resource"
+        ]
+    );
+
+    // Nothing to do until half-life (or the hourly reconcile).
+    assert!(matches!(
+        keeper.step(Utc::now()).await.expect("wait"),
+        Action::WaitUntil(_)
+    ));
+    // Half a lifetime later (the stored state is moved back, Graph's clock is real): after a
+    // restart the keeper reconciles, adopts its subscription, and renews it.
+    backdate(&s.store, LIFETIME_MINUTES / 2 + 1);
+    let restarted = keeper_again(&s, "teams-emergency");
+    assert_eq!(
+        restarted.step(Utc::now()).await.expect("reconcile"),
+        Action::Reconcile
+    );
+    assert_eq!(
+        restarted.step(Utc::now()).await.expect("renew"),
+        Action::Renew { id: sub.id.clone() }
+    );
+    assert_eq!(
+        s.cloud.subscription(&sub.id).expect("still there").renewals,
+        1
+    );
+    assert!(matches!(
+        restarted.step(Utc::now()).await.expect("wait"),
+        Action::WaitUntil(_)
+    ));
+}
+
+/// Moves the stored subscription's last renewal `minutes` into the past.
+fn backdate(store: &Store, minutes: i64) {
+    let mut state: serde_json::Value = store
+        .settings
+        .get("graph/subscription")
+        .expect("read")
+        .expect("stored");
+    let renewed = Utc::now() - chrono::Duration::minutes(minutes);
+    state["subscription"]["renewed_at"] = serde_json::json!(renewed);
+    store
+        .settings
+        .insert("graph/subscription", &state)
+        .expect("write");
+}
+
+fn keeper_again(s: &Setup, hub: &str) -> Arc<SubscriptionKeeper> {
+    keeper(s, hub)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recreated_after_removal_or_a_404_and_reauthorized_on_request() {
+    let s = setup(FakeOptions::default()).await;
+    let keeper = keeper(&s, "teams-emergency");
+    let now = Utc::now();
+    keeper.step(now).await.expect("reconcile");
+    keeper.step(now).await.expect("create");
+    let first = s.cloud.subscriptions()[0].id.clone();
+
+    keeper
+        .lifecycle(&first, LifecycleEvent::ReauthorizationRequired)
+        .await;
+    assert_eq!(
+        keeper.step(now).await.expect("reauth"),
+        Action::Reauthorize { id: first.clone() }
+    );
+    assert_eq!(
+        s.cloud.subscription(&first).expect("sub").reauthorizations,
+        1
+    );
+
+    s.cloud.remove_subscription(&first).await;
+    keeper
+        .lifecycle(&first, LifecycleEvent::SubscriptionRemoved)
+        .await;
+    assert_eq!(keeper.step(now).await.expect("create"), Action::Create);
+    let second = s.cloud.subscriptions()[0].id.clone();
+    assert_ne!(first, second);
+    assert!(!s.states.knows(&first), "the old clientState is forgotten");
+
+    // Gone without a word between two steps: the renewal's 404 says so, and a new one is made.
+    backdate(&s.store, LIFETIME_MINUTES / 2 + 1);
+    let restarted = keeper_again(&s, "teams-emergency");
+    assert_eq!(
+        restarted.step(Utc::now()).await.expect("reconcile"),
+        Action::Reconcile
+    );
+    assert!(s.cloud.expire_subscription(&second));
+    assert_eq!(
+        restarted.step(Utc::now()).await.expect("renew"),
+        Action::Renew { id: second.clone() }
+    );
+    assert_eq!(
+        restarted.step(Utc::now()).await.expect("create"),
+        Action::Create
+    );
+    assert_eq!(s.cloud.subscriptions().len(), 1);
+    assert_ne!(s.cloud.subscriptions()[0].id, second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_adopts_ours_and_deletes_strays() {
+    let s = setup(FakeOptions::default()).await;
+    // A stray of this app: created by an earlier install whose clientState is lost.
+    let other_dir = tempfile::tempdir().expect("dir");
+    let other_store = Store::open(&other_dir.path().join("d")).expect("store");
+    let stray = SubscriptionKeeper::new(
+        s.graph.clone(),
+        other_store.clone(),
+        ClientStates::load(&other_store).expect("states"),
+        SubscriptionSettings {
+            hub: "old-hub".into(),
+            ..sub_settings(&s.cloud, "old-hub")
+        },
+    );
+    stray.step(Utc::now()).await.expect("reconcile");
+    stray.step(Utc::now()).await.expect("create");
+    let stray_id = s.cloud.subscriptions()[0].id.clone();
+
+    let keeper = keeper(&s, "teams-emergency");
+    keeper.step(Utc::now()).await.expect("reconcile");
+    assert!(s.cloud.subscription(&stray_id).is_none(), "stray deleted");
+    keeper.step(Utc::now()).await.expect("create");
+    let ours = s.cloud.subscriptions()[0].id.clone();
+
+    // A restart: the keeper reconciles and adopts its own subscription instead of creating one.
+    let again = SubscriptionKeeper::new(
+        s.graph.clone(),
+        s.store.clone(),
+        s.states.clone(),
+        sub_settings(&s.cloud, "teams-emergency"),
+    );
+    assert_eq!(
+        again.step(Utc::now()).await.expect("reconcile"),
+        Action::Reconcile
+    );
+    assert_eq!(
+        again.state().await.subscription.map(|x| x.id),
+        Some(ours.clone())
+    );
+    assert!(matches!(
+        again.step(Utc::now()).await.expect("wait"),
+        Action::WaitUntil(_)
+    ));
+    assert_eq!(s.cloud.subscriptions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creation_failures_become_sentences_that_name_the_fix() {
+    let s = setup(FakeOptions::default()).await;
+    let keeper = keeper(&s, "teams-emergency");
+    keeper.step(Utc::now()).await.expect("reconcile");
+    s.cloud
+        .fail_subscription_creation(CreateFault::PublishingValidationFailed, 1);
+    assert!(keeper.step(Utc::now()).await.is_err());
+    let status = keeper.status().borrow().clone();
+    let problem = status.problem.expect("a problem is shown");
+    assert!(
+        problem.contains("Microsoft Graph Change Tracking")
+            && problem.contains("Azure Event Hubs Data Sender"),
+        "{problem}"
+    );
+    assert!(status.problem_since.is_some());
+    // The next attempt works and clears the problem.
+    keeper.step(Utc::now()).await.expect("create");
+    assert!(keeper.status().borrow().problem.is_none());
+}
