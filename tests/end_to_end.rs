@@ -1,0 +1,161 @@
+//! The whole path: an emergency message posted in the fake Microsoft cloud is published like
+//! Graph into the real broker (SASL_SSL), consumed, fetched from Graph, recognised, raises the
+//! alarm once and is recorded — and an edit adds the location without a second alarm.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::alarm::AlarmState;
+use beacon::emergency::Rules;
+use beacon::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
+use beacon::graph::client::GraphClient;
+use beacon::graph::retry::RetryPolicy;
+use beacon::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
+use beacon::graph::tokens::TokenKeeper;
+use beacon::recognise::{CallRecord, MessageSource, Recogniser};
+use chrono::Utc;
+use serde_json::json;
+use support::fake_cloud::{FakeCloud, FakeOptions};
+use support::kafka::create_topic;
+use support::{unique, Appliance};
+
+const CHAT: &str = "19:e2e0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
+    let hub = unique("e2e-hub");
+    create_topic(&hub, 2).await;
+    let cloud = FakeCloud::start(FakeOptions {
+        kafka: true,
+        poll_interval_secs: 1,
+        ..FakeOptions::default()
+    })
+    .await;
+    let appliance = Appliance::new();
+    let store = appliance.store.clone();
+
+    // Sign in the service account and learn who it is.
+    let tokens = TokenKeeper::new(
+        OAuthSettings {
+            login_url: cloud.login_url(),
+            tenant: cloud.options().tenant_domain.clone(),
+            client_id: cloud.options().client_id.clone(),
+            client_secret: None,
+            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        },
+        store.clone(),
+    )
+    .expect("keeper");
+    let approve = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(code) = cloud.pending_user_codes().first() {
+                cloud.approve(code);
+                return;
+            }
+        }
+    };
+    let (signed_in, ()) = tokio::join!(tokens.sign_in(|_| {}, std::future::pending()), approve);
+    signed_in.expect("signed in");
+    let graph =
+        GraphClient::new(&cloud.graph_url(), tokens, RetryPolicy::default()).expect("graph");
+    let account = beacon::graph::account::fetch_and_store(&graph, &store)
+        .await
+        .expect("/me");
+
+    // Subscribe: Graph checks it can publish into the hub (the validation message).
+    let keeper = SubscriptionKeeper::new(
+        graph.clone(),
+        store.clone(),
+        appliance.client_states.clone(),
+        SubscriptionSettings {
+            service_account_id: account.id.clone(),
+            namespace: "beacon-test".into(),
+            hub: hub.clone(),
+            hub_tenant: cloud.options().tenant_domain.clone(),
+            model_b: false,
+            rich: None,
+        },
+    );
+    keeper.step(Utc::now()).await.expect("reconcile");
+    keeper.step(Utc::now()).await.expect("create");
+
+    // The appliance: consumer → ingest → recognition (fetching from Graph) → alarm.
+    let (alarm, _alarm_task) =
+        beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let mut view = alarm.view();
+    let mut running = appliance.consume(&hub, &unique("beacon-e2e"), true);
+    let recogniser = Recogniser {
+        store: store.clone(),
+        rules: Arc::new(Rules::default()),
+        alarm: alarm.clone(),
+        source: MessageSource::Graph(graph.clone()),
+        service_account_id: Some(account.id.clone()),
+        lifecycle: None,
+    };
+
+    // Someone dials 911; Teams posts the notification to the group chat.
+    let message = json!({
+        "messageType": "message",
+        "importance": "high",
+        "from": {"user": {"id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "displayName": "Jordan Rivera", "userIdentityType": "aadUser"}},
+        "body": {"contentType": "html", "content": "<p>Jordan Rivera has placed an Emergency Call to 911</p>"}
+    });
+    let id = cloud.post_message(CHAT, message).await;
+    let handed = running.until_message(&id, Duration::from_secs(30)).await;
+    let entry = handed.last().expect("handed on").clone();
+    assert!(
+        matches!(
+            &entry.notification,
+            beacon::ingest::Notification::Message { message: None, .. }
+        ),
+        "a basic notification: the message is fetched"
+    );
+    recogniser.handle(&entry).await.expect("recognised");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        view.wait_for(|v| v.state == AlarmState::Alerting),
+    )
+    .await
+    .expect("alarm within 5 s")
+    .expect("alarm view");
+    let key = format!("{CHAT}/{id}");
+    let record: CallRecord =
+        serde_json::from_value(store.calls.get(&key).expect("read").expect("recorded"))
+            .expect("record");
+    assert_eq!(record.call.caller.display_name, "Jordan Rivera");
+    assert!(record.alarmed_locally);
+    assert!(record.call.location.text.is_none());
+
+    // The location follows in an edit: one `updated` notification, merged, no second alarm.
+    cloud
+        .edit_message(
+            CHAT,
+            &id,
+            json!({"body": {"contentType": "html", "content": "<p>Jordan Rivera has placed an Emergency Call to 911</p><p>Location: 725 Example Street, Floor 4, Redmond</p>"}}),
+        )
+        .await;
+    let handed = running.take(1, Duration::from_secs(30)).await;
+    let update = handed.first().expect("the edit is handed on").clone();
+    recogniser.handle(&update).await.expect("merged");
+    let record: CallRecord =
+        serde_json::from_value(store.calls.get(&key).expect("read").expect("recorded"))
+            .expect("record");
+    assert_eq!(record.updates, 1);
+    assert!(record
+        .call
+        .location
+        .text
+        .unwrap_or_default()
+        .contains("725 Example Street"));
+    let raised = store
+        .audit
+        .iter()
+        .filter_map(|(_, v)| v.ok())
+        .filter(|v| v["action"] == "call_raised")
+        .count();
+    assert_eq!(raised, 1, "one alarm for one call");
+    running.stop().await;
+}
