@@ -13,11 +13,14 @@ use crate::config::Config;
 use crate::emergency::Rules;
 use crate::eventhub::connection::ConnectionError;
 use crate::eventhub::consumer::{self, ConsumerError, ConsumerSettings};
+use crate::graph::account::Account;
+use crate::graph::auth::DeviceCodePrompt;
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
 use crate::graph::client::GraphClient;
 use crate::graph::client_state::ClientStates;
 use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
 use crate::graph::retry::RetryPolicy;
+use crate::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
 use crate::graph::tokens::TokenKeeper;
 use crate::health::{IngestCounters, IngestSnapshot};
 use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
@@ -102,7 +105,47 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             "Graph sign-in is not configured: basic notifications wait in the inbox until it is"
         );
     }
-    let recogniser = recogniser(&config, &core, alarm.clone(), source)?;
+    let mut recogniser = recogniser(&config, &core, alarm.clone(), source.clone())?;
+    if let (MessageSource::Graph(graph), Some(account)) =
+        (&source, crate::graph::account::stored(&core.store))
+    {
+        let keeper = SubscriptionKeeper::new(
+            graph.clone(),
+            core.store.clone(),
+            core.client_states.clone(),
+            SubscriptionSettings {
+                service_account_id: account.id,
+                namespace: target.namespace().to_string(),
+                hub: target.topic().to_string(),
+                hub_tenant: config
+                    .graph
+                    .hub_tenant
+                    .clone()
+                    .or_else(|| config.graph.tenant_id.clone())
+                    .unwrap_or_default(),
+                model_b: config.graph.model_b,
+                rich: config
+                    .graph
+                    .rich_notifications
+                    .then(|| core.keys.current().cloned())
+                    .flatten(),
+            },
+        );
+        let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
+        recogniser.lifecycle = Some(lifecycle_tx);
+        let forward = keeper.clone();
+        tokio::spawn(async move {
+            while let Some((id, event)) = lifecycle_rx.recv().await {
+                forward.lifecycle(&id, event).await;
+            }
+        });
+        tokio::spawn(keeper.run(std::future::pending::<()>()));
+    } else if tokens.is_some() {
+        tracing::warn!("the service account is not signed in: run `beacon login` (no subscription is kept until then)");
+    }
+    if let Some(warning) = config.secret_expiry_warning(Utc::now().date_naive()) {
+        tracing::warn!("{warning}");
+    }
     let (tx, rx) = mpsc::channel(config.ingest.queue);
     let stage = tokio::spawn(recogniser.run(rx));
     let resumed = ingest::stage::resume(&core.store, &tx).await?;
@@ -146,6 +189,29 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let _ = alarm_task.await;
     core.store.flush()?;
     Ok(())
+}
+
+/// `beacon login`: device-code sign-in of the service account, then `GET /me`.
+pub async fn login<S>(config: Config, show: S) -> Result<Account, AppError>
+where
+    S: FnOnce(&DeviceCodePrompt),
+{
+    let core = Core::open(&config)?;
+    let (source, tokens) = graph_source(&config, &core.store)?;
+    let (MessageSource::Graph(graph), Some(tokens)) = (source, tokens) else {
+        return Err(AppError::Config(
+            "graph.tenant_id and graph.client_id must be set before signing in".into(),
+        ));
+    };
+    tokens
+        .sign_in(show, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    crate::graph::account::fetch_and_store(&graph, &core.store)
+        .await
+        .map_err(|e| AppError::Config(e.to_string()))
 }
 
 /// The Graph message source and token keeper, when sign-in is configured.

@@ -84,6 +84,17 @@ pub struct GraphConfig {
     pub client_id: Option<String>,
     /// Only sent when the tenant demands a confidential client. Secret.
     pub client_secret: Option<Secret>,
+    /// When the client secret expires (from the Entra portal), to warn 30 days ahead.
+    pub client_secret_expires: Option<chrono::NaiveDate>,
+    /// `tenantId` in the Event Hub notification URL: the domain of the tenant that owns the
+    /// hub. Default: `tenant_id`.
+    pub hub_tenant: Option<String>,
+    /// Subscribe with `?model=B` (metered; avoids the 500-messages-a-month evaluation quota
+    /// after which notifications stop silently).
+    pub model_b: bool,
+    /// Ask Graph for rich notifications (the message encrypted in the notification) instead of
+    /// fetching each message.
+    pub rich_notifications: bool,
 }
 
 impl Default for GraphConfig {
@@ -94,6 +105,10 @@ impl Default for GraphConfig {
             tenant_id: None,
             client_id: None,
             client_secret: None,
+            client_secret_expires: None,
+            hub_tenant: None,
+            model_b: false,
+            rich_notifications: false,
         }
     }
 }
@@ -325,6 +340,20 @@ impl Config {
             target.bootstrap = bootstrap.clone();
         }
         Ok(target)
+    }
+
+    /// A warning when the client secret expires within 30 days of `today` (or has expired).
+    pub fn secret_expiry_warning(&self, today: chrono::NaiveDate) -> Option<String> {
+        let expires = self.graph.client_secret_expires?;
+        self.graph.client_secret.as_ref()?;
+        let days = (expires - today).num_days();
+        if days < 0 {
+            Some(format!("the client secret expired on {expires}; create a new one in the Entra portal and enter it"))
+        } else if days <= 30 {
+            Some(format!("the client secret expires on {expires} ({days} days); create a new one in the Entra portal before then"))
+        } else {
+            None
+        }
     }
 
     /// `eventhub.consumer_group`, or `beacon-<device-id>`.
@@ -593,6 +622,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("graph.graph_url"), "{err}");
+    }
+
+    #[test]
+    fn secret_expiry_warns_thirty_days_ahead() {
+        let config = load(
+            "[graph]\nclient_secret = \"s\"\nclient_secret_expires = 2027-01-31\n",
+            &[],
+        )
+        .map_err(|e| e.to_string());
+        let Ok(config) = config else {
+            panic!("{config:?}")
+        };
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default();
+        assert_eq!(config.secret_expiry_warning(day("2026-12-31")), None);
+        assert!(config
+            .secret_expiry_warning(day("2027-01-01"))
+            .is_some_and(|w| w.contains("30 days")));
+        assert!(config
+            .secret_expiry_warning(day("2027-02-01"))
+            .is_some_and(|w| w.contains("expired")));
     }
 
     #[test]

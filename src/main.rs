@@ -27,6 +27,13 @@ enum Command {
         #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
         config: PathBuf,
     },
+    /// Sign the Teams service account in (device code): prints the code and the address to
+    /// open on any device, waits, and prints the signed-in account.
+    Login {
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+    },
     /// Check a configuration file (and BEACON_* variables) and print what it resolves to.
     /// Exit 0 valid, 2 invalid. Secrets are never printed.
     CheckConfig {
@@ -84,6 +91,29 @@ fn main() -> ExitCode {
             key,
             config,
         } => parse(&file, service_account, chat_type, key, config.as_deref()),
+        Command::Login { config } => with_runtime(|| async move {
+            let config = load(&config)?;
+            let account = beacon::app::login(config, |prompt| {
+                let minutes = (prompt.expires_at - chrono::Utc::now()).num_minutes();
+                println!(
+                    "To sign the service account in, open {} and enter the code {}",
+                    prompt.verification_uri, prompt.user_code
+                );
+                if let Some(message) = &prompt.message {
+                    println!("({message})");
+                }
+                println!("The code is valid for {minutes} minutes. Waiting…");
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            println!(
+                "Signed in as {} ({}), object id {}",
+                account.display_name.as_deref().unwrap_or("?"),
+                account.upn.as_deref().unwrap_or("?"),
+                account.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Run { config } => with_runtime(|| async move {
             let config = load(&config)?;
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
@@ -197,6 +227,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         Err(e) => println!("  event hub:          not usable yet: {e}"),
     }
     println!("  graph:              {}", config.graph.graph_url);
+    if let Some(warning) = config.secret_expiry_warning(chrono::Utc::now().date_naive()) {
+        println!("  warning: {warning}");
+    }
     println!(
         "  client secret:      {}",
         if config.graph.client_secret.is_some() {
