@@ -106,6 +106,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
     }
     let mut recogniser = recogniser(&config, &core, alarm.clone(), source.clone())?;
+    let mut resync_graph = None;
     if let (MessageSource::Graph(graph), Some(account)) =
         (&source, crate::graph::account::stored(&core.store))
     {
@@ -140,6 +141,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         });
         tokio::spawn(keeper.run(std::future::pending::<()>()));
+        resync_graph = Some(graph.clone());
     } else if tokens.is_some() {
         tracing::warn!("the service account is not signed in: run `beacon login` (no subscription is kept until then)");
     }
@@ -149,6 +151,19 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel(config.ingest.queue);
     let stage = tokio::spawn(recogniser.run(rx));
     let resumed = ingest::stage::resume(&core.store, &tx).await?;
+    if let Some(graph) = resync_graph {
+        // The appliance was down until now: look for what was posted meanwhile.
+        let (store, handoff) = (core.store.clone(), tx.clone());
+        tokio::spawn(async move {
+            let now = Utc::now();
+            let since = crate::graph::resync::since(&store, now - chrono::Duration::hours(24))
+                .max(now - chrono::Duration::days(7));
+            if let Err(e) = crate::graph::resync::resync(&graph, &store, &handoff, since, now).await
+            {
+                tracing::error!(error = %e, "resync after start failed");
+            }
+        });
+    }
     if resumed > 0 {
         tracing::info!(
             resumed,
@@ -183,6 +198,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .map_err(|e| ConsumerError::Thread(e.to_string()))?;
     core.store.flush()?;
     let _ = stage.await;
+    crate::graph::resync::set_watermark(&core.store, Utc::now());
     // The recogniser's handle went with the stage; this was the last one: the alarm task
     // drains what is queued, persists, and ends.
     drop(alarm);

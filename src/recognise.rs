@@ -239,7 +239,8 @@ impl Recogniser {
             self.alarm.raise(key, summary(call)).await;
         }
         // … then the record.
-        let late = entry.received_at - call.created > chrono::Duration::minutes(LATE_AFTER_MINUTES);
+        let late = entry.position == "resync"
+            || entry.received_at - call.created > chrono::Duration::minutes(LATE_AFTER_MINUTES);
         let record = CallRecord {
             key: key.to_string(),
             kind,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod client_state;
 pub mod crypto;
 pub mod notification;
+pub mod resync;
 pub mod retry;
 pub mod schedule;
 pub mod subscription;
