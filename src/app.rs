@@ -106,7 +106,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
     }
     let mut recogniser = recogniser(&config, &core, alarm.clone(), source.clone())?;
-    let mut resync_graph = None;
+    let mut gap_watch = None;
     if let (MessageSource::Graph(graph), Some(account)) =
         (&source, crate::graph::account::stored(&core.store))
     {
@@ -140,8 +140,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                 forward.lifecycle(&id, event).await;
             }
         });
+        gap_watch = Some((graph.clone(), keeper.status()));
         tokio::spawn(keeper.run(std::future::pending::<()>()));
-        resync_graph = Some(graph.clone());
     } else if tokens.is_some() {
         tracing::warn!("the service account is not signed in: run `beacon login` (no subscription is kept until then)");
     }
@@ -151,19 +151,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel(config.ingest.queue);
     let stage = tokio::spawn(recogniser.run(rx));
     let resumed = ingest::stage::resume(&core.store, &tx).await?;
-    if let Some(graph) = resync_graph {
-        // The appliance was down until now: look for what was posted meanwhile.
-        let (store, handoff) = (core.store.clone(), tx.clone());
-        tokio::spawn(async move {
-            let now = Utc::now();
-            let since = crate::graph::resync::since(&store, now - chrono::Duration::hours(24))
-                .max(now - chrono::Duration::days(7));
-            if let Err(e) = crate::graph::resync::resync(&graph, &store, &handoff, since, now).await
-            {
-                tracing::error!(error = %e, "resync after start failed");
-            }
-        });
-    }
     if resumed > 0 {
         tracing::info!(
             resumed,
@@ -190,6 +177,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         "consuming the Event Hub"
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
+    if let Some((graph, subscription)) = gap_watch {
+        // Resync at start (the appliance was down until now) and after every gap.
+        tokio::spawn(crate::graph::resync::run_triggers(
+            graph,
+            core.store.clone(),
+            tx.downgrade(),
+            subscription,
+            consumer.status.clone(),
+        ));
+    }
     drop(tx);
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -147,3 +147,78 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|d| d.with_timezone(&Utc))
 }
+
+/// How long the hub may be unreachable before its return triggers a resync.
+pub const HUB_GAP: std::time::Duration = std::time::Duration::from_secs(120);
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const WATERMARK_EVERY: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Runs a resync at start and after every gap: the subscription was replaced (ours was
+/// removed or expired), or the hub was unreachable for longer than [`HUB_GAP`]. While all is
+/// well it keeps the watermark fresh, so the resync after a crash looks back only that far.
+/// Holds the hand-off channel weakly, so shutdown is not held up.
+pub async fn run_triggers(
+    graph: GraphClient,
+    store: Store,
+    handoff: mpsc::WeakSender<InboxEntry>,
+    mut subscription: tokio::sync::watch::Receiver<super::subscription::SubscriptionStatus>,
+    hub: std::sync::Arc<crate::eventhub::consumer::ConsumerStatus>,
+) {
+    use std::sync::atomic::Ordering;
+    let run = |since: DateTime<Utc>| {
+        let (graph, store, handoff) = (graph.clone(), store.clone(), handoff.clone());
+        async move {
+            let Some(handoff) = handoff.upgrade() else {
+                return;
+            };
+            let now = Utc::now();
+            let since = since.max(now - chrono::Duration::days(7));
+            if let Err(e) = resync(&graph, &store, &handoff, since, now).await {
+                tracing::error!(error = %e, "resync failed; it runs again after the next gap");
+            }
+        }
+    };
+    run(super::resync::since(
+        &store,
+        Utc::now() - chrono::Duration::hours(24),
+    ))
+    .await;
+    let mut known_id = subscription.borrow().subscription_id.clone();
+    let mut down_since: Option<DateTime<Utc>> = None;
+    let mut last_mark = Utc::now();
+    loop {
+        tokio::time::sleep(CHECK_EVERY).await;
+        if handoff.upgrade().is_none() {
+            return;
+        }
+        let now = Utc::now();
+        let current = subscription.borrow_and_update().subscription_id.clone();
+        if current.is_some() && known_id.is_some() && current != known_id {
+            tracing::warn!("the subscription was replaced: resyncing");
+            run(super::resync::since(
+                &store,
+                now - chrono::Duration::hours(24),
+            ))
+            .await;
+        }
+        if current.is_some() {
+            known_id = current;
+        }
+        let connected = hub.connected.load(Ordering::Relaxed);
+        match (connected, down_since) {
+            (false, None) => down_since = Some(now),
+            (true, Some(since)) => {
+                down_since = None;
+                if (now - since).to_std().unwrap_or_default() >= HUB_GAP {
+                    tracing::warn!(%since, "the Event Hub was unreachable: resyncing");
+                    run(since - chrono::Duration::minutes(1)).await;
+                }
+            }
+            _ => {}
+        }
+        if connected && down_since.is_none() && now - last_mark >= WATERMARK_EVERY {
+            set_watermark(&store, now - chrono::Duration::minutes(1));
+            last_mark = now;
+        }
+    }
+}
