@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use beacon::alarm::AlarmState;
 use beacon::emergency::Rules;
-use beacon::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
-use beacon::graph::client::GraphClient;
-use beacon::graph::retry::RetryPolicy;
-use beacon::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
-use beacon::graph::tokens::TokenKeeper;
+use beacon::graph::subscription::SubscriptionKeeper;
 use beacon::recognise::{CallRecord, MessageSource, Recogniser};
 use chrono::Utc;
 use serde_json::json;
@@ -37,30 +33,7 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
     let store = appliance.store.clone();
 
     // Sign in the service account and learn who it is.
-    let tokens = TokenKeeper::new(
-        OAuthSettings {
-            login_url: cloud.login_url(),
-            tenant: cloud.options().tenant_domain.clone(),
-            client_id: cloud.options().client_id.clone(),
-            client_secret: None,
-            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-        },
-        store.clone(),
-    )
-    .expect("keeper");
-    let approve = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.approve(code);
-                return;
-            }
-        }
-    };
-    let (signed_in, ()) = tokio::join!(tokens.sign_in(|_| {}, std::future::pending()), approve);
-    signed_in.expect("signed in");
-    let graph =
-        GraphClient::new(&cloud.graph_url(), tokens, RetryPolicy::default()).expect("graph");
+    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
     let account = beacon::graph::account::fetch_and_store(&graph, &store)
         .await
         .expect("/me");
@@ -70,14 +43,7 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
         graph.clone(),
         store.clone(),
         appliance.client_states.clone(),
-        SubscriptionSettings {
-            service_account_id: account.id.clone(),
-            namespace: "beacon-test".into(),
-            hub: hub.clone(),
-            hub_tenant: cloud.options().tenant_domain.clone(),
-            model_b: false,
-            rich: None,
-        },
+        support::signed_in::subscription(&cloud, &hub),
     );
     keeper.step(Utc::now()).await.expect("reconcile");
     keeper.step(Utc::now()).await.expect("create");
@@ -172,45 +138,15 @@ async fn a_message_posted_while_the_appliance_was_down_is_found_by_resync_once()
     .await;
     let appliance = Appliance::new();
     let store = appliance.store.clone();
-    let tokens = TokenKeeper::new(
-        OAuthSettings {
-            login_url: cloud.login_url(),
-            tenant: cloud.options().tenant_domain.clone(),
-            client_id: cloud.options().client_id.clone(),
-            client_secret: None,
-            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-        },
-        store.clone(),
-    )
-    .expect("keeper");
-    let approve = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.approve(code);
-                return;
-            }
-        }
-    };
-    let (signed_in, ()) = tokio::join!(tokens.sign_in(|_| {}, std::future::pending()), approve);
-    signed_in.expect("signed in");
-    let graph =
-        GraphClient::new(&cloud.graph_url(), tokens, RetryPolicy::default()).expect("graph");
-    let account = beacon::graph::account::fetch_and_store(&graph, &store)
+    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
+    beacon::graph::account::fetch_and_store(&graph, &store)
         .await
         .expect("/me");
     let keeper = SubscriptionKeeper::new(
         graph.clone(),
         store.clone(),
         appliance.client_states.clone(),
-        SubscriptionSettings {
-            service_account_id: account.id.clone(),
-            namespace: "beacon-test".into(),
-            hub: hub.clone(),
-            hub_tenant: cloud.options().tenant_domain.clone(),
-            model_b: false,
-            rich: None,
-        },
+        support::signed_in::subscription(&cloud, &hub),
     );
     keeper.step(Utc::now()).await.expect("reconcile");
     keeper.step(Utc::now()).await.expect("create");

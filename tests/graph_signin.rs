@@ -8,11 +8,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use beacon::graph::auth::{AuthError, OAuthSettings, DEFAULT_SCOPES};
+use beacon::graph::auth::{AuthError, OAuthSettings};
 use beacon::graph::client::GraphClient;
 use beacon::graph::retry::RetryPolicy;
 use beacon::graph::tokens::{AuthStatus, TokenKeeper};
-use beacon::secret::Secret;
 use beacon::store::Store;
 use support::fake_cloud::{FakeCloud, FakeOptions, GrantFailure};
 
@@ -26,13 +25,7 @@ fn options() -> FakeOptions {
 }
 
 fn settings(cloud: &FakeCloud, secret: Option<&str>) -> OAuthSettings {
-    OAuthSettings {
-        login_url: cloud.login_url(),
-        tenant: cloud.options().tenant_domain.clone(),
-        client_id: cloud.options().client_id.clone(),
-        client_secret: secret.map(Secret::new),
-        scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-    }
+    support::signed_in::oauth(cloud, secret)
 }
 
 /// Signs in, approving the code as the person at the browser would.
@@ -69,6 +62,17 @@ async fn sign_in(cloud: &FakeCloud, keeper: &TokenKeeper) -> Result<(), AuthErro
         approve
     );
     result
+}
+
+/// Does `act` to the first device code the fake issues.
+async fn on_first_code(cloud: &FakeCloud, act: impl Fn(&str) -> bool) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(code) = cloud.pending_user_codes().first() {
+            act(code);
+            return;
+        }
+    }
 }
 
 fn store(dir: &tempfile::TempDir) -> Store {
@@ -131,28 +135,12 @@ async fn declined_and_expired_codes_say_so() {
     let cloud = FakeCloud::start(options()).await;
     let dir = tempfile::tempdir().expect("dir");
     let keeper = TokenKeeper::new(settings(&cloud, None), store(&dir)).expect("keeper");
-    let decline = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.decline(code);
-                return;
-            }
-        }
-    };
+    let decline = on_first_code(&cloud, |code| cloud.decline(code));
     let (result, ()) = tokio::join!(keeper.sign_in(|_| {}, std::future::pending()), decline);
     assert_eq!(result, Err(AuthError::Declined));
     assert!(matches!(*keeper.status().borrow(), AuthStatus::SignedOut));
 
-    let expire = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.expire_device_code(code);
-                return;
-            }
-        }
-    };
+    let expire = on_first_code(&cloud, |code| cloud.expire_device_code(code));
     let (result, ()) = tokio::join!(keeper.sign_in(|_| {}, std::future::pending()), expire);
     assert_eq!(result, Err(AuthError::Expired));
 

@@ -6,16 +6,12 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use beacon::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
 use beacon::graph::client::GraphClient;
 use beacon::graph::client_state::ClientStates;
 use beacon::graph::notification::LifecycleEvent;
-use beacon::graph::retry::RetryPolicy;
 use beacon::graph::schedule::{Action, LIFETIME_MINUTES};
 use beacon::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
-use beacon::graph::tokens::TokenKeeper;
 use beacon::store::Store;
 use chrono::Utc;
 use support::fake_cloud::{CreateFault, FakeCloud, FakeOptions};
@@ -36,30 +32,7 @@ async fn setup(options: FakeOptions) -> Setup {
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let keeper = TokenKeeper::new(
-        OAuthSettings {
-            login_url: cloud.login_url(),
-            tenant: cloud.options().tenant_domain.clone(),
-            client_id: cloud.options().client_id.clone(),
-            client_secret: None,
-            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-        },
-        store.clone(),
-    )
-    .expect("keeper");
-    let approve = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.approve(code);
-                return;
-            }
-        }
-    };
-    let (signed_in, ()) = tokio::join!(keeper.sign_in(|_| {}, std::future::pending()), approve);
-    signed_in.expect("signed in");
-    let graph =
-        GraphClient::new(&cloud.graph_url(), keeper, RetryPolicy::default()).expect("client");
+    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
     let states = ClientStates::load(&store).expect("states");
     Setup {
         cloud,
@@ -71,14 +44,7 @@ async fn setup(options: FakeOptions) -> Setup {
 }
 
 fn sub_settings(cloud: &FakeCloud, hub: &str) -> SubscriptionSettings {
-    SubscriptionSettings {
-        service_account_id: cloud.options().user.id.clone(),
-        namespace: "beacon-test".into(),
-        hub: hub.into(),
-        hub_tenant: cloud.options().tenant_domain.clone(),
-        model_b: false,
-        rich: None,
-    }
+    support::signed_in::subscription(cloud, hub)
 }
 
 fn keeper(s: &Setup, hub: &str) -> Arc<SubscriptionKeeper> {

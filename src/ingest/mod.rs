@@ -181,37 +181,32 @@ impl Ingest {
                 )
             }
         };
-        let (key, notification) = match item {
+        let presented = match &item {
             Item::Validation => {
                 IngestCounters::bump(&self.counters.validations);
                 return Ok(Admitted::Ignored);
             }
-            Item::Lifecycle(l) => {
-                if let Some(refusal) = self.check_client_state(l.client_state.as_deref()) {
-                    return self.refuse(
-                        &self.counters.client_state_rejects,
-                        refusal,
-                        position,
-                        record,
-                    );
-                }
-                (
-                    dedupe::lifecycle_key(&l.subscription_id, l.event, position),
-                    Notification::Lifecycle {
-                        subscription_id: l.subscription_id,
-                        event: l.event,
-                    },
-                )
-            }
+            Item::Lifecycle(l) => l.client_state.as_deref(),
+            Item::Change(c) => c.client_state.as_deref(),
+        };
+        if let Some(refusal) = self.check_client_state(presented) {
+            return self.refuse(
+                &self.counters.client_state_rejects,
+                refusal,
+                position,
+                record,
+            );
+        }
+        let (key, notification) = match item {
+            Item::Validation => return Ok(Admitted::Ignored),
+            Item::Lifecycle(l) => (
+                dedupe::lifecycle_key(&l.subscription_id, l.event, position),
+                Notification::Lifecycle {
+                    subscription_id: l.subscription_id,
+                    event: l.event,
+                },
+            ),
             Item::Change(c) => {
-                if let Some(refusal) = self.check_client_state(c.client_state.as_deref()) {
-                    return self.refuse(
-                        &self.counters.client_state_rejects,
-                        refusal,
-                        position,
-                        record,
-                    );
-                }
                 let message = match &c.encrypted {
                     None => None,
                     Some(content) => match self.keys.decrypt(content) {

@@ -43,7 +43,8 @@ pub fn target(topic: &str) -> EventHubTarget {
     target
 }
 
-fn client_config() -> ClientConfig {
+/// SASL_SSL + PLAIN settings of the test broker, for admin clients, producers and readers.
+pub fn client_config() -> ClientConfig {
     let broker = broker();
     let mut config = ClientConfig::new();
     config

@@ -6,6 +6,7 @@
 pub mod fake_cloud;
 pub mod kafka;
 pub mod notifications;
+pub mod signed_in;
 
 use std::path::PathBuf;
 use std::sync::Arc;

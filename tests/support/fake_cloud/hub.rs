@@ -3,26 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use beacon::eventhub::connection::SASL_USERNAME;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
 use super::super::kafka;
 
-/// SASL_SSL settings of the test broker, as `tests/support/kafka.rs` uses them.
-fn client_config() -> ClientConfig {
-    let broker = kafka::broker();
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &broker.bootstrap)
-        .set("security.protocol", "SASL_SSL")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", SASL_USERNAME)
-        .set("sasl.password", kafka::connection_string("admin").expose())
-        .set("ssl.ca.location", broker.ca.to_string_lossy());
-    config
-}
+use kafka::client_config;
 
 /// Whether the hub exists on the broker (Graph fails creation when it cannot publish, B.5).
 /// Blocking.
