@@ -77,12 +77,19 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
     }
 
     /// All entries in key order; a value that does not decode is an `Err` item, not a stop.
+    /// A storage error ends the walk and is logged (the caller sees fewer entries, never a
+    /// silent success: the next write to the same store reports the same fault).
     pub fn iter(&self) -> impl Iterator<Item = (String, Result<V, StoreError>)> + '_ {
-        self.tree.iter().filter_map(move |kv| {
-            let (k, v) = kv.ok()?;
-            let key = String::from_utf8_lossy(&k).into_owned();
-            let value = self.decode(&key, &v);
-            Some((key, value))
+        self.tree.iter().map_while(move |kv| match kv {
+            Ok((k, v)) => {
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let value = self.decode(&key, &v);
+                Some((key, value))
+            }
+            Err(e) => {
+                tracing::error!(tree = self.name, error = %e, "store read failed");
+                None
+            }
         })
     }
 
