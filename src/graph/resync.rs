@@ -153,10 +153,81 @@ pub const HUB_GAP: std::time::Duration = std::time::Duration::from_secs(120);
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const WATERMARK_EVERY: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Runs a resync at start and after every gap: the subscription was replaced (ours was
-/// removed or expired), or the hub was unreachable for longer than [`HUB_GAP`]. While all is
-/// well it keeps the watermark fresh, so the resync after a crash looks back only that far.
-/// Holds the hand-off channel weakly, so shutdown is not held up.
+/// What the gap tracker saw (pure: observations and time in, decisions out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapDecision {
+    /// Nothing to do.
+    Nothing,
+    /// The subscription was replaced: resync from the watermark.
+    SubscriptionReplaced,
+    /// The hub is back after a gap: resync from shortly before it went away.
+    HubBack { since: DateTime<Utc> },
+    /// All is well: move the watermark to this time.
+    Watermark(DateTime<Utc>),
+}
+
+/// Follows the subscription id and the hub connection and says when a gap has to be closed.
+#[derive(Debug, Clone, Default)]
+pub struct GapTracker {
+    known_id: Option<String>,
+    down_since: Option<DateTime<Utc>>,
+    last_mark: Option<DateTime<Utc>>,
+}
+
+impl GapTracker {
+    pub fn new(subscription_id: Option<String>, now: DateTime<Utc>) -> GapTracker {
+        GapTracker {
+            known_id: subscription_id,
+            down_since: None,
+            last_mark: Some(now),
+        }
+    }
+
+    /// One observation.
+    pub fn observe(
+        &mut self,
+        now: DateTime<Utc>,
+        subscription_id: Option<&str>,
+        hub_connected: bool,
+    ) -> GapDecision {
+        if let Some(current) = subscription_id {
+            let replaced = self
+                .known_id
+                .as_deref()
+                .is_some_and(|known| known != current);
+            self.known_id = Some(current.to_string());
+            if replaced {
+                return GapDecision::SubscriptionReplaced;
+            }
+        }
+        match (hub_connected, self.down_since) {
+            (false, None) => {
+                self.down_since = Some(now);
+                return GapDecision::Nothing;
+            }
+            (false, Some(_)) => return GapDecision::Nothing,
+            (true, Some(since)) => {
+                self.down_since = None;
+                if (now - since).to_std().unwrap_or_default() >= HUB_GAP {
+                    return GapDecision::HubBack {
+                        since: since - chrono::Duration::minutes(1),
+                    };
+                }
+            }
+            (true, None) => {}
+        }
+        if self.last_mark.is_none_or(|at| now - at >= WATERMARK_EVERY) {
+            self.last_mark = Some(now);
+            return GapDecision::Watermark(now - chrono::Duration::minutes(1));
+        }
+        GapDecision::Nothing
+    }
+}
+
+/// Runs a resync at start and after every gap ([`GapTracker`]): the subscription was replaced
+/// (ours was removed or expired), or the hub was unreachable for longer than [`HUB_GAP`].
+/// While all is well it keeps the watermark fresh, so the resync after a crash looks back only
+/// that far. Holds the hand-off channel weakly, so shutdown is not held up.
 pub async fn run_triggers(
     graph: GraphClient,
     store: Store,
@@ -178,47 +249,88 @@ pub async fn run_triggers(
             }
         }
     };
-    run(super::resync::since(
-        &store,
-        Utc::now() - chrono::Duration::hours(24),
-    ))
-    .await;
-    let mut known_id = subscription.borrow().subscription_id.clone();
-    let mut down_since: Option<DateTime<Utc>> = None;
-    let mut last_mark = Utc::now();
+    let fallback = || Utc::now() - chrono::Duration::hours(24);
+    run(since(&store, fallback())).await;
+    let mut tracker = GapTracker::new(subscription.borrow().subscription_id.clone(), Utc::now());
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         if handoff.upgrade().is_none() {
             return;
         }
-        let now = Utc::now();
-        let current = subscription.borrow_and_update().subscription_id.clone();
-        if current.is_some() && known_id.is_some() && current != known_id {
-            tracing::warn!("the subscription was replaced: resyncing");
-            run(super::resync::since(
-                &store,
-                now - chrono::Duration::hours(24),
-            ))
-            .await;
-        }
-        if current.is_some() {
-            known_id = current;
-        }
-        let connected = hub.connected.load(Ordering::Relaxed);
-        match (connected, down_since) {
-            (false, None) => down_since = Some(now),
-            (true, Some(since)) => {
-                down_since = None;
-                if (now - since).to_std().unwrap_or_default() >= HUB_GAP {
-                    tracing::warn!(%since, "the Event Hub was unreachable: resyncing");
-                    run(since - chrono::Duration::minutes(1)).await;
-                }
+        let id = subscription.borrow_and_update().subscription_id.clone();
+        match tracker.observe(
+            Utc::now(),
+            id.as_deref(),
+            hub.connected.load(Ordering::Relaxed),
+        ) {
+            GapDecision::Nothing => {}
+            GapDecision::SubscriptionReplaced => {
+                tracing::warn!("the subscription was replaced: resyncing");
+                run(since(&store, fallback())).await;
             }
-            _ => {}
+            GapDecision::HubBack { since } => {
+                tracing::warn!(%since, "the Event Hub was unreachable: resyncing");
+                run(since).await;
+            }
+            GapDecision::Watermark(at) => set_watermark(&store, at),
         }
-        if connected && down_since.is_none() && now - last_mark >= WATERMARK_EVERY {
-            set_watermark(&store, now - chrono::Duration::minutes(1));
-            last_mark = now;
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH
+            + chrono::Duration::days(20_000)
+            + chrono::Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn a_replaced_subscription_triggers_once() {
+        let mut g = GapTracker::new(Some("a".into()), t(0));
+        assert_eq!(g.observe(t(5), Some("a"), true), GapDecision::Nothing);
+        assert_eq!(
+            g.observe(t(10), Some("b"), true),
+            GapDecision::SubscriptionReplaced
+        );
+        assert_eq!(g.observe(t(15), Some("b"), true), GapDecision::Nothing);
+        // Briefly unknown (reconcile in progress) is not a replacement.
+        assert_eq!(g.observe(t(20), None, true), GapDecision::Nothing);
+        assert_eq!(g.observe(t(25), Some("b"), true), GapDecision::Nothing);
+    }
+
+    #[test]
+    fn only_a_long_hub_outage_triggers() {
+        let mut g = GapTracker::new(None, t(0));
+        assert_eq!(g.observe(t(5), None, false), GapDecision::Nothing);
+        assert_eq!(
+            g.observe(t(60), None, true),
+            GapDecision::Nothing,
+            "a minute is not a gap"
+        );
+        assert_eq!(g.observe(t(100), None, false), GapDecision::Nothing);
+        assert_eq!(g.observe(t(200), None, false), GapDecision::Nothing);
+        assert_eq!(
+            g.observe(t(221), None, true),
+            GapDecision::HubBack { since: t(40) }
+        );
+    }
+
+    #[test]
+    fn the_watermark_moves_only_while_connected() {
+        let mut g = GapTracker::new(None, t(0));
+        assert_eq!(g.observe(t(300), None, false), GapDecision::Nothing);
+        assert_eq!(g.observe(t(600), None, false), GapDecision::Nothing);
+        assert!(matches!(
+            g.observe(t(900), None, true),
+            GapDecision::HubBack { .. }
+        ));
+        assert_eq!(
+            g.observe(t(905), None, true),
+            GapDecision::Watermark(t(845))
+        );
+        assert_eq!(g.observe(t(910), None, true), GapDecision::Nothing);
     }
 }
