@@ -280,7 +280,9 @@ async fn creation_failures_become_sentences_that_name_the_fix() {
         "{problem}"
     );
     assert!(status.problem_since.is_some());
-    // The next attempt works and clears the problem.
+    // The next attempt works and clears the problem; the quota warning stays (evaluation mode).
     keeper.step(Utc::now()).await.expect("create");
-    assert!(keeper.status().borrow().problem.is_none());
+    let status = keeper.status().borrow().clone();
+    assert!(status.problem.is_none());
+    assert!(status.quota_warning.is_some_and(|w| w.contains("500")));
 }

@@ -87,7 +87,12 @@ pub struct SubscriptionStatus {
     /// The last failure, in words, and since when it has been failing.
     pub problem: Option<String>,
     pub problem_since: Option<DateTime<Utc>>,
+    /// A standing warning about Microsoft's quota, when it applies (B.1, G11).
+    pub quota_warning: Option<String>,
 }
+
+/// The evaluation-mode warning (subscriptions without `?model=B`).
+pub const EVALUATION_QUOTA_WARNING: &str = "The subscription runs in Microsoft's evaluation mode: after 500 notified messages a month Graph stops notifying without a word. Keep the service account's chats to emergency notifications, or set graph.model_b = true (metered). Beacon resyncs after gaps either way.";
 
 /// See the module docs.
 pub struct SubscriptionKeeper {
@@ -118,7 +123,8 @@ impl SubscriptionKeeper {
             last_reconcile: None,
             ..state
         };
-        let status = status_of(&state, None, None);
+        let mut status = status_of(&state, None, None);
+        status.quota_warning = (!settings.model_b).then(|| EVALUATION_QUOTA_WARNING.to_string());
         Arc::new(SubscriptionKeeper {
             graph,
             store,
@@ -177,16 +183,17 @@ impl SubscriptionKeeper {
             tracing::error!(error = %e, "cannot save the subscription state");
         }
         let previous = self.status.borrow().clone();
-        match &result {
-            Ok(()) => self.status.send_replace(status_of(&state, None, None)),
+        let mut status = match &result {
+            Ok(()) => status_of(&state, None, None),
             Err(e) => {
                 let sentence = explain(e);
                 tracing::error!(?action, problem = sentence, "subscription keeper");
                 let since = previous.problem_since.unwrap_or(now);
-                self.status
-                    .send_replace(status_of(&state, Some(sentence), Some(since)))
+                status_of(&state, Some(sentence), Some(since))
             }
         };
+        status.quota_warning = previous.quota_warning;
+        self.status.send_replace(status);
         result.map(|()| action)
     }
 
@@ -395,6 +402,7 @@ fn status_of(
         last_renewal: state.subscription.as_ref().map(|s| s.renewed_at),
         problem_since: problem.as_ref().and(since),
         problem,
+        quota_warning: None,
     }
 }
 
