@@ -4,9 +4,10 @@
 //! It runs on its own OS thread with librdkafka's blocking poll: the ingest stage is
 //! synchronous (decode, sled, hand-off), so no async runtime sits between the record and the
 //! hand-off. Records are taken in batches (whatever is already fetched, up to `max_batch`);
-//! after a batch the store is flushed, and then the next offsets are committed — at most four
-//! times a second per partition, Event Hubs' commit limit (graph-teams.md F.4). A crash between
-//! flush and commit means redelivery, which de-duplication absorbs.
+//! each batch's next offsets go to a commit thread, which flushes the store and only then
+//! commits — at most four times a second, Event Hubs' commit limit per partition
+//! (graph-teams.md F.4). The fsync therefore never delays a record on its way to the alarm. A
+//! crash between flush and commit means redelivery, which de-duplication absorbs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -189,9 +190,19 @@ fn run(
     stop: Arc<AtomicBool>,
     status: Arc<ConsumerStatus>,
 ) {
+    let consumer = Arc::new(consumer);
+    // Flushing (an fsync) and committing happen on their own thread, so a record never waits
+    // behind the previous batch's fsync on its way to the alarm.
+    let (to_committer, from_poller) = std::sync::mpsc::channel::<Pending>();
+    let committer = {
+        let (consumer, store, commit) = (consumer.clone(), ingest.store().clone(), settings.commit);
+        std::thread::Builder::new()
+            .name("eventhub-commit".into())
+            .spawn(move || run_committer(&consumer, &store, commit, &from_poller))
+    };
     let mut pending = Pending::new();
-    let mut last_commit = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    let mut stopped_early = false;
+    'poll: while !stop.load(Ordering::Relaxed) {
         let mut taken = 0;
         let mut wait = POLL_WAIT;
         while taken < settings.max_batch {
@@ -223,7 +234,8 @@ fn run(
             while let Err(e) = ingest.process(record) {
                 tracing::error!(error = %e, position, "store write failed; retrying");
                 if stop.load(Ordering::Relaxed) {
-                    return;
+                    stopped_early = true;
+                    break 'poll;
                 }
                 std::thread::sleep(STORE_RETRY);
             }
@@ -233,35 +245,88 @@ fn run(
             );
             taken += 1;
         }
-        let caught_up = taken < settings.max_batch;
-        let due = caught_up || last_commit.elapsed() >= COMMIT_INTERVAL;
+        if !pending.is_empty() {
+            let _ = to_committer.send(std::mem::take(&mut pending));
+        }
+    }
+    if !stopped_early && !pending.is_empty() {
+        let _ = to_committer.send(pending);
+    }
+    drop(to_committer);
+    match committer {
+        Ok(thread) => {
+            if thread.join().is_err() {
+                tracing::error!("the commit thread panicked");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the commit thread; nothing was committed")
+        }
+    }
+    consumer.unsubscribe();
+}
+
+/// Merges the offsets the poller hands over, and at most every [`COMMIT_INTERVAL`] flushes
+/// the store and then commits them. On the poller's hang-up: a last flush and a synchronous
+/// commit.
+fn run_committer(
+    consumer: &BaseConsumer<Context>,
+    store: &crate::store::Store,
+    commit: bool,
+    from_poller: &std::sync::mpsc::Receiver<Pending>,
+) {
+    let mut pending = Pending::new();
+    let mut last_commit = Instant::now()
+        .checked_sub(COMMIT_INTERVAL)
+        .unwrap_or_else(Instant::now);
+    loop {
+        let wait = COMMIT_INTERVAL.saturating_sub(last_commit.elapsed());
+        let timeout = if pending.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            wait
+        };
+        match from_poller.recv_timeout(timeout) {
+            Ok(more) => merge(&mut pending, more),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(more) = from_poller.try_recv() {
+            merge(&mut pending, more);
+        }
         if !pending.is_empty()
-            && due
-            && flush_and_commit(&consumer, &ingest, &pending, &settings, CommitMode::Async)
+            && last_commit.elapsed() >= COMMIT_INTERVAL
+            && flush_and_commit(consumer, store, &pending, commit, CommitMode::Async)
         {
             pending.clear();
             last_commit = Instant::now();
         }
     }
     if !pending.is_empty() {
-        flush_and_commit(&consumer, &ingest, &pending, &settings, CommitMode::Sync);
+        flush_and_commit(consumer, store, &pending, commit, CommitMode::Sync);
     }
-    consumer.unsubscribe();
+}
+
+fn merge(into: &mut Pending, more: Pending) {
+    for (key, next) in more {
+        let slot = into.entry(key).or_insert(next);
+        *slot = (*slot).max(next);
+    }
 }
 
 /// Flushes the store, then commits. Returns false (nothing committed) if the flush failed.
 fn flush_and_commit(
     consumer: &BaseConsumer<Context>,
-    ingest: &Ingest,
+    store: &crate::store::Store,
     pending: &Pending,
-    settings: &ConsumerSettings,
+    commit: bool,
     mode: CommitMode,
 ) -> bool {
-    if let Err(e) = ingest.store().flush() {
+    if let Err(e) = store.flush() {
         tracing::error!(error = %e, "store flush failed; offsets not committed");
         return false;
     }
-    if !settings.commit {
+    if !commit {
         return true;
     }
     let mut offsets = TopicPartitionList::new();
