@@ -290,4 +290,11 @@ async fn forged_and_rich_notifications() {
     assert_eq!(reasons.len(), 2);
     assert!(reasons[0].contains("clientState"), "{reasons:?}");
     assert!(reasons[1].contains("dataSignature"), "{reasons:?}");
+    // The refused records are kept, but never with our subscription's secret in them.
+    assert!(appliance
+        .store
+        .rejected
+        .iter()
+        .filter_map(|(_, r)| r.ok())
+        .all(|r| !r.body.contains(CLIENT_STATE)));
 }

@@ -203,6 +203,35 @@ fn decode_encrypted(value: &Value) -> Result<EncryptedContent, ItemError> {
     })
 }
 
+/// A record body with every item's `clientState` replaced, for keeping refused records: a
+/// refused notification can carry our real subscription secret, and what is kept may later be
+/// shown on a page. Bodies that are not a JSON collection are returned unchanged.
+pub fn redact_client_state(body: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    let mut changed = false;
+    if let Some(items) = value
+        .as_object_mut()
+        .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("value")))
+        .and_then(|(_, v)| v.as_array_mut())
+    {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            for (key, v) in item.iter_mut() {
+                if key.eq_ignore_ascii_case("clientState") && v.is_string() {
+                    *v = Value::String("(redacted)".into());
+                    changed = true;
+                }
+            }
+        }
+    }
+    if changed {
+        serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+    } else {
+        body.to_vec()
+    }
+}
+
 /// `chats('19:x@thread.v2')/messages('123')` (also `chats/…/messages/…`, any casing, with
 /// an optional leading `/`, `users('…')/` prefix) → (chat id, message id). The message id
 /// may be empty when only the chat is named.
@@ -339,6 +368,14 @@ mod tests {
         assert_eq!(items[0], Err(ItemError::NotAnObject));
         assert!(matches!(items[1], Err(ItemError::NotAChatMessage(_))));
         assert!(matches!(items[2], Ok(Item::Change(_))));
+    }
+
+    #[test]
+    fn refused_bodies_keep_no_client_state() {
+        let redacted = String::from_utf8(redact_client_state(BASIC.as_bytes())).unwrap_or_default();
+        assert!(!redacted.contains("e911-7Qy"), "{redacted}");
+        assert!(redacted.contains("(redacted)") && redacted.contains("1741000123456"));
+        assert_eq!(redact_client_state(b"not json {"), b"not json {".to_vec());
     }
 
     #[test]

@@ -301,8 +301,9 @@ impl Ingest {
     ) -> Result<Admitted, StoreError> {
         IngestCounters::bump(counter);
         tracing::warn!(position, reason, "notification refused");
+        let kept = notification::redact_client_state(record.body);
         self.store
-            .reject(record.received_at, Some(position), reason, record.body)?;
+            .reject(record.received_at, Some(position), reason, &kept)?;
         Ok(Admitted::Rejected)
     }
 }
