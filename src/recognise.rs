@@ -171,7 +171,13 @@ impl Recogniser {
                     };
                     match message {
                         None => self.mark_deleted(&key)?,
-                        Some(message) => self.recognise(&key, &message, entry).await?,
+                        Some(message) => {
+                            let handled = self.recognise(&key, &message, entry).await?;
+                            // Every message seen is kept (the chat history the console shows),
+                            // after the alarm: outputs never wait for a write.
+                            self.store.messages.insert(&key, &message)?;
+                            handled
+                        }
                     }
                 }
             }

@@ -128,6 +128,10 @@ fn an_emergency_alarms_once_and_an_edit_updates_it_without_a_second_alarm() {
     );
     assert_eq!(second["alarm"], "alerting", "restored after the restart");
 
+    // Both messages are kept for the chat history, the trap too.
+    let store = beacon::store::Store::open(&drill.dir.path().join("data")).expect("store");
+    assert_eq!(store.messages.len(), 2);
+    drop(store);
     let actions = drill.audit_actions();
     let raised = actions.iter().filter(|a| *a == "call_raised").count();
     assert_eq!(raised, 1, "{actions:?}");
