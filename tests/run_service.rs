@@ -1,0 +1,164 @@
+//! `beacon run` as the service runs it, against the fake Microsoft cloud and the real broker:
+//! after `beacon login`, it creates the subscription by itself, consumes the hub, fetches and
+//! recognises an emergency, and after SIGTERM the store holds the call and an alarm that is
+//! still alerting (it will come back alarming after a restart).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::fake_cloud::{FakeCloud, FakeOptions};
+use support::kafka::{broker, connection_string, create_topic};
+use support::unique;
+
+const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
+
+fn beacon(args: &[&str], config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(args).arg("--config").arg(config);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Lines of the child's stderr (the log), as they come.
+fn log_lines(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+async fn wait_for_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    needle: &str,
+) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(line)) if line.contains(needle) => return line,
+            Ok(Some(_)) => {}
+            _ => panic!("no log line containing {needle:?} within 30 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
+    let hub = unique("run-hub");
+    create_topic(&hub, 2).await;
+    let cloud = FakeCloud::start(FakeOptions {
+        kafka: true,
+        poll_interval_secs: 1,
+        ..FakeOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("beacon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"run-test\"\ndata_dir = \"{}\"\n[eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n[graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n",
+            data.display(),
+            connection_string(&hub).expose(),
+            broker().bootstrap,
+            broker().ca.display(),
+            unique("beacon-run"),
+            cloud.login_url(),
+            cloud.graph_url(),
+            cloud.options().tenant_domain,
+            cloud.options().client_id
+        ),
+    )
+    .expect("config");
+
+    // `beacon login`, approved by the person at the browser.
+    let mut login = beacon(&["login"], &config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("login");
+    let approve = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(code) = cloud.pending_user_codes().first() {
+                cloud.approve(code);
+                return;
+            }
+        }
+    };
+    approve.await;
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success());
+
+    // The service.
+    let mut run = beacon(&["run"], &config)
+        .env("BEACON_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut log = log_lines(&mut run);
+    wait_for_line(&mut log, "subscription created").await;
+    assert_eq!(cloud.subscriptions().len(), 1);
+    assert_eq!(cloud.subscriptions()[0].hub, hub);
+
+    let id = cloud
+        .post_message(
+            CHAT,
+            json!({"importance": "high", "messageType": "message",
+                   "from": {"user": {"id": "u-9", "displayName": "Kim Park"}},
+                   "body": {"contentType": "html", "content": "<p>Kim Park has placed an Emergency Call to 911</p><p>Location: 1 Main St, Springfield</p>"}}),
+        )
+        .await;
+    let line = wait_for_line(&mut log, "emergency call recognised").await;
+    assert!(line.contains(&id), "{line}");
+
+    // SIGTERM: a clean stop.
+    let pid = run.id().to_string();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(&pid)
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || run.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+
+    let store = beacon::store::Store::open(&data).expect("store");
+    let key = format!("{CHAT}/{id}");
+    let record = store
+        .calls
+        .get(&key)
+        .expect("read")
+        .expect("the call is recorded");
+    assert_eq!(record["call"]["caller"]["display_name"], "Kim Park");
+    let alarm = store
+        .settings
+        .get("alarm/state")
+        .expect("read")
+        .expect("alarm state persisted");
+    assert_eq!(
+        alarm["calls"].as_array().map(Vec::len),
+        Some(1),
+        "still alerting: {alarm}"
+    );
+    assert_eq!(store.inbox.len(), 0, "nothing left pending");
+}
