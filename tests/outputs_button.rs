@@ -32,15 +32,21 @@ fn run(script: &[(u64, bool)], end_ms: u64) -> Vec<(u64, ButtonAction)> {
     actions
 }
 
+/// The one action `script` gives, and when.
+fn only(script: &[(u64, bool)], end_ms: u64) -> (u64, ButtonAction) {
+    let actions = run(script, end_ms);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    actions[0]
+}
+
 fn kinds(actions: &[(u64, ButtonAction)]) -> Vec<ButtonAction> {
     actions.iter().map(|(_, a)| *a).collect()
 }
 
 #[test]
 fn a_short_press_acknowledges_once_on_release() {
-    let actions = run(&[(0, false), (100, true), (300, false)], 1000);
-    assert_eq!(kinds(&actions), [Acknowledge]);
-    let (at, _) = actions[0];
+    let (at, action) = only(&[(0, false), (100, true), (300, false)], 1000);
+    assert_eq!(action, Acknowledge);
     assert!((300..=340).contains(&at), "acknowledged at {at} ms");
 }
 
@@ -81,9 +87,8 @@ fn contact_chatter_around_a_press_gives_one_acknowledgement() {
 
 #[test]
 fn a_long_press_starts_a_lamp_test_while_held_and_the_release_does_nothing() {
-    let actions = run(&[(0, false), (100, true), (5000, false)], 6000);
-    assert_eq!(kinds(&actions), [LampTest]);
-    let (at, _) = actions[0];
+    let (at, action) = only(&[(0, false), (100, true), (5000, false)], 6000);
+    assert_eq!(action, LampTest);
     assert!((3100..=3110).contains(&at), "lamp test at {at} ms");
 }
 

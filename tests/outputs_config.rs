@@ -22,6 +22,16 @@ fn named(name: &str, active_low: bool) -> Option<LineSpec> {
     })
 }
 
+fn at(chip: &str, offset: u32, active_low: bool) -> Option<LineSpec> {
+    Some(LineSpec {
+        id: LineId::Offset {
+            chip: PathBuf::from(chip),
+            offset,
+        },
+        active_low,
+    })
+}
+
 fn errors(toml: &str) -> String {
     parse(toml).unwrap().validate().unwrap_err().to_string()
 }
@@ -50,16 +60,7 @@ fn the_waveshare_preset_wires_gpio26_20_21_active_low() {
     assert_eq!(wiring.strobe, named("GPIO26", true));
     assert_eq!(wiring.siren, named("GPIO20", true));
     assert_eq!(wiring.trouble, named("GPIO21", true));
-    assert_eq!(
-        wiring.button,
-        Some(LineSpec {
-            id: LineId::Offset {
-                chip: PathBuf::from("/dev/gpiochip0"),
-                offset: 17
-            },
-            active_low: true,
-        })
-    );
+    assert_eq!(wiring.button, at("/dev/gpiochip0", 17, true));
     let button = config.button.unwrap();
     assert_eq!((button.debounce_ms, button.long_press_ms), (30, 3000));
     assert!(button.pull_up);
@@ -80,16 +81,7 @@ fn a_configured_line_replaces_the_preset_line() {
     .validate()
     .unwrap();
     assert_eq!(wiring.strobe, named("GPIO26", true));
-    assert_eq!(
-        wiring.siren,
-        Some(LineSpec {
-            id: LineId::Offset {
-                chip: PathBuf::from("/dev/gpiochip1"),
-                offset: 5
-            },
-            active_low: false,
-        })
-    );
+    assert_eq!(wiring.siren, at("/dev/gpiochip1", 5, false));
 }
 
 #[test]
@@ -162,13 +154,7 @@ mod linux {
     #[test]
     fn a_missing_chip_or_line_is_an_error_to_raise_as_trouble_not_a_panic() {
         let wiring = Wiring {
-            strobe: Some(LineSpec {
-                id: LineId::Offset {
-                    chip: PathBuf::from("/dev/gpiochip-not-here"),
-                    offset: 26,
-                },
-                active_low: true,
-            }),
+            strobe: at("/dev/gpiochip-not-here", 26, true),
             siren: named("BEACON_NO_SUCH_LINE", true),
             trouble: None,
             button: named("BEACON_NO_SUCH_BUTTON", true),
