@@ -176,3 +176,44 @@ fn button_actions_are_alarm_events_from_the_button() {
         }
     );
 }
+
+#[tokio::test]
+async fn pressing_the_button_acknowledges_the_alarm() {
+    use beacon::alarm::{AlarmConfig, AlarmState, CallSummary};
+    let dir = tempfile::tempdir().unwrap();
+    let store = beacon::store::Store::open(dir.path()).unwrap();
+    let (alarm, _task) =
+        beacon::alarm_service::spawn(AlarmConfig::default(), store, chrono::Utc::now());
+    alarm.raise("k1", CallSummary::default()).await;
+    let input = SimInput::new(true);
+    let button = Button::new(input.clone(), true, debouncer());
+    tokio::spawn(beacon::outputs::button::run(
+        button,
+        alarm.clone(),
+        Duration::from_millis(5),
+    ));
+    let mut view = alarm.view();
+    let state = |view: &tokio::sync::watch::Receiver<_>| {
+        let v: &beacon::alarm_service::AlarmView = &view.borrow();
+        v.state
+    };
+    view.wait_for(|v| v.state == AlarmState::Alerting)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    input.press();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        state(&view),
+        AlarmState::Alerting,
+        "acknowledged on release"
+    );
+    input.release();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        view.wait_for(|v| v.state == AlarmState::Acknowledged),
+    )
+    .await
+    .expect("the press acknowledged the call")
+    .unwrap();
+}

@@ -301,3 +301,22 @@ async fn the_run_task_follows_the_alarm_view_and_goes_safe_when_it_closes() {
         assert!(lamp.is_high(), "active low: de-energised is high");
     }
 }
+
+#[tokio::test]
+async fn a_stopped_output_task_leaves_every_relay_de_energised() {
+    let all_on = AlarmView {
+        outputs: state(Output::Steady, Output::Steady, Output::flashing(2000)),
+        ..view_of(&Alarm::new(AlarmConfig::default()))
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(all_on);
+    let (relays, lamps) = sim::relays(false);
+    let task = tokio::spawn(beacon::outputs::relays::run(rx, relays));
+    until(&lamps.trouble, true).await;
+    assert!(lamps.strobe.is_on() && lamps.siren.is_on());
+    // Runtime shutdown or a panic unwinding through the task drops it the same way.
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    for lamp in [&lamps.strobe, &lamps.siren, &lamps.trouble] {
+        assert!(!lamp.is_on());
+    }
+}

@@ -427,16 +427,20 @@ impl<P: OutputPin> Relays<P> {
     }
 
     /// When the next flash edge after `now` is due; `None` when nothing flashes.
-    pub fn next_change(&mut self, now: Instant) -> Option<Instant> {
-        self.lines()
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        self.wired()
             .into_iter()
-            .filter_map(|(_, r)| r.and_then(|r| next_flip(r.output, r.since?, now)))
+            .filter_map(|r| r.and_then(|r| next_flip(r.output, r.since?, now)))
             .min()
     }
 
     /// Whether each line is energised, as last written: `[strobe, siren, trouble]`.
-    pub fn energised(&mut self) -> [Option<bool>; 3] {
-        self.lines().map(|(_, r)| r.and_then(|r| r.energised))
+    pub fn energised(&self) -> [Option<bool>; 3] {
+        self.wired().map(|r| r.and_then(|r| r.energised))
+    }
+
+    fn wired(&self) -> [Option<&Relay<P>>; 3] {
+        [&self.strobe, &self.siren, &self.trouble].map(Option::as_ref)
     }
 }
 
