@@ -220,11 +220,13 @@ where
     loop {
         ticks.tick().await;
         match button.poll(Instant::now()) {
-            Ok(Some(action)) => {
-                tracing::info!(?action, "button");
-                alarm.send(action.event()).await;
+            Ok(action) => {
+                last_error = None;
+                if let Some(action) = action {
+                    tracing::info!(?action, "button");
+                    alarm.send(action.event()).await;
+                }
             }
-            Ok(None) => last_error = None,
             Err(e) => {
                 let e = format!("{e:?}");
                 if last_error.as_ref() != Some(&e) {
