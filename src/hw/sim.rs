@@ -1,0 +1,150 @@
+//! In-memory pins whose state is shared: a clone observes (or, for an input, drives) the same
+//! line. Tests read the lamps and press the button through them; so can the web page when the
+//! appliance runs without GPIO.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use embedded_hal::digital::{ErrorKind, ErrorType, InputPin, OutputPin};
+
+use crate::outputs::relays::{Relay, Relays};
+
+/// A simulated pin refused the operation ([`SimOutput::fail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("simulated pin failure")]
+pub struct SimError;
+
+impl embedded_hal::digital::Error for SimError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Other
+    }
+}
+
+/// A simulated output line driving a lamp or relay of the given polarity.
+#[derive(Debug, Clone, Default)]
+pub struct SimOutput {
+    high: Arc<AtomicBool>,
+    writes: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+    active_low: bool,
+}
+
+impl SimOutput {
+    /// A line whose relay is energised when the pin is low if `active_low`; it starts
+    /// de-energised.
+    pub fn new(active_low: bool) -> Self {
+        Self {
+            high: Arc::new(AtomicBool::new(active_low)),
+            active_low,
+            ..Self::default()
+        }
+    }
+
+    /// The pin level.
+    pub fn is_high(&self) -> bool {
+        self.high.load(Ordering::SeqCst)
+    }
+
+    /// Whether the lamp or relay is on (polarity applied).
+    pub fn is_on(&self) -> bool {
+        self.is_high() != self.active_low
+    }
+
+    /// How many times the pin was written.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Makes every following write fail (`true`) or succeed again.
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn set(&mut self, high: bool) -> Result<(), SimError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SimError);
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.high.store(high, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl ErrorType for SimOutput {
+    type Error = SimError;
+}
+
+impl OutputPin for SimOutput {
+    fn set_low(&mut self) -> Result<(), SimError> {
+        self.set(false)
+    }
+
+    fn set_high(&mut self) -> Result<(), SimError> {
+        self.set(true)
+    }
+}
+
+/// A simulated button input.
+#[derive(Debug, Clone, Default)]
+pub struct SimInput {
+    high: Arc<AtomicBool>,
+    active_low: bool,
+}
+
+impl SimInput {
+    /// A button that pulls the line low when pressed if `active_low`; it starts released.
+    pub fn new(active_low: bool) -> Self {
+        Self {
+            high: Arc::new(AtomicBool::new(active_low)),
+            active_low,
+        }
+    }
+
+    /// Holds the button down.
+    pub fn press(&self) {
+        self.high.store(!self.active_low, Ordering::SeqCst);
+    }
+
+    /// Lets the button go.
+    pub fn release(&self) {
+        self.high.store(self.active_low, Ordering::SeqCst);
+    }
+}
+
+impl ErrorType for SimInput {
+    type Error = SimError;
+}
+
+impl InputPin for SimInput {
+    fn is_high(&mut self) -> Result<bool, SimError> {
+        Ok(self.high.load(Ordering::SeqCst))
+    }
+
+    fn is_low(&mut self) -> Result<bool, SimError> {
+        self.is_high().map(|high| !high)
+    }
+}
+
+/// The simulated lamps: clones of the pins inside the [`Relays`] from [`relays`].
+#[derive(Debug, Clone)]
+pub struct SimLamps {
+    pub strobe: SimOutput,
+    pub siren: SimOutput,
+    pub trouble: SimOutput,
+}
+
+/// Three simulated relays of one polarity, and handles to watch them.
+pub fn relays(active_low: bool) -> (Relays<SimOutput>, SimLamps) {
+    let lamps = SimLamps {
+        strobe: SimOutput::new(active_low),
+        siren: SimOutput::new(active_low),
+        trouble: SimOutput::new(active_low),
+    };
+    let relay = |pin: &SimOutput| Some(Relay::new(pin.clone(), active_low));
+    let relays = Relays::new(
+        relay(&lamps.strobe),
+        relay(&lamps.siren),
+        relay(&lamps.trouble),
+    );
+    (relays, lamps)
+}
