@@ -38,6 +38,7 @@ pub mod eventhub;
 pub mod graph;
 pub mod health;
 pub mod ingest;
+pub mod outputs;
 pub mod recognise;
 pub mod secret;
 pub mod store;
