@@ -161,6 +161,13 @@ impl Canvas<'_> {
             Text::with_baseline(&fit, Point::new(x, top), style, Baseline::Top).draw(self.fb);
     }
 
+    /// One body line: `left` (clean) cut to leave room for `right`, which is right-aligned.
+    fn split_line(&mut self, left: &str, right: &str, top: i32) {
+        let room = Self::columns(BODY).saturating_sub(right.chars().count() + 1);
+        self.text(&text::cut(left, room), BODY, top, Align::Left, true);
+        self.text(right, BODY, top, Align::Right, true);
+    }
+
     /// A body line of untrusted text.
     fn line(&mut self, untrusted: &str, top: i32, align: Align) {
         self.text(&text::clean(untrusted), BODY, top, align, true);
@@ -263,8 +270,7 @@ fn call_info_line(c: &mut Canvas<'_>, model: &DisplayModel, call: &CallView, top
     } else {
         text::cut(&dial, 12)
     };
-    c.text(&left, BODY, top, Align::Left, true);
-    c.text(&mm_ss(call.elapsed_secs), BODY, top, Align::Right, true);
+    c.split_line(&left, &mm_ss(call.elapsed_secs), top);
 }
 
 fn acknowledge_footer(c: &mut Canvas<'_>, call: &CallView) {
@@ -299,14 +305,7 @@ fn test(c: &mut Canvas<'_>, model: &DisplayModel, call: &CallView) {
     let (first, second) = words.split_at(words.len().div_ceil(2));
     c.text(&first.join(" "), HUGE, 0, Align::Centre, true);
     c.text(&second.join(" "), HUGE, 19, Align::Centre, true);
-    c.text(
-        &text::cut(&text::clean(caller_of(call)), 14),
-        BODY,
-        40,
-        Align::Left,
-        true,
-    );
-    c.text(&mm_ss(call.elapsed_secs), BODY, 40, Align::Right, true);
+    c.split_line(&text::clean(caller_of(call)), &mm_ss(call.elapsed_secs), 40);
     acknowledge_footer(c, call);
 }
 
@@ -345,16 +344,7 @@ fn trouble(c: &mut Canvas<'_>, model: &DisplayModel, ctx: &ScreenContext) {
 
 /// "component      14:02" on one line.
 fn trouble_row(c: &mut Canvas<'_>, t: &TroubleView, ctx: &ScreenContext, top: i32) {
-    let since = when(t.since, &ctx.now);
-    let room = Canvas::columns(BODY).saturating_sub(since.len() + 1);
-    c.text(
-        &text::cut(&text::clean(&t.component), room),
-        BODY,
-        top,
-        Align::Left,
-        true,
-    );
-    c.text(&since, BODY, top, Align::Right, true);
+    c.split_line(&text::clean(&t.component), &when(t.since, &ctx.now), top);
 }
 
 fn ready(c: &mut Canvas<'_>, model: &DisplayModel, ctx: &ScreenContext) {
@@ -417,7 +407,7 @@ fn setup_screen(c: &mut Canvas<'_>, setup: &SetupInfo, ctx: &ScreenContext) {
         None => {
             c.text("Open in a browser:", BODY, BODY_TOP + 4, Align::Left, true);
             c.text(&address, BODY, BODY_TOP + 16, Align::Left, true);
-            c.footer(&format!("{}", ctx.now.format("%H:%M")));
+            c.footer(&ctx.now.format("%H:%M").to_string());
         }
         Some(sign_in) => {
             c.text(&address, BODY, BODY_TOP + 1, Align::Left, true);
