@@ -151,12 +151,7 @@ impl Canvas<'_> {
             Align::Centre => (WIDTH as i32 - w) / 2,
             Align::Right => WIDTH as i32 - w,
         };
-        let color = if lit {
-            BinaryColor::On
-        } else {
-            BinaryColor::Off
-        };
-        let style = MonoTextStyle::new(font, color);
+        let style = MonoTextStyle::new(font, BinaryColor::from(lit));
         let Ok(_) =
             Text::with_baseline(&fit, Point::new(x, top), style, Baseline::Top).draw(self.fb);
     }
@@ -201,13 +196,8 @@ impl Canvas<'_> {
     }
 
     fn fill(&mut self, area: Rectangle, lit: bool) {
-        let color = if lit {
-            BinaryColor::On
-        } else {
-            BinaryColor::Off
-        };
         let Ok(()) = area
-            .into_styled(PrimitiveStyle::with_fill(color))
+            .into_styled(PrimitiveStyle::with_fill(BinaryColor::from(lit)))
             .draw(self.fb);
     }
 
