@@ -1,7 +1,9 @@
-//! The appliance's physical side of the alarm: the strobe, siren and trouble relays
-//! ([`relays`], which also holds the `[outputs]` configuration) and the acknowledge button
-//! ([`button`]). Both are generic over the embedded-hal 1.0 digital traits; [`crate::hw`]
-//! provides the pins.
+//! The appliance's physical side of the alarm, driven from the alarm's pure views: the strobe,
+//! siren and trouble relays ([`relays`], which also holds the `[outputs]` configuration), the
+//! acknowledge button ([`button`]) — both generic over the embedded-hal 1.0 digital traits,
+//! with [`crate::hw`] providing the pins — and the 128×64 SSD1306 OLED ([`display`]:
+//! framebuffer, screens, I2C driver, PNG mirror).
 
 pub mod button;
+pub mod display;
 pub mod relays;
