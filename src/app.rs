@@ -97,6 +97,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let target = config.eventhub_target()?;
     let (alarm, alarm_task) =
         alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+    let output_tasks = start_outputs(&config, &alarm).await;
     let (source, tokens) = graph_source(&config, &core.store)?;
     if let Some(tokens) = &tokens {
         tokio::spawn(tokens.clone().run(std::future::pending::<()>()));
@@ -196,12 +197,57 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     core.store.flush()?;
     let _ = stage.await;
     crate::graph::resync::set_watermark(&core.store, Utc::now());
+    // The button task holds an alarm handle; the relay task de-energises when the alarm's view
+    // closes, which happens once the alarm task has ended below.
+    for task in output_tasks {
+        task.abort();
+    }
     // The recogniser's handle went with the stage; this was the last one: the alarm task
     // drains what is queued, persists, and ends.
     drop(alarm);
     let _ = alarm_task.await;
     core.store.flush()?;
     Ok(())
+}
+
+/// Opens the GPIO lines of `[outputs]` and starts the relay and button tasks. A line that
+/// cannot be opened becomes a trouble on the alarm, never a failed start.
+#[cfg(target_os = "linux")]
+async fn start_outputs(config: &Config, alarm: &AlarmHandle) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let Ok(wiring) = config.outputs.validate() else {
+        return tasks; // validated when the configuration was loaded
+    };
+    let (mut relays, errors) = crate::hw::linux::open_relays(&wiring);
+    if let Err(e) = relays.safe() {
+        tracing::error!(error = ?e, "could not de-energise the outputs at start");
+    }
+    for error in errors {
+        tracing::error!(%error, "output line not available");
+        alarm.send(error.trouble()).await;
+    }
+    tokio::spawn(crate::outputs::relays::run(alarm.view(), relays));
+    if let Some(button) = &config.outputs.button {
+        match crate::hw::linux::open_button(&wiring, button) {
+            Ok(Some(button)) => tasks.push(tokio::spawn(crate::outputs::button::run(
+                button,
+                alarm.clone(),
+                std::time::Duration::from_millis(10),
+            ))),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "acknowledge button not available");
+                alarm.send(error.trouble()).await;
+            }
+        }
+    }
+    tasks
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn start_outputs(_config: &Config, _alarm: &AlarmHandle) -> Vec<tokio::task::JoinHandle<()>> {
+    tracing::warn!("GPIO outputs are only driven on Linux");
+    Vec::new()
 }
 
 /// `beacon login`: device-code sign-in of the service account, then `GET /me`.

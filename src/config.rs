@@ -34,6 +34,8 @@ pub struct Config {
     pub emergency: crate::emergency::RulesConfig,
     /// The alarm's timers and output patterns.
     pub alarm: crate::alarm::AlarmConfig,
+    /// Strobe, siren and trouble relays and the acknowledge button (GPIO lines).
+    pub outputs: crate::outputs::relays::OutputsConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
+            outputs: crate::outputs::relays::OutputsConfig::default(),
         }
     }
 }
@@ -312,6 +315,9 @@ impl Config {
         }
         if let Err(e) = self.alarm.validate() {
             return Err(("alarm", e.to_string()));
+        }
+        if let Err(e) = self.outputs.validate() {
+            return Err(("outputs", e.to_string()));
         }
         if self.ingest.dedupe_days < 8 {
             return Err((
