@@ -30,7 +30,14 @@ async fn login_prints_the_code_waits_and_names_the_account() {
         ),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    // Only what the test sets: no BEACON_* settings from the developer's shell.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
+            command.env_remove(k);
+        }
+    }
+    let mut child = command
         .arg("login")
         .arg("--config")
         .arg(&config)
