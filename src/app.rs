@@ -178,6 +178,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         "consuming the Event Hub"
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
+    start_display(
+        &config,
+        &alarm,
+        Statuses {
+            auth: tokens.as_ref().map(|t| t.status()),
+            subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
+            hub: consumer.status.clone(),
+        },
+    )
+    .await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
         tokio::spawn(crate::graph::resync::run_triggers(
@@ -249,6 +259,82 @@ async fn start_outputs(_config: &Config, _alarm: &AlarmHandle) -> Vec<tokio::tas
     tracing::warn!("GPIO outputs are only driven on Linux");
     Vec::new()
 }
+
+/// What the ready screen's status ticks and the setup screen follow.
+struct Statuses {
+    auth: Option<tokio::sync::watch::Receiver<crate::graph::tokens::AuthStatus>>,
+    subscription:
+        Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
+    hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+}
+
+impl Statuses {
+    /// The display's context at redraw number `tick`.
+    fn screen(&self, tick: u64) -> crate::outputs::display::ScreenContext {
+        use crate::graph::tokens::AuthStatus;
+        use crate::outputs::display::{ScreenContext, SetupInfo, SignInCode, StatusTicks};
+        let auth = self.auth.as_ref().map(|a| a.borrow().clone());
+        let setup = match &auth {
+            Some(AuthStatus::SigningIn { prompt }) => Some(SetupInfo {
+                address: "https://beacon.local".into(),
+                sign_in: Some(SignInCode {
+                    code: prompt.user_code.clone(),
+                    url: prompt.verification_uri.clone(),
+                }),
+            }),
+            None | Some(AuthStatus::SignedOut) => Some(SetupInfo {
+                address: "https://beacon.local".into(),
+                sign_in: None,
+            }),
+            _ => None,
+        };
+        ScreenContext {
+            now: chrono::Local::now().fixed_offset(),
+            tick,
+            status: StatusTicks {
+                signed_in: matches!(auth, Some(AuthStatus::SignedIn { .. })),
+                subscribed: self.subscription.as_ref().is_some_and(|s| {
+                    s.borrow().subscription_id.is_some() && s.borrow().problem.is_none()
+                }),
+                hub_connected: self
+                    .hub
+                    .connected
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                mqtt_connected: false,
+            },
+            last_call: None,
+            setup,
+        }
+    }
+}
+
+/// Starts the display loop: the OLED of `[outputs.display]` when there is one (a bus that
+/// cannot be opened is a trouble), and the PNG mirror either way.
+#[cfg(target_os = "linux")]
+async fn start_display(config: &Config, alarm: &AlarmHandle, statuses: Statuses) {
+    let panel = match &config.outputs.display {
+        Some(display) => match crate::hw::linux::open_display(display) {
+            Ok(panel) => Some(panel),
+            Err(error) => {
+                tracing::error!(%error, "display not available");
+                alarm.send(error.trouble()).await;
+                None
+            }
+        },
+        None => None,
+    };
+    // The mirror's receiver goes to the web page once there is one.
+    let (mirror, _) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(crate::outputs::display::task::run(
+        alarm.view(),
+        move |tick| statuses.screen(tick),
+        panel,
+        mirror,
+    ));
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn start_display(_config: &Config, _alarm: &AlarmHandle, _statuses: Statuses) {}
 
 /// `beacon login`: device-code sign-in of the service account, then `GET /me`.
 pub async fn login<S>(config: Config, show: S) -> Result<Account, AppError>

@@ -37,6 +37,35 @@ impl OpenError {
     }
 }
 
+/// The OLED's bus could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("display: cannot open {bus}: {reason}")]
+pub struct DisplayOpenError {
+    pub bus: String,
+    pub reason: String,
+}
+
+impl DisplayOpenError {
+    /// The trouble to raise for it.
+    pub fn trouble(&self) -> Event {
+        Event::TroubleRaised {
+            component: "display".into(),
+            detail: self.to_string(),
+        }
+    }
+}
+
+/// Opens the SSD1306 on its I2C bus (linux-embedded-hal's `I2cdev`, embedded-hal 1.0).
+pub fn open_display(
+    config: &crate::outputs::relays::DisplayConfig,
+) -> Result<crate::outputs::display::Ssd1306<linux_embedded_hal::I2cdev>, DisplayOpenError> {
+    let bus = linux_embedded_hal::I2cdev::new(&config.i2c_bus).map_err(|e| DisplayOpenError {
+        bus: config.i2c_bus.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(crate::outputs::display::Ssd1306::new(bus, config.address))
+}
+
 fn request(
     what: &'static str,
     spec: &LineSpec,

@@ -103,6 +103,27 @@ pub struct OutputsConfig {
     pub siren: Option<LineConfig>,
     pub trouble: Option<LineConfig>,
     pub button: Option<ButtonConfig>,
+    /// The SSD1306 OLED (`[outputs.display]`); absent: no panel (the web mirror still works).
+    pub display: Option<DisplayConfig>,
+}
+
+/// `[outputs.display]`: where the OLED is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    /// The I2C bus device, e.g. `/dev/i2c-1` on a Raspberry Pi.
+    pub i2c_bus: String,
+    /// The panel's 7-bit address (0x3C = 60, or 0x3D = 61).
+    pub address: u8,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            i2c_bus: "/dev/i2c-1".into(),
+            address: 0x3C,
+        }
+    }
 }
 
 /// Where a line is.

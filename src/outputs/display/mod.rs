@@ -17,6 +17,7 @@ pub mod framebuffer;
 pub mod png;
 pub mod screens;
 pub mod ssd1306;
+pub mod task;
 pub mod text;
 
 pub use framebuffer::{Framebuffer, HEIGHT, PAGE_BYTES, WIDTH};
