@@ -192,9 +192,14 @@ impl Task {
             }
         }
         if persist {
-            if let Err(e) = self.store.flush() {
-                tracing::error!(error = %e, "cannot flush the alarm state");
-            }
+            // The fsync runs on the blocking pool: the relay and display tasks share the
+            // executor threads with this one and must not wait for the disk.
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.flush() {
+                    tracing::error!(error = %e, "cannot flush the alarm state");
+                }
+            });
         }
     }
 }

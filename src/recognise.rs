@@ -221,7 +221,7 @@ impl Recogniser {
                             .await;
                     }
                     self.store.calls.insert(key, &serde_json::json!(record))?;
-                    self.store.flush()?;
+                    self.flush().await?;
                 }
             }
             return Ok(Handled::Updated {
@@ -263,11 +263,21 @@ impl Recogniser {
         };
         tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
         self.store.calls.insert(key, &serde_json::json!(record))?;
-        self.store.flush()?;
+        self.flush().await?;
         Ok(Handled::Raised {
             key: key.to_string(),
             locally,
         })
+    }
+
+    /// Makes the record durable without blocking an executor thread (the relay and display
+    /// tasks share them).
+    async fn flush(&self) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(result) => result,
+            Err(_) => self.store.flush(),
+        }
     }
 
     fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {

@@ -1,0 +1,275 @@
+//! Alarm latency benchmark (run `eval "$(scripts/test-env)"` first): how fast the strobe line
+//! is set.
+//!
+//! 1. recognised call → strobe pin: `AlarmHandle::raise` until the simulated strobe pin is on
+//!    (alarm task, output view, relay task);
+//! 2. Kafka record → strobe pin: rich notifications (no Graph fetch) through the real broker
+//!    (SASL_SSL), Beacon's consumer, ingest, recognition, alarm and relay task — measured from
+//!    the moment librdkafka delivered the record to Beacon, and from the send, beside a bare
+//!    rdkafka consumer reading the same records.
+//!
+//! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
+
+#[path = "../tests/support/kafka.rs"]
+mod kafka;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use beacon::alarm::{AcknowledgedStrobe, AlarmConfig, CallSummary, Event, Source};
+use beacon::alarm_service::AlarmHandle;
+use beacon::emergency::Rules;
+use beacon::eventhub::consumer::{self, client_config, ConsumerSettings};
+use beacon::graph::client_state::ClientStates;
+use beacon::health::IngestCounters;
+use beacon::hw::sim::{relays, SimOutput};
+use beacon::ingest::Ingest;
+use beacon::recognise::{MessageSource, Recogniser};
+use beacon::secret::Secret;
+use beacon::store::Store;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+const STATE: &str = "bench-client-state";
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |p: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "  {name:<44}: n={} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        samples.len(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(samples.last().copied().unwrap_or_default())
+    );
+}
+
+async fn until(lamp: &SimOutput, on: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lamp.is_on() != on {
+        assert!(Instant::now() < deadline, "the strobe did not switch");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Acknowledges and clears, and waits until the strobe is dark again.
+async fn reset(alarm: &AlarmHandle, strobe: &SimOutput) {
+    alarm
+        .send(Event::Acknowledge {
+            source: Source::System,
+            who: None,
+        })
+        .await;
+    alarm
+        .send(Event::Clear {
+            source: Source::System,
+            who: None,
+        })
+        .await;
+    until(strobe, false).await;
+}
+
+fn message(id: &str) -> serde_json::Value {
+    json!({"id": id, "messageType": "message", "importance": "high", "chatId": "19:bench@thread.v2",
+           "createdDateTime": chrono::Utc::now().to_rfc3339(),
+           "from": {"user": {"id": "u", "displayName": "Jordan Rivera"}},
+           "body": {"contentType": "html", "content": "<p>Jordan Rivera has placed an Emergency Call to 911</p>"}})
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let n: usize = std::env::var("BENCH_ALARMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        let states = ClientStates::default();
+        states
+            .add(&store, "sub", Secret::new(STATE))
+            .expect("state");
+        let keys = beacon::app::load_keys(&store).expect("keys");
+        let key = keys.current().expect("key").clone();
+        let config = AlarmConfig {
+            acknowledged_strobe: AcknowledgedStrobe::Off,
+            ..AlarmConfig::default()
+        };
+        let (alarm, _task) =
+            beacon::alarm_service::spawn(config, store.clone(), chrono::Utc::now());
+        let (board, lamps) = relays(false);
+        tokio::spawn(beacon::outputs::relays::run(alarm.view(), board));
+
+        // 1. recognised call → pin
+        let mut raise_to_pin = Vec::new();
+        for i in 0..n {
+            let t0 = Instant::now();
+            alarm
+                .raise(
+                    &format!("direct/{i}"),
+                    CallSummary {
+                        caller_name: Some("x".into()),
+                        ..CallSummary::default()
+                    },
+                )
+                .await;
+            until(&lamps.strobe, true).await;
+            raise_to_pin.push(t0.elapsed());
+            reset(&alarm, &lamps.strobe).await;
+        }
+        println!("strobe latency on the simulated board, {n} alarms:");
+        report("recognised call → strobe pin", raise_to_pin);
+
+        // 2. Kafka record → pin, beside a bare consumer
+        let topic = format!(
+            "bench-alarm-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        kafka::create_topic(&topic, 1).await;
+        let target = kafka::target(&topic);
+        let settings = |group: &str| ConsumerSettings {
+            target: target.clone(),
+            group_id: group.into(),
+            client_id: group.into(),
+            ca_file: Some(kafka::broker().ca),
+            instance_id: None,
+            max_batch: 500,
+            commit: true,
+        };
+        let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let bare_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let bare = {
+            let (bare_seen, stop, config) = (
+                bare_seen.clone(),
+                stop.clone(),
+                client_config(&settings(&format!("{topic}-bare"))),
+            );
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                let consumer: BaseConsumer = config.create().expect("bare consumer");
+                consumer.subscribe(&[&topic]).expect("subscribe");
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                        let now = Instant::now();
+                        let text =
+                            String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                        if let Some(start) = text.find("messages('") {
+                            let rest = &text[start + 10..];
+                            let id = rest[..rest.find('\'').unwrap_or(0)].to_string();
+                            if let Ok(mut s) = bare_seen.lock() {
+                                s.insert(id, now);
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let (tx, mut rx) = mpsc::channel(1024);
+        let ingest = Ingest::new(
+            store.clone(),
+            keys.clone(),
+            states.clone(),
+            tx,
+            Arc::new(IngestCounters::default()),
+        );
+        let handle =
+            consumer::spawn(settings(&format!("{topic}-beacon")), ingest).expect("consumer");
+        let recogniser = Recogniser {
+            store: store.clone(),
+            rules: Arc::new(Rules::default()),
+            alarm: alarm.clone(),
+            source: MessageSource::Unavailable,
+            service_account_id: None,
+            lifecycle: None,
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await; // both groups joined
+        let sender = kafka::Sender::new(&topic);
+        let (mut delivered_to_pin, mut send_to_pin, mut send_to_bare) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let id = format!("pin-{i}");
+            let body = json!({"value": [{
+                "subscriptionId": "sub", "changeType": "created", "clientState": STATE,
+                "resource": format!("chats('19:bench@thread.v2')/messages('{id}')"),
+                "resourceData": {"id": id},
+                "encryptedContent": serde_json::to_value(sealed(&key, &message(&id))).expect("json")
+            }]})
+            .to_string();
+            let t_send = Instant::now();
+            if let Ok(mut s) = sent.lock() {
+                s.insert(id.clone(), t_send);
+            }
+            sender.send(None, body.as_bytes());
+            let entry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("handed on")
+                .expect("open");
+            // `received_at` was stamped when librdkafka delivered the record to Beacon.
+            let delivered = chrono::Utc::now() - entry.received_at;
+            let t_recv = Instant::now();
+            // Recognition writes and flushes the call record after raising the alarm: watch
+            // the pin while it does.
+            let handling = {
+                let recogniser = recogniser.clone();
+                tokio::spawn(async move { recogniser.handle(&entry).await })
+            };
+            until(&lamps.strobe, true).await;
+            let t_pin = Instant::now();
+            handling.await.expect("join").expect("recognised");
+            delivered_to_pin.push(delivered.to_std().unwrap_or_default() + (t_pin - t_recv));
+            send_to_pin.push(t_pin - t_send);
+            reset(&alarm, &lamps.strobe).await;
+        }
+        sender.flush();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = bare.join();
+        for (id, t) in sent.lock().map(|s| s.clone()).unwrap_or_default() {
+            if let Some(seen) = bare_seen.lock().ok().and_then(|b| b.get(&id).copied()) {
+                send_to_bare.push(seen - t);
+            }
+        }
+        tokio::task::spawn_blocking(move || handle.shutdown())
+            .await
+            .expect("shutdown");
+        println!("Kafka record → strobe pin, {n} rich notifications one at a time (SASL_SSL):");
+        report(
+            "librdkafka delivered → strobe pin (Beacon)",
+            delivered_to_pin,
+        );
+        report("sent → strobe pin (Beacon)", send_to_pin);
+        report("sent → received (bare rdkafka consumer)", send_to_bare);
+    });
+}
+
+fn sealed(
+    key: &beacon::graph::crypto::EncryptionKey,
+    message: &serde_json::Value,
+) -> serde_json::Value {
+    let c = beacon::graph::crypto::seal(
+        key.certificate_der(),
+        &key.id,
+        message.to_string().as_bytes(),
+    )
+    .expect("seal");
+    json!({"data": c.data, "dataKey": c.data_key, "dataSignature": c.data_signature,
+           "encryptionCertificateId": c.encryption_certificate_id})
+}
