@@ -19,10 +19,18 @@ use support::{unique, Appliance};
 
 const CHAT: &str = "19:e2e0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
-    let hub = unique("e2e-hub");
-    create_topic(&hub, 2).await;
+/// A hub, the fake cloud publishing into it, and an appliance signed in and subscribed to it.
+struct Subscribed {
+    hub: String,
+    cloud: FakeCloud,
+    appliance: Appliance,
+    graph: beacon::graph::client::GraphClient,
+    account: beacon::graph::account::Account,
+}
+
+async fn subscribed(prefix: &str, partitions: i32) -> Subscribed {
+    let hub = unique(prefix);
+    create_topic(&hub, partitions).await;
     let cloud = FakeCloud::start(FakeOptions {
         kafka: true,
         poll_interval_secs: 1,
@@ -31,13 +39,11 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
     .await;
     let appliance = Appliance::new();
     let store = appliance.store.clone();
-
     // Sign in the service account and learn who it is.
     let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
     let account = beacon::graph::account::fetch_and_store(&graph, &store)
         .await
         .expect("/me");
-
     // Subscribe: Graph checks it can publish into the hub (the validation message).
     let keeper = SubscriptionKeeper::new(
         graph.clone(),
@@ -47,6 +53,25 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
     );
     keeper.step(Utc::now()).await.expect("reconcile");
     keeper.step(Utc::now()).await.expect("create");
+    Subscribed {
+        hub,
+        cloud,
+        appliance,
+        graph,
+        account,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
+    let Subscribed {
+        hub,
+        cloud,
+        appliance,
+        graph,
+        account,
+    } = subscribed("e2e-hub", 2).await;
+    let store = appliance.store.clone();
 
     // The appliance: consumer → ingest → recognition (fetching from Graph) → alarm.
     let (alarm, _alarm_task) =
@@ -128,28 +153,14 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_posted_while_the_appliance_was_down_is_found_by_resync_once() {
-    let hub = unique("resync-hub");
-    create_topic(&hub, 1).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
-    let appliance = Appliance::new();
+    let Subscribed {
+        hub,
+        cloud,
+        appliance,
+        graph,
+        ..
+    } = subscribed("resync-hub", 1).await;
     let store = appliance.store.clone();
-    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
-    beacon::graph::account::fetch_and_store(&graph, &store)
-        .await
-        .expect("/me");
-    let keeper = SubscriptionKeeper::new(
-        graph.clone(),
-        store.clone(),
-        appliance.client_states.clone(),
-        support::signed_in::subscription(&cloud, &hub),
-    );
-    keeper.step(Utc::now()).await.expect("reconcile");
-    keeper.step(Utc::now()).await.expect("create");
 
     // The appliance is down; the notification waits in the hub, and (say) the quota ate
     // another one silently: only resync can find that one.
