@@ -5,28 +5,35 @@
 //! a local alarm when someone dials an emergency number. Read `ARCHITECTURE.md` in the shared
 //! docs for the whole flow; this is where each part lives.
 //!
-//! One record's path, in order:
+//! One emergency's path, in order:
 //!
 //! | step | module | IO? |
 //! |---|---|---|
 //! | connection string → Kafka settings | [`eventhub::connection`] | no |
-//! | poll the hub, batch, flush, commit | [`eventhub::consumer`] | Kafka (rdkafka), thread |
+//! | poll the hub; flush, then commit (own thread) | [`eventhub::consumer`] | Kafka (rdkafka), threads |
 //! | record body → notification items | [`graph::notification`] | no |
 //! | `clientState` check | [`graph::client_state`] | no |
 //! | decrypt rich content | [`graph::crypto`] | no |
-//! | de-dup key, inbox, hand-off | [`ingest`], [`ingest::dedupe`] | store |
-//! | record / (later) recognise | [`ingest::stage`] | store |
+//! | de-dup key, durable inbox, hand-off | [`ingest`], [`ingest::dedupe`] | store |
+//! | fetch the message (basic notifications) | [`recognise`] → [`graph::client`] | HTTP |
+//! | classify and extract the call | [`emergency`] | no |
+//! | raise the alarm, record the call | [`recognise`] → [`alarm_service`] | store |
+//! | alarm state machine | [`alarm`] | no |
+//! | strobe, siren, trouble relays; button; OLED | [`outputs`] over [`hw`] (`sim`, `linux`) | GPIO, I2C |
 //!
-//! The alarm on the desk: [`alarm`] is the pure state machine (idle → alerting →
-//! acknowledged → cleared, trouble overlay, escalation, restore after restart).
+//! Keeping the feed alive: [`graph::auth`] (device code, refresh, via `oauth2`),
+//! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
+//! (pure subscription schedule) and [`graph::subscription`] (the keeper), [`graph::resync`]
+//! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
-//! 0700/0600), [`secret`] (values that never print), [`health`] (counters), [`app`] (wiring,
-//! `run`, `replay`, shutdown). The command line is in `main.rs`.
+//! 0700/0600), [`secret`] (values that never print), [`health`] (counters), [`commands`]
+//! (`beacon parse`), [`app`] (wiring of `run`, `replay`, `login`; shutdown). The command line
+//! is in `main.rs`.
 //!
-//! Rules that hold everywhere: the core is pure (time is passed in); an offset is committed
-//! only after what it carried is flushed to disk; nothing secret reaches a log, error or
-//! response; input never panics the process.
+//! Rules that hold everywhere: the core is pure (time is passed in); outputs never wait for
+//! the disk or the network; an offset is committed only after what it carried is flushed to
+//! disk; nothing secret reaches a log, error or response; input never panics the process.
 
 pub mod alarm;
 pub mod alarm_service;

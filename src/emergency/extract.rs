@@ -1,6 +1,6 @@
 //! Reading the text of a message (body HTML/text plus card attachments) into labelled lines,
 //! and building the [`EmergencyCall`]: caller, UPN, call-back number, ids, timestamps.
-//! Every extracted string passes through [`clean`] (controls and bidi overrides removed,
+//! Every extracted string passes through `clean` (controls and bidi overrides removed,
 //! length capped); nothing is escaped here — see the note on [`EmergencyCall`].
 
 use chrono::{DateTime, Utc};
