@@ -56,6 +56,21 @@ struct Appliance {
     states: ClientStates,
 }
 
+impl Appliance {
+    /// An ingest stage on this appliance's store, handing on into a channel of `capacity`.
+    fn ingest(&self, capacity: usize) -> (Ingest, mpsc::Receiver<beacon::ingest::InboxEntry>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let ingest = Ingest::new(
+            self.store.clone(),
+            Default::default(),
+            self.states.clone(),
+            tx,
+            Arc::new(IngestCounters::default()),
+        );
+        (ingest, rx)
+    }
+}
+
 fn appliance() -> Appliance {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
@@ -144,14 +159,7 @@ fn beacon_throughput(
     n: usize,
 ) -> (Duration, Duration) {
     let a = appliance();
-    let (tx, mut rx) = mpsc::channel(4096);
-    let ingest = Ingest::new(
-        a.store.clone(),
-        Default::default(),
-        a.states.clone(),
-        tx,
-        Arc::new(IngestCounters::default()),
-    );
+    let (ingest, mut rx) = a.ingest(4096);
     let start = Instant::now();
     let handle = consumer::spawn(settings(topic, &unique("beacon")), ingest).expect("consumer");
     let (first, got) = runtime.block_on(async {
@@ -204,14 +212,7 @@ fn latency_side_by_side(runtime: &tokio::runtime::Runtime, m: usize, interval: D
         })
     };
     let a = appliance();
-    let (tx, mut rx) = mpsc::channel(4096);
-    let ingest = Ingest::new(
-        a.store.clone(),
-        Default::default(),
-        a.states.clone(),
-        tx,
-        Arc::new(IngestCounters::default()),
-    );
+    let (ingest, mut rx) = a.ingest(4096);
     let handle =
         consumer::spawn(settings(&topic, &unique("beacon-lat")), ingest).expect("consumer");
     // Let both consumers join their groups before the clock starts.
@@ -339,14 +340,7 @@ fn main() {
 
     // ---------------------------------------------------------------- 3. in-process overhead
     let a = appliance();
-    let (tx, mut rx) = mpsc::channel(16);
-    let ingest = Ingest::new(
-        a.store.clone(),
-        Default::default(),
-        a.states.clone(),
-        tx,
-        Arc::new(IngestCounters::default()),
-    );
+    let (ingest, mut rx) = a.ingest(16);
     let bodies: Vec<String> = (0..m).map(|i| body(&format!("p{i}"))).collect();
     let mut overhead = Vec::with_capacity(m);
     for (i, b) in bodies.iter().enumerate() {
