@@ -1,7 +1,6 @@
 //! The alarm on the simulated board, end to end: an emergency notification through the real
 //! broker lights the strobe and closes the siren relay; after a restart the unacknowledged
-//! call is still alarming; an acknowledgement turns the siren off and (with the strobe
-//! configured to go dark on acknowledgement) the strobe too.
+//! call is still alarming; an acknowledgement turns the siren and the strobe off.
 
 mod support;
 
@@ -39,10 +38,9 @@ async fn a_notification_lights_the_strobe_a_restart_keeps_it_and_an_ack_ends_it(
     let topic = unique("board");
     create_topic(&topic, 1).await;
     let appliance = Appliance::new();
-    let config = AlarmConfig {
-        acknowledged_strobe: AcknowledgedStrobe::Off,
-        ..AlarmConfig::default()
-    };
+    // The default: strobe and siren latch until acknowledged, and the acknowledgement ends both.
+    let config = AlarmConfig::default();
+    assert_eq!(config.acknowledged_strobe, AcknowledgedStrobe::Off);
     let (alarm, alarm_task) =
         beacon::alarm_service::spawn(config.clone(), appliance.store.clone(), Utc::now());
     let (board, lamps) = relays(true);

@@ -428,14 +428,14 @@ fn new_call_while_acknowledged_alerts_again_and_resounds() {
 }
 
 #[test]
-fn acknowledged_strobe_can_be_off() {
+fn acknowledgement_darkens_the_strobe_unless_configured_steady() {
+    let alarm = alarm_after(AlarmConfig::default(), vec![raise("k1", false), ack("a")]);
+    assert_eq!(alarm.outputs(t(5)).strobe, Output::Off);
     let config = AlarmConfig {
-        acknowledged_strobe: AcknowledgedStrobe::Off,
+        acknowledged_strobe: AcknowledgedStrobe::Steady,
         ..AlarmConfig::default()
     };
     let alarm = alarm_after(config, vec![raise("k1", false), ack("a")]);
-    assert_eq!(alarm.outputs(t(5)).strobe, Output::Off);
-    let alarm = alarm_after(AlarmConfig::default(), vec![raise("k1", false), ack("a")]);
     assert_eq!(alarm.outputs(t(5)).strobe, Output::Steady);
 }
 

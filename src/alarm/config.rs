@@ -18,7 +18,7 @@
 //! # Whether a test call also sounds the siren (default: strobe only).
 //! test_sounds_siren = false
 //! # Strobe after acknowledgement until clear: "steady" or "off".
-//! acknowledged_strobe = "steady"
+//! acknowledged_strobe = "off"
 //! # How long a lamp test (long button press) keeps every output on, 1 to 60 seconds.
 //! lamp_test_seconds = 5
 //! ```
@@ -37,9 +37,10 @@ pub const MAX_LAMP_TEST_SECONDS: u32 = 60;
 #[serde(rename_all = "lowercase")]
 pub enum AcknowledgedStrobe {
     /// On without flashing: the event is still open.
-    #[default]
     Steady,
-    /// Off; only the display shows the open event.
+    /// Off; only the display shows the open event. The default: strobe and siren latch until
+    /// acknowledged (anchors §10.4), and an acknowledgement ends them.
+    #[default]
     Off,
 }
 
@@ -77,7 +78,7 @@ impl Default for AlarmConfig {
             test_flash_period_ms: 1000,
             trouble_flash_period_ms: 2000,
             test_sounds_siren: false,
-            acknowledged_strobe: AcknowledgedStrobe::Steady,
+            acknowledged_strobe: AcknowledgedStrobe::Off,
             lamp_test_seconds: 5,
         }
     }
