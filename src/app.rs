@@ -543,7 +543,14 @@ pub fn load_keys(store: &Store) -> Result<KeyRing, AppError> {
     for (name, value) in store.secrets_with_prefix(KEY_PREFIX)? {
         match serde_json::from_str::<StoredKey>(value.expose()) {
             Ok(stored) => keys.push(EncryptionKey::from_stored(&stored)?),
-            Err(e) => tracing::error!(name, error = %e, "unreadable encryption key skipped"),
+            // Only where and what kind: serde's message could quote the key material.
+            Err(e) => tracing::error!(
+                name,
+                kind = ?e.classify(),
+                line = e.line(),
+                column = e.column(),
+                "unreadable encryption key skipped"
+            ),
         }
     }
     if keys.is_empty() {

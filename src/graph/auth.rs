@@ -317,8 +317,10 @@ where
             "cannot reach Microsoft's sign-in service: {}",
             error_chain(&e)
         ))),
+        // Only the path of the field: a parse message can quote the value, i.e. a token.
         RequestTokenError::Parse(e, _) => Attempt::Done(AuthError::Transient(format!(
-            "unexpected answer from Microsoft's sign-in service: {e}"
+            "unexpected answer from Microsoft's sign-in service (at `{}`)",
+            e.path()
         ))),
         RequestTokenError::Other(e) => Attempt::Done(AuthError::Transient(e)),
     }
