@@ -102,17 +102,7 @@ fn check_config_errors_name_file_and_key_and_hide_secrets() {
 fn replay_feeds_the_pipeline_and_a_second_replay_is_all_duplicates() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    // Seed the appliance's store with the subscription's clientState, as the keeper would.
-    {
-        let store = beacon::store::Store::open(&data).expect("store");
-        beacon::graph::client_state::ClientStates::default()
-            .add(
-                &store,
-                "sub-test",
-                beacon::secret::Secret::new(CLIENT_STATE),
-            )
-            .expect("state");
-    }
+    support::seed_store(&data);
     let config = write(
         dir.path(),
         "beacon.toml",

@@ -41,15 +41,7 @@ impl Drill {
     fn new(extra_config: &str) -> Drill {
         let dir = tempfile::tempdir().expect("dir");
         let data = dir.path().join("data");
-        let store = beacon::store::Store::open(&data).expect("store");
-        beacon::graph::client_state::ClientStates::default()
-            .add(
-                &store,
-                "sub-test",
-                beacon::secret::Secret::new(CLIENT_STATE),
-            )
-            .expect("state");
-        drop(store);
+        support::seed_store(&data);
         let config = dir.path().join("beacon.toml");
         std::fs::write(
             &config,

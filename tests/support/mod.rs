@@ -153,6 +153,15 @@ pub fn message_id_of(entry: &InboxEntry) -> Option<&str> {
     }
 }
 
+/// Creates a store in `data` holding the test subscription's clientState, as the subscription
+/// keeper would leave it, for commands that open the store themselves (`beacon replay`).
+pub fn seed_store(data: &std::path::Path) {
+    let store = Store::open(data).expect("store");
+    ClientStates::default()
+        .add(&store, "sub-test", Secret::new(CLIENT_STATE))
+        .expect("state");
+}
+
 /// A name no other test (or earlier run against the same broker) uses.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
