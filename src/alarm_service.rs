@@ -6,11 +6,11 @@
 //! Outputs are published before anything is written: the strobe never waits for the disk.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::{
-    Alarm, AlarmConfig, AlarmState, CallSummary, DisplayModel, Effect, Event, OutputState,
-    PersistedState,
+    ActiveCall, Alarm, AlarmConfig, AlarmState, AuditRecord, CallSummary, DisplayModel, Effect,
+    Event, OutputState, PersistedState,
 };
 use crate::store::Store;
 
@@ -29,12 +29,25 @@ pub struct AlarmView {
     pub display: DisplayModel,
 }
 
+/// How many notices a slow follower may fall behind before it misses some.
+const NOTICE_BACKLOG: usize = 1024;
+
+/// One transition, as MQTT, the notifiers and the web page follow it: the audit record (what,
+/// when, by whom, from which state to which) and the calls it concerns, with their summaries
+/// (taken before the transition, so a cleared call still has its caller and location).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmNotice {
+    pub record: AuditRecord,
+    pub calls: Vec<ActiveCall>,
+}
+
 /// Sends events to the alarm task; cheap to clone.
 #[derive(Clone)]
 pub struct AlarmHandle {
     tx: mpsc::Sender<Request>,
     view: watch::Receiver<AlarmView>,
     escalations: watch::Receiver<Vec<String>>,
+    notices: broadcast::Sender<AlarmNotice>,
 }
 
 impl AlarmHandle {
@@ -78,6 +91,12 @@ impl AlarmHandle {
     pub fn escalations(&self) -> watch::Receiver<Vec<String>> {
         self.escalations.clone()
     }
+
+    /// Follows every transition from now on (see [`AlarmNotice`]). A follower that falls more
+    /// than 1024 notices behind gets `RecvError::Lagged` and must say so (log and trouble).
+    pub fn notices(&self) -> broadcast::Receiver<AlarmNotice> {
+        self.notices.subscribe()
+    }
 }
 
 /// Starts the alarm task, restoring the stored state.
@@ -99,19 +118,22 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view) = watch::channel(view_of(&alarm, now));
     let (escalation_tx, escalations) = watch::channel(Vec::new());
+    let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
     let mut task = Task {
         alarm,
         store,
         view: view_tx,
         escalations: escalation_tx,
+        notices: notices.clone(),
     };
-    task.apply(effects);
+    task.apply(effects, &[]);
     let handle = tokio::spawn(task.run(rx));
     (
         AlarmHandle {
             tx,
             view,
             escalations,
+            notices,
         },
         handle,
     )
@@ -130,9 +152,31 @@ struct Task {
     store: Store,
     view: watch::Sender<AlarmView>,
     escalations: watch::Sender<Vec<String>>,
+    notices: broadcast::Sender<AlarmNotice>,
 }
 
 impl Task {
+    /// Publishes the transition to the followers (none listening is fine).
+    fn notify(&self, record: &AuditRecord, before: &[ActiveCall]) {
+        let now_active = self.alarm.active_calls();
+        let calls = record
+            .keys
+            .iter()
+            .filter_map(|key| {
+                now_active
+                    .iter()
+                    .find(|c| &c.key == key)
+                    .copied()
+                    .or_else(|| before.iter().find(|c| &c.key == key))
+                    .cloned()
+            })
+            .collect();
+        let _ = self.notices.send(AlarmNotice {
+            record: record.clone(),
+            calls,
+        });
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
             let deadline = self.alarm.next_deadline();
@@ -152,20 +196,23 @@ impl Task {
                 _ = sleep => (Event::Tick, None),
             };
             let now = Utc::now();
+            let before: Vec<ActiveCall> = self.alarm.active_calls().into_iter().cloned().collect();
             let effects = self.alarm.handle(event, now);
             self.view.send_replace(view_of(&self.alarm, now));
-            self.apply(effects.clone());
+            self.apply(effects.clone(), &before);
             if let Some(reply) = reply {
                 let _ = reply.send(effects);
             }
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
+    /// Carries out the effects; `before` are the calls active before the event.
+    fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall]) {
         let mut persist = false;
         for effect in effects {
             match effect {
                 Effect::Audit(record) => {
+                    self.notify(&record, before);
                     tracing::info!(action = ?record.action, source = ?record.source, keys = ?record.keys, "alarm");
                     let key = self.store.next_id().map(|id| format!("{id:020}"));
                     let written =

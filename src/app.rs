@@ -178,16 +178,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         "consuming the Event Hub"
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
-    start_display(
-        &config,
-        &alarm,
-        Statuses {
+    let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
+    let services = Services {
+        store: core.store.clone(),
+        device_id: core.device_id.clone(),
+        alarm: alarm.clone(),
+        counters: core.counters.clone(),
+        status: StatusFeeds {
             auth: tokens.as_ref().map(|t| t.status()),
             subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
             hub: consumer.status.clone(),
         },
-    )
-    .await;
+        display_png: display_mirror,
+    };
+    start_display(&config, &services, display_png).await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
         tokio::spawn(crate::graph::resync::run_triggers(
@@ -209,6 +213,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     crate::graph::resync::set_watermark(&core.store, Utc::now());
     // The button task holds an alarm handle; the relay task de-energises when the alarm's view
     // closes, which happens once the alarm task has ended below.
+    drop(services);
     for task in output_tasks {
         task.abort();
     }
@@ -260,15 +265,33 @@ async fn start_outputs(_config: &Config, _alarm: &AlarmHandle) -> Vec<tokio::tas
     Vec::new()
 }
 
-/// What the ready screen's status ticks and the setup screen follow.
-struct Statuses {
-    auth: Option<tokio::sync::watch::Receiver<crate::graph::tokens::AuthStatus>>,
-    subscription:
-        Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
-    hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+/// What the parts beside the call path (display, MQTT, notifiers, the web console, health
+/// supervision) are handed: the store, the alarm, and the statuses they show. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub device_id: String,
+    pub alarm: AlarmHandle,
+    pub counters: Arc<IngestCounters>,
+    pub status: StatusFeeds,
+    /// The display as PNG, redrawn on every change (the web page's mirror).
+    pub display_png: tokio::sync::watch::Receiver<Vec<u8>>,
 }
 
-impl Statuses {
+/// The statuses of the feed's parts, as the display, the web page and health supervision
+/// follow them.
+#[derive(Clone)]
+pub struct StatusFeeds {
+    /// Sign-in status; `None` when Graph sign-in is not configured.
+    pub auth: Option<tokio::sync::watch::Receiver<crate::graph::tokens::AuthStatus>>,
+    /// Subscription status; `None` until the service account is signed in.
+    pub subscription:
+        Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
+    /// Event Hub connection.
+    pub hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+}
+
+impl StatusFeeds {
     /// The display's context at redraw number `tick`.
     fn screen(&self, tick: u64) -> crate::outputs::display::ScreenContext {
         use crate::graph::tokens::AuthStatus;
@@ -309,9 +332,14 @@ impl Statuses {
 }
 
 /// Starts the display loop: the OLED of `[outputs.display]` when there is one (a bus that
-/// cannot be opened is a trouble), and the PNG mirror either way.
+/// cannot be opened is a trouble), and the PNG mirror (`mirror`) either way.
 #[cfg(target_os = "linux")]
-async fn start_display(config: &Config, alarm: &AlarmHandle, statuses: Statuses) {
+async fn start_display(
+    config: &Config,
+    services: &Services,
+    mirror: tokio::sync::watch::Sender<Vec<u8>>,
+) {
+    let alarm = &services.alarm;
     let panel = match &config.outputs.display {
         Some(display) => match crate::hw::linux::open_display(display) {
             Ok(panel) => Some(panel),
@@ -323,8 +351,9 @@ async fn start_display(config: &Config, alarm: &AlarmHandle, statuses: Statuses)
         },
         None => None,
     };
-    // The mirror's receiver goes to the web page once there is one.
-    let (mirror, _) = tokio::sync::watch::channel(Vec::new());
+    // The display follows the statuses and the alarm's view, but holds no alarm handle: it
+    // blanks the panel when the alarm task ends at shutdown.
+    let statuses = services.status.clone();
     tokio::spawn(crate::outputs::display::task::run(
         alarm.view(),
         move |tick| statuses.screen(tick),
@@ -334,7 +363,12 @@ async fn start_display(config: &Config, alarm: &AlarmHandle, statuses: Statuses)
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn start_display(_config: &Config, _alarm: &AlarmHandle, _statuses: Statuses) {}
+async fn start_display(
+    _config: &Config,
+    _services: &Services,
+    _mirror: tokio::sync::watch::Sender<Vec<u8>>,
+) {
+}
 
 /// `beacon login`: device-code sign-in of the service account, then `GET /me`.
 pub async fn login<S>(config: Config, show: S) -> Result<Account, AppError>
