@@ -25,6 +25,8 @@ use crate::graph::tokens::TokenKeeper;
 use crate::health::{HealthReport, IngestCounters, IngestSnapshot, Limits, Supervisor};
 use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
 use crate::recognise::{MessageSource, Recogniser};
+use crate::service_manager::watchdog::Watchdog;
+use crate::service_manager::Notifier;
 use crate::store::{Store, StoreError};
 
 /// Prefix of the rich-notification keys in the secrets tree.
@@ -178,6 +180,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         "consuming the Event Hub"
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
+    let notifier = Notifier::from_env();
+    let watchdog = Watchdog::spawn_from_env(&notifier, consumer.status.clone(), &alarm);
     let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
     let (health_report, health) = tokio::sync::watch::channel(HealthReport::default());
     let services = Services {
@@ -217,8 +221,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         ));
     }
     drop(tx);
+    notifier.ready(&format!("consuming the Event Hub as {}", core.device_id));
     shutdown_signal().await;
     tracing::info!("shutting down");
+    notifier.stopping();
+    watchdog.stop().await;
     tokio::task::spawn_blocking(move || consumer.shutdown())
         .await
         .map_err(|e| ConsumerError::Thread(e.to_string()))?;

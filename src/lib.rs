@@ -28,9 +28,9 @@
 //!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
 //! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
-//! turns faults into troubles within 60 s), [`commands`]
-//! (`beacon parse`), [`app`] (wiring of `run`, `replay`, `login`; shutdown). The command line
-//! is in `main.rs`.
+//! turns faults into troubles within 60 s), [`commands`] (`beacon parse`), [`app`] (wiring of
+//! `run`, `replay`, `login`; shutdown), [`service_manager`] (systemd readiness, status and the
+//! watchdog fed only while the pipeline turns). The command line is in `main.rs`.
 //!
 //! Rules that hold everywhere: the core is pure (time is passed in); outputs never wait for
 //! the disk or the network; an offset is committed only after what it carried is flushed to
@@ -50,4 +50,5 @@ pub mod ingest;
 pub mod outputs;
 pub mod recognise;
 pub mod secret;
+pub mod service_manager;
 pub mod store;

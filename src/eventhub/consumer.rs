@@ -54,6 +54,24 @@ pub struct ConsumerStatus {
     pub connected: AtomicBool,
     /// The last error librdkafka reported, in words.
     pub last_error: Mutex<Option<String>>,
+    /// When the poll loop last turned (monotonic clock). Set every turn, also when idle or
+    /// disconnected; it stops moving only when the loop is stuck or gone (the service
+    /// watchdog follows it).
+    pub heartbeat: Mutex<Option<Instant>>,
+}
+
+impl ConsumerStatus {
+    /// The poll loop turned at `now`.
+    pub fn beat(&self, now: Instant) {
+        if let Ok(mut beat) = self.heartbeat.lock() {
+            *beat = Some(now);
+        }
+    }
+
+    /// When the poll loop last turned; `None` before its first turn.
+    pub fn last_beat(&self) -> Option<Instant> {
+        self.heartbeat.lock().ok().and_then(|beat| *beat)
+    }
 }
 
 /// Why the consumer could not start.
@@ -203,6 +221,7 @@ fn run(
     let mut pending = Pending::new();
     let mut stopped_early = false;
     'poll: while !stop.load(Ordering::Relaxed) {
+        status.beat(Instant::now());
         let mut taken = 0;
         let mut wait = POLL_WAIT;
         while taken < settings.max_batch {
@@ -244,6 +263,7 @@ fn run(
                 message.offset() + 1,
             );
             taken += 1;
+            status.beat(Instant::now());
         }
         if !pending.is_empty() {
             let _ = to_committer.send(std::mem::take(&mut pending));
