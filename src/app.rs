@@ -179,7 +179,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
     let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
-    let services = Services {
+    let mut services = Services {
         store: core.store.clone(),
         device_id: core.device_id.clone(),
         alarm: alarm.clone(),
@@ -188,9 +188,12 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             auth: tokens.as_ref().map(|t| t.status()),
             subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
             hub: consumer.status.clone(),
+            mqtt: None,
         },
         display_png: display_mirror,
     };
+    let mqtt = crate::outputs::mqtt::start(&config, &services).await;
+    services.status.mqtt = mqtt.as_ref().map(|m| m.status());
     start_display(&config, &services, display_png).await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
@@ -214,6 +217,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // The button task holds an alarm handle; the relay task de-energises when the alarm's view
     // closes, which happens once the alarm task has ended below.
     drop(services);
+    // MQTT publishes `offline` and lets go of its alarm handle.
+    if let Some(mqtt) = mqtt {
+        mqtt.shutdown().await;
+    }
     for task in output_tasks {
         task.abort();
     }
@@ -289,6 +296,8 @@ pub struct StatusFeeds {
         Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
     /// Event Hub connection.
     pub hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+    /// MQTT broker link; `None` when MQTT is off.
+    pub mqtt: Option<tokio::sync::watch::Receiver<crate::outputs::mqtt::MqttStatus>>,
 }
 
 impl StatusFeeds {
@@ -323,7 +332,7 @@ impl StatusFeeds {
                     .hub
                     .connected
                     .load(std::sync::atomic::Ordering::Relaxed),
-                mqtt_connected: false,
+                mqtt_connected: self.mqtt.as_ref().is_some_and(|m| m.borrow().connected),
             },
             last_call: None,
             setup,
