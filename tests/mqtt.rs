@@ -819,7 +819,7 @@ async fn a_clean_shutdown_publishes_offline_and_releases_the_alarm() {
         .expect("shutdown within 10 s");
     live.wait_for(&availability, "offline", |s| s.text() == "offline")
         .await;
-    let late = Observer::new(&[availability.clone()]).await;
+    let late = Observer::new(std::slice::from_ref(&availability)).await;
     let retained = late
         .wait_for(&availability, "retained availability", |s| s.retained)
         .await;

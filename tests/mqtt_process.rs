@@ -89,7 +89,7 @@ async fn the_broker_publishes_the_last_will_when_beacon_is_killed() {
     let device = unique("run-kill");
     let config = config(dir.path(), &device).await;
     let availability = format!("beacon/{device}/availability");
-    let live = Observer::new(&[availability.clone()]).await;
+    let live = Observer::new(std::slice::from_ref(&availability)).await;
 
     let (mut child, log) = run(&config);
     live.wait_for(&availability, "online", |s| s.text() == "online")
@@ -100,7 +100,7 @@ async fn the_broker_publishes_the_last_will_when_beacon_is_killed() {
     // No DISCONNECT was sent: the broker publishes the will, retained.
     live.wait_for(&availability, "the will", |s| s.text() == "offline")
         .await;
-    let late = Observer::new(&[availability.clone()]).await;
+    let late = Observer::new(std::slice::from_ref(&availability)).await;
     let retained = late
         .wait_for(&availability, "retained availability", |s| s.retained)
         .await;
