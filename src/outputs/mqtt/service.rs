@@ -16,7 +16,8 @@ use std::time::Duration;
 use chrono::Utc;
 use rumqttc::{
     AsyncClient, ClientError, ConnectionError, Event as MqttEvent, EventLoop, LastWill,
-    MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
+    MqttOptions, Outgoing, Packet, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration,
+    Transport,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -61,6 +62,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub struct MqttStatus {
     /// `host:port`.
     pub broker: String,
+    /// Connected and subscribed to the command topics (`online` has been published).
     pub connected: bool,
     /// The last connection error in words, while not connected.
     pub last_error: Option<String>,
@@ -168,6 +170,8 @@ pub fn spawn(
 /// What the connection task reports.
 enum LinkEvent {
     Connected,
+    /// The broker answered the subscription; false when it refused a filter.
+    Subscribed(bool),
     Message {
         topic: String,
         payload: Vec<u8>,
@@ -195,6 +199,11 @@ async fn drive(
                 backoff = BACKOFF_MIN;
                 LinkEvent::Connected
             }
+            Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => LinkEvent::Subscribed(
+                ack.return_codes
+                    .iter()
+                    .all(|code| matches!(code, SubscribeReasonCode::Success(_))),
+            ),
             Ok(MqttEvent::Incoming(Packet::Publish(publish))) => LinkEvent::Message {
                 topic: publish.topic,
                 payload: publish.payload.to_vec(),
@@ -306,16 +315,23 @@ impl Adapter {
     async fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Connected => {
-                if let Some(TroubleChange::Clear) = self.link.connected() {
-                    self.alarm
-                        .send(Event::TroubleCleared {
-                            component: TROUBLE_COMPONENT.into(),
-                        })
-                        .await;
+                // Commands first: `online` (and the connected status) mean commands are heard.
+                let filters = vec![
+                    SubscribeFilter::new(self.topics.command_filter(), QoS::AtLeastOnce),
+                    SubscribeFilter::new(self.topics.home_assistant_status(), QoS::AtLeastOnce),
+                ];
+                if let Err(e) = self.client.try_subscribe_many(filters) {
+                    tracing::error!(error = %e, "cannot subscribe to the MQTT command topics");
+                    self.on_ready().await;
                 }
-                tracing::info!(broker = self.status.borrow().broker, "MQTT connected");
-                self.report();
-                self.on_connected();
+            }
+            LinkEvent::Subscribed(accepted) => {
+                if !accepted {
+                    tracing::error!("the MQTT broker refused a subscription (commands or Home Assistant status): check its ACL");
+                }
+                if !self.link.is_connected() {
+                    self.on_ready().await;
+                }
             }
             LinkEvent::Lost(error) => {
                 let was_connected = self.link.is_connected();
@@ -336,16 +352,23 @@ impl Adapter {
         }
     }
 
-    /// Subscriptions, availability, discovery, state, the last call and waiting events.
-    fn on_connected(&mut self) {
-        for filter in [
-            self.topics.command_filter(),
-            self.topics.home_assistant_status(),
-        ] {
-            if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
-                tracing::error!(error = %e, "cannot subscribe to the MQTT command topics");
-            }
+    /// Connected and subscribed: availability, discovery, state, the last call and waiting
+    /// events; the trouble, if any, clears.
+    async fn on_ready(&mut self) {
+        let change = self.link.connected();
+        tracing::info!(broker = self.status.borrow().broker, "MQTT connected");
+        self.report();
+        self.publish_ready();
+        if let Some(TroubleChange::Clear) = change {
+            self.alarm
+                .send(Event::TroubleCleared {
+                    component: TROUBLE_COMPONENT.into(),
+                })
+                .await;
         }
+    }
+
+    fn publish_ready(&mut self) {
         self.publish(&self.topics.availability(), b"online".to_vec(), true);
         self.publish_discovery();
         self.publish_state(true);
