@@ -184,7 +184,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let watchdog = Watchdog::spawn_from_env(&notifier, consumer.status.clone(), &alarm);
     let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
     let (health_report, health) = tokio::sync::watch::channel(HealthReport::default());
-    let services = Services {
+    let mut services = Services {
         store: core.store.clone(),
         device_id: core.device_id.clone(),
         alarm: alarm.clone(),
@@ -194,10 +194,13 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
             hub: consumer.status.clone(),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
+            mqtt: None,
         },
         display_png: display_mirror,
         health,
     };
+    let mqtt = crate::outputs::mqtt::start(&config, &services).await;
+    services.status.mqtt = mqtt.as_ref().map(|m| m.status());
     let supervisor = tokio::spawn(
         Supervisor {
             store: core.store.clone(),
@@ -237,6 +240,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     drop(services);
     supervisor.abort();
     let _ = supervisor.await;
+    // MQTT publishes `offline` and lets go of its alarm handle.
+    if let Some(mqtt) = mqtt {
+        mqtt.shutdown().await;
+    }
     for task in output_tasks {
         task.abort();
     }
@@ -316,6 +323,8 @@ pub struct StatusFeeds {
     pub hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
     /// The newest call (the ready screen's "Last call").
     pub last_call: tokio::sync::watch::Receiver<Option<crate::outputs::display::LastCall>>,
+    /// MQTT broker link; `None` when MQTT is off.
+    pub mqtt: Option<tokio::sync::watch::Receiver<crate::outputs::mqtt::MqttStatus>>,
 }
 
 impl StatusFeeds {
@@ -350,7 +359,7 @@ impl StatusFeeds {
                     .hub
                     .connected
                     .load(std::sync::atomic::Ordering::Relaxed),
-                mqtt_connected: false,
+                mqtt_connected: self.mqtt.as_ref().is_some_and(|m| m.borrow().connected),
             },
             last_call: self.last_call.borrow().clone(),
             setup,

@@ -36,6 +36,8 @@ pub struct Config {
     pub alarm: crate::alarm::AlarmConfig,
     /// Strobe, siren and trouble relays and the acknowledge button (GPIO lines).
     pub outputs: crate::outputs::relays::OutputsConfig,
+    /// MQTT broker, topics and Home Assistant discovery.
+    pub mqtt: crate::outputs::mqtt::MqttConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
             outputs: crate::outputs::relays::OutputsConfig::default(),
+            mqtt: crate::outputs::mqtt::MqttConfig::default(),
         }
     }
 }
@@ -319,6 +322,7 @@ impl Config {
         if let Err(e) = self.outputs.validate() {
             return Err(("outputs", e.to_string()));
         }
+        self.mqtt.validate()?;
         if self.ingest.dedupe_days < 8 {
             return Err((
                 "ingest.dedupe_days",

@@ -57,6 +57,7 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 subscription: None,
                 hub: hub.clone(),
                 last_call,
+                mqtt: None,
             },
             counters: Arc::new(IngestCounters::default()),
             limits: Limits {

@@ -2,8 +2,10 @@
 //! siren and trouble relays ([`relays`], which also holds the `[outputs]` configuration), the
 //! acknowledge button ([`button`]) — both generic over the embedded-hal 1.0 digital traits,
 //! with [`crate::hw`] providing the pins — and the 128×64 SSD1306 OLED ([`display`]:
-//! framebuffer, screens, I2C driver, PNG mirror).
+//! framebuffer, screens, I2C driver, PNG mirror). [`mqtt`] publishes the alarm to a broker and
+//! Home Assistant and takes acknowledge and test commands from it.
 
 pub mod button;
 pub mod display;
+pub mod mqtt;
 pub mod relays;

@@ -1,0 +1,262 @@
+//! Home Assistant MQTT discovery (pure): the retained config messages that make one "Beacon"
+//! device with its entities appear in Home Assistant, following HA's documented discovery
+//! schema (`<prefix>/<component>/<node>/<object>/config`; full key names, no abbreviations).
+//!
+//! | component | object | entity |
+//! |---|---|---|
+//! | `siren` | `alarm` | the alarm: on while a call is unacknowledged; turning it off acknowledges |
+//! | `binary_sensor` | `emergency` | a real emergency call is active (device class `safety`) |
+//! | `binary_sensor` | `trouble` | a fault is active (device class `problem`), details as attributes |
+//! | `sensor` | `state` | `idle` / `alerting` / `acknowledged` (device class `enum`) |
+//! | `sensor` | `last_caller` | who placed the last call; the whole call as attributes |
+//! | `sensor` | `last_location` | where (cut to HA's 255 characters) |
+//! | `sensor` | `latency` | seconds from the Teams message to the alarm (device class `duration`) |
+//! | `button` | `acknowledge` | acknowledges every active call |
+//! | `button` | `test` | starts a lamp test |
+//!
+//! Every entity shares one `device` block (identifiers `beacon_<node>`), the availability
+//! topic, and a `unique_id` of `beacon_<node>_<object>`. With commands disabled the siren and
+//! buttons are withdrawn (an empty retained config removes an entity).
+
+use serde_json::{json, Value};
+
+use super::topics::Topics;
+
+/// One retained discovery message: `None` withdraws the entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryMessage {
+    pub topic: String,
+    pub config: Option<Value>,
+}
+
+/// What is needed besides the topics.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo<'a> {
+    pub device_id: &'a str,
+    /// Beacon's version (`sw_version`).
+    pub version: &'a str,
+    /// Offer the siren control and the buttons.
+    pub commands_enabled: bool,
+}
+
+/// Every discovery message for this appliance.
+pub fn messages(topics: &Topics, device: &DeviceInfo<'_>) -> Vec<DiscoveryMessage> {
+    let entity = |component: &str, object: &str, name: &str, specific: Value| {
+        let mut config = common(topics, device, object, name);
+        if let (Some(config), Value::Object(specific)) = (config.as_object_mut(), specific) {
+            config.extend(specific);
+        }
+        DiscoveryMessage {
+            topic: topics.discovery(component, object),
+            config: Some(config),
+        }
+    };
+    let on_off = |field: &str| format!("{{{{ 'ON' if value_json.{field} else 'OFF' }}}}");
+    let mut messages = vec![
+        entity(
+            "binary_sensor",
+            "emergency",
+            "Emergency active",
+            json!({
+                "state_topic": topics.alarm(),
+                "value_template": on_off("emergency"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "safety",
+            }),
+        ),
+        entity(
+            "binary_sensor",
+            "trouble",
+            "Trouble",
+            json!({
+                "state_topic": topics.trouble(),
+                "value_template": on_off("active"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "problem",
+                "json_attributes_topic": topics.trouble(),
+            }),
+        ),
+        entity(
+            "sensor",
+            "state",
+            "Alarm state",
+            json!({
+                "state_topic": topics.alarm(),
+                "value_template": "{{ value_json.state }}",
+                "device_class": "enum",
+                "options": ["idle", "alerting", "acknowledged"],
+                "icon": "mdi:alarm-light",
+            }),
+        ),
+        entity(
+            "sensor",
+            "last_caller",
+            "Last caller",
+            json!({
+                "state_topic": topics.last_call(),
+                "value_template": "{{ (value_json.caller or 'unknown')[:255] }}",
+                "json_attributes_topic": topics.last_call(),
+                "icon": "mdi:phone-alert",
+            }),
+        ),
+        entity(
+            "sensor",
+            "last_location",
+            "Last location",
+            json!({
+                "state_topic": topics.last_call(),
+                "value_template": "{{ (value_json.location or 'unknown')[:255] }}",
+                "icon": "mdi:map-marker-alert",
+            }),
+        ),
+        entity(
+            "sensor",
+            "latency",
+            "Alarm latency",
+            json!({
+                "state_topic": topics.last_call(),
+                "value_template": "{{ value_json.latency_seconds }}",
+                "device_class": "duration",
+                "state_class": "measurement",
+                "unit_of_measurement": "s",
+                "entity_category": "diagnostic",
+            }),
+        ),
+    ];
+    let controls = [
+        entity(
+            "siren",
+            "alarm",
+            "Alarm",
+            json!({
+                "state_topic": topics.alarm(),
+                "state_value_template": on_off("alerting"),
+                "state_on": "ON",
+                "state_off": "OFF",
+                "command_topic": topics.command("siren"),
+                "command_template": "ON",
+                "command_off_template": "OFF",
+                "optimistic": false,
+                "support_duration": false,
+                "support_volume_set": false,
+                "retain": false,
+                "qos": 1,
+            }),
+        ),
+        entity(
+            "button",
+            "acknowledge",
+            "Acknowledge",
+            json!({
+                "command_topic": topics.command("acknowledge"),
+                "payload_press": "PRESS",
+                "retain": false,
+                "qos": 1,
+                "icon": "mdi:check-circle",
+            }),
+        ),
+        entity(
+            "button",
+            "test",
+            "Lamp test",
+            json!({
+                "command_topic": topics.command("test"),
+                "payload_press": "PRESS",
+                "retain": false,
+                "qos": 1,
+                "entity_category": "diagnostic",
+                "icon": "mdi:lightbulb-alert",
+            }),
+        ),
+    ];
+    for control in controls {
+        messages.push(if device.commands_enabled {
+            control
+        } else {
+            DiscoveryMessage {
+                config: None,
+                ..control
+            }
+        });
+    }
+    messages
+}
+
+/// The keys every entity has: availability, device, origin, unique id and name.
+fn common(topics: &Topics, device: &DeviceInfo<'_>, object: &str, name: &str) -> Value {
+    let node = topics.node_id();
+    json!({
+        "name": name,
+        "unique_id": format!("beacon_{node}_{object}"),
+        "availability": [{
+            "topic": topics.availability(),
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }],
+        "device": {
+            "identifiers": [format!("beacon_{node}")],
+            "name": format!("Beacon {}", device.device_id),
+            "manufacturer": "Beacon",
+            "model": "Emergency-call alarm",
+            "sw_version": device.version,
+        },
+        "origin": {
+            "name": "Beacon",
+            "sw_version": device.version,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(commands_enabled: bool) -> Vec<DiscoveryMessage> {
+        messages(
+            &Topics::new("beacon", "desk-1", "homeassistant"),
+            &DeviceInfo {
+                device_id: "desk-1",
+                version: "0.1.0",
+                commands_enabled,
+            },
+        )
+    }
+
+    #[test]
+    fn unique_ids_are_unique_and_the_device_is_shared() {
+        let messages = all(true);
+        let mut ids: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.config.as_ref())
+            .map(|c| c["unique_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+        assert_eq!(count, 9);
+        for config in messages.iter().filter_map(|m| m.config.as_ref()) {
+            assert_eq!(config["device"]["identifiers"][0], "beacon_desk-1");
+        }
+    }
+
+    #[test]
+    fn without_commands_the_controls_are_withdrawn() {
+        let messages = all(false);
+        let withdrawn: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.config.is_none())
+            .map(|m| m.topic.as_str())
+            .collect();
+        assert_eq!(
+            withdrawn,
+            [
+                "homeassistant/siren/desk-1/alarm/config",
+                "homeassistant/button/desk-1/acknowledge/config",
+                "homeassistant/button/desk-1/test/config",
+            ]
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! MQTT: Beacon's state, one event per alarm transition and the last call on a broker, the
+//! acknowledge and test commands from it, and Home Assistant discovery — a follower of the
+//! alarm, never in its way (the outputs fire first; MQTT publishes what already happened).
+//!
+//! * [`config`] — the `[mqtt]` section and its validation.
+//! * [`topics`] — the topic layout under `<base>/<device-id>/…` (pure).
+//! * [`payloads`] — the JSON of state, call, trouble, event and command results (pure).
+//! * [`discovery`] — Home Assistant discovery configs (pure).
+//! * [`commands`] — the command parser and its rejections (pure).
+//! * [`link`] — broker-down supervision: trouble after `trouble_after_secs` (pure).
+//! * [`tls`] — rustls on ring with the configured CA.
+//! * [`service`] — the adapter: rumqttc client and event loop, reconnection, re-publication.
+//!
+//! The README's MQTT section documents the topics and payloads for the people wiring to them.
+
+pub mod commands;
+pub mod config;
+pub mod discovery;
+pub mod link;
+pub mod payloads;
+pub mod service;
+pub mod tls;
+pub mod topics;
+
+pub use config::MqttConfig;
+pub use service::{spawn, MqttService, MqttStatus};
+
+use crate::alarm::Event;
+use crate::app::Services;
+
+/// Starts MQTT when `[mqtt] enabled`; `None` when it is off or cannot start (then the reason
+/// is logged and shown as the `mqtt` trouble).
+pub async fn start(config: &crate::config::Config, services: &Services) -> Option<MqttService> {
+    if !config.mqtt.enabled {
+        return None;
+    }
+    match spawn(
+        &config.mqtt,
+        &services.device_id,
+        services.store.clone(),
+        services.alarm.clone(),
+    ) {
+        Ok(service) => Some(service),
+        Err(error) => {
+            tracing::error!(%error, "MQTT cannot start");
+            services
+                .alarm
+                .send(Event::TroubleRaised {
+                    component: service::TROUBLE_COMPONENT.into(),
+                    detail: format!("MQTT cannot start: {error}"),
+                })
+                .await;
+            None
+        }
+    }
+}
