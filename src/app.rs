@@ -192,6 +192,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         display_png: display_mirror,
     };
     start_display(&config, &services, display_png).await;
+    let notifier = crate::outputs::notify::task::start(&config.notify, &services).await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
         tokio::spawn(crate::graph::resync::run_triggers(
@@ -213,6 +214,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     crate::graph::resync::set_watermark(&core.store, Utc::now());
     // The button task holds an alarm handle; the relay task de-energises when the alarm's view
     // closes, which happens once the alarm task has ended below.
+    if let Some(notifier) = notifier {
+        notifier.shutdown().await;
+    }
     drop(services);
     for task in output_tasks {
         task.abort();

@@ -36,6 +36,8 @@ pub struct Config {
     pub alarm: crate::alarm::AlarmConfig,
     /// Strobe, siren and trouble relays and the acknowledge button (GPIO lines).
     pub outputs: crate::outputs::relays::OutputsConfig,
+    /// E-mail, SMS, webhooks and PagerDuty: channels, recipients, templates, retries.
+    pub notify: crate::outputs::notify::NotifyConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
             outputs: crate::outputs::relays::OutputsConfig::default(),
+            notify: crate::outputs::notify::NotifyConfig::default(),
         }
     }
 }
@@ -318,6 +321,9 @@ impl Config {
         }
         if let Err(e) = self.outputs.validate() {
             return Err(("outputs", e.to_string()));
+        }
+        if let Err(e) = self.notify.validate() {
+            return Err(("notify", e));
         }
         if self.ingest.dedupe_days < 8 {
             return Err((

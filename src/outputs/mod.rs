@@ -2,8 +2,10 @@
 //! siren and trouble relays ([`relays`], which also holds the `[outputs]` configuration), the
 //! acknowledge button ([`button`]) — both generic over the embedded-hal 1.0 digital traits,
 //! with [`crate::hw`] providing the pins — and the 128×64 SSD1306 OLED ([`display`]:
-//! framebuffer, screens, I2C driver, PNG mirror).
+//! framebuffer, screens, I2C driver, PNG mirror); and messages beyond the appliance — e-mail,
+//! SMS, webhooks, PagerDuty — through a durable outbox ([`notify`]).
 
 pub mod button;
 pub mod display;
+pub mod notify;
 pub mod relays;
