@@ -19,6 +19,8 @@ use super::config::{NotifyConfig, SmtpSecurity};
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Bound on one whole attempt (lettre's own timeout does not cover every wait).
+    timeout: Duration,
 }
 
 impl Email {
@@ -68,6 +70,7 @@ impl Email {
         Ok(Some(Email {
             transport: builder.build(),
             from,
+            timeout,
         }))
     }
 
@@ -83,7 +86,14 @@ impl Email {
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_string())
             .map_err(|e| DeliveryError::permanent(format!("cannot build the e-mail: {e}")))?;
-        match self.transport.send(message).await {
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(message)).await;
+        let Ok(sent) = sent else {
+            return Err(DeliveryError::retryable(format!(
+                "SMTP: timed out after {} s",
+                self.timeout.as_secs()
+            )));
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(DeliveryError::permanent(format!(
                 "SMTP server refused{}",
