@@ -64,7 +64,8 @@ def main():
                 and auth_data.login.decode() == args.user
                 and auth_data.password.decode() == args.password
             )
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd itself answers 535 on failure.
+            return AuthResult(success=ok, handled=False)
 
         kwargs.update(
             authenticator=authenticator,

@@ -22,6 +22,14 @@ use notify_harness::{call, test_call, Bench};
 
 const PASSWORD: &str = "smtp-pass-7c41e9";
 
+/// scripts/test-env's throw-away CA and server certificate for STARTTLS.
+fn tls_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("BEACON_TEST_SMTP_TLS")
+            .expect("BEACON_TEST_SMTP_TLS: run eval \"$(scripts/test-env)\" first"),
+    )
+}
+
 /// A running smtp-sink.py; killed when dropped.
 struct Sink {
     child: Child,
@@ -45,11 +53,12 @@ impl Sink {
         let mut command = Command::new(python);
         command.arg(script).arg("--dir").arg(dir.path());
         if tls {
+            let dir = tls_dir();
             command
                 .arg("--cert")
-                .arg(std::env::var("BEACON_TEST_TLS_CERT").expect("BEACON_TEST_TLS_CERT"))
+                .arg(dir.join("server.pem"))
                 .arg("--key")
-                .arg(std::env::var("BEACON_TEST_TLS_KEY").expect("BEACON_TEST_TLS_KEY"));
+                .arg(dir.join("server.key"));
         }
         if auth {
             command.args(["--user", "beacon", "--password", PASSWORD]);
@@ -281,10 +290,10 @@ async fn test_call_email_says_this_is_a_test() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
-    let ca = std::env::var("BEACON_TEST_KAFKA_CA").expect("BEACON_TEST_KAFKA_CA");
+    let ca = tls_dir().join("ca.pem");
     let sink = Sink::start(true, true);
     let mut config = email_config(&sink, SmtpSecurity::Starttls, &["guard@example.test"]);
-    config.smtp_ca_file = Some(ca.into());
+    config.smtp_ca_file = Some(ca);
     config.smtp_username = Some("beacon".into());
     config.smtp_password = Some(Secret::new(PASSWORD));
 
@@ -306,7 +315,8 @@ async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
         bench
             .wait_trouble("notify:email", true, Duration::from_secs(20))
             .await,
-        "refused credentials raise notify:email"
+        "refused credentials raise notify:email: {:?}",
+        bench.outbox()
     );
     let entries = bench.outbox();
     assert_eq!(entries.len(), 1);
@@ -325,5 +335,59 @@ async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
     assert!(!stored.contains("not-the-password-31b0"));
     assert!(!stored.contains(PASSWORD));
     assert_eq!(sink.messages().len(), 1, "nothing more arrived");
+    bench.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_is_timed_out_and_becomes_a_trouble() {
+    // Accepts connections and says nothing (no greeting).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = NotifyConfig {
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: Some(port),
+        smtp_security: SmtpSecurity::None,
+        smtp_from: Some("beacon@example.test".into()),
+        retry_first_seconds: 1,
+        retry_max_seconds: 1,
+        trouble_after_seconds: 2,
+        timeout_seconds: 1,
+        recipients: vec![Recipient {
+            channel: Channel::Email,
+            to: Some("guard@example.test".into()),
+            zones: Vec::new(),
+            on: None,
+        }],
+        ..NotifyConfig::default()
+    };
+    let mut bench = Bench::new();
+    bench.start(&config);
+    bench.record_call("chat-3/m-1", None, None);
+    bench.raise("chat-3/m-1", call("Eve Poe", "Gate")).await;
+    assert!(
+        bench
+            .wait_trouble("notify:email", true, Duration::from_secs(20))
+            .await,
+        "a silent server is a trouble: {:?}",
+        bench.outbox()
+    );
+    let entry = bench.outbox()[0].1.clone();
+    assert_eq!(entry.status, Status::Pending);
+    assert!(entry.attempts >= 2, "{entry:?}");
+    assert!(
+        entry
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out") || e.contains("timeout")),
+        "{entry:?}"
+    );
     bench.stop().await;
 }

@@ -274,3 +274,52 @@ async fn unreachable_channel_becomes_a_trouble_with_the_reason() {
     );
     assert!(!stored_outbox(&bench.store).contains("unreachable-token-55"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_message_is_queued_once_also_after_a_restart() {
+    use beacon::outputs::notify::outbox::{Outbox, Policy};
+    use beacon::outputs::notify::plan::{Details, Message};
+    let message = |kind| Message {
+        call_key: Some("chat/m1".into()),
+        channel: Channel::Sms,
+        recipient: "+14255550100".into(),
+        kind,
+        subject: "s".into(),
+        body: "b".into(),
+        details: Details::default(),
+    };
+    let policy = Policy {
+        first: chrono::Duration::seconds(1),
+        max: chrono::Duration::seconds(1),
+        expire: chrono::Duration::minutes(1),
+    };
+    let now = chrono::Utc::now();
+    let bench = Bench::new();
+    let outbox = Outbox::open(bench.store.clone());
+    assert!(outbox
+        .enqueue(message(Kind::Alarm), now, &policy)
+        .ok()
+        .flatten()
+        .is_some());
+    assert_eq!(
+        outbox.enqueue(message(Kind::Alarm), now, &policy).ok(),
+        Some(None)
+    );
+    assert!(
+        outbox
+            .enqueue(message(Kind::Acknowledged), now, &policy)
+            .ok()
+            .flatten()
+            .is_some(),
+        "another kind is another message"
+    );
+    drop(outbox);
+    let bench = bench.restart().await;
+    let outbox = Outbox::open(bench.store.clone());
+    assert_eq!(
+        outbox.enqueue(message(Kind::Alarm), now, &policy).ok(),
+        Some(None),
+        "known after reopening the store"
+    );
+    assert_eq!(outbox.all().len(), 2);
+}

@@ -159,14 +159,20 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
         .status()
         .expect("kill");
     assert!(killed.success());
-    let status = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || run.wait()),
-    )
-    .await
-    .expect("beacon run exits within 30 s of SIGTERM")
-    .expect("join")
-    .expect("wait");
+    // Polls, so that a service that does not stop is killed (and the test fails) instead of
+    // hanging the test binary.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("beacon run did not exit within 30 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(status.success(), "{status:?}");
 
     let store = beacon::store::Store::open(&data).expect("store");
