@@ -18,7 +18,7 @@ use beacon::outputs::notify::outbox::Status;
 use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
-use notify_harness::{call, test_call, Bench};
+use notify_harness::{call, captured_logs, stored_outbox, test_call, Bench};
 
 const PASSWORD: &str = "smtp-pass-7c41e9";
 
@@ -290,6 +290,7 @@ async fn test_call_email_says_this_is_a_test() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
+    captured_logs();
     let ca = tls_dir().join("ca.pem");
     let sink = Sink::start(true, true);
     let mut config = email_config(&sink, SmtpSecurity::Starttls, &["guard@example.test"]);
@@ -323,17 +324,13 @@ async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
     let entry = &entries[0].1;
     assert_eq!(entry.status, Status::Pending, "kept for after the fix");
     assert!(entry.last_error.is_some());
-    let stored = serde_json::to_string(
-        &bench
-            .store
-            .outbox
-            .iter()
-            .map(|(_, v)| v.ok())
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
-    assert!(!stored.contains("not-the-password-31b0"));
-    assert!(!stored.contains(PASSWORD));
+    let stored = stored_outbox(&bench.store);
+    let logs = captured_logs();
+    for password in ["not-the-password-31b0", PASSWORD] {
+        assert!(!stored.contains(password), "a password is in the outbox");
+        assert!(!logs.contains(password), "a password is in the logs");
+    }
+    assert!(logs.contains("notify:email"), "the trouble is logged");
     assert_eq!(sink.messages().len(), 1, "nothing more arrived");
     bench.stop().await;
 }
