@@ -22,7 +22,7 @@ use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
 use crate::graph::retry::RetryPolicy;
 use crate::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
 use crate::graph::tokens::TokenKeeper;
-use crate::health::{IngestCounters, IngestSnapshot};
+use crate::health::{HealthReport, IngestCounters, IngestSnapshot, Limits, Supervisor};
 use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
 use crate::recognise::{MessageSource, Recogniser};
 use crate::store::{Store, StoreError};
@@ -179,6 +179,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
     let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
+    let (health_report, health) = tokio::sync::watch::channel(HealthReport::default());
     let services = Services {
         store: core.store.clone(),
         device_id: core.device_id.clone(),
@@ -188,9 +189,22 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             auth: tokens.as_ref().map(|t| t.status()),
             subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
             hub: consumer.status.clone(),
+            last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
         },
         display_png: display_mirror,
+        health,
     };
+    let supervisor = tokio::spawn(
+        Supervisor {
+            store: core.store.clone(),
+            alarm: alarm.clone(),
+            status: services.status.clone(),
+            counters: core.counters.clone(),
+            limits: Limits::default(),
+            interval: crate::health::supervisor::INTERVAL,
+        }
+        .run(health_report),
+    );
     start_display(&config, &services, display_png).await;
     let notifier = crate::outputs::notify::task::start(&config.notify, &services).await;
     if let Some((graph, subscription)) = gap_watch {
@@ -218,6 +232,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         notifier.shutdown().await;
     }
     drop(services);
+    supervisor.abort();
+    let _ = supervisor.await;
     for task in output_tasks {
         task.abort();
     }
@@ -280,6 +296,8 @@ pub struct Services {
     pub status: StatusFeeds,
     /// The display as PNG, redrawn on every change (the web page's mirror).
     pub display_png: tokio::sync::watch::Receiver<Vec<u8>>,
+    /// The health supervisor's last assessment.
+    pub health: tokio::sync::watch::Receiver<HealthReport>,
 }
 
 /// The statuses of the feed's parts, as the display, the web page and health supervision
@@ -293,6 +311,8 @@ pub struct StatusFeeds {
         Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
     /// Event Hub connection.
     pub hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+    /// The newest call (the ready screen's "Last call").
+    pub last_call: tokio::sync::watch::Receiver<Option<crate::outputs::display::LastCall>>,
 }
 
 impl StatusFeeds {
@@ -329,7 +349,7 @@ impl StatusFeeds {
                     .load(std::sync::atomic::Ordering::Relaxed),
                 mqtt_connected: false,
             },
-            last_call: None,
+            last_call: self.last_call.borrow().clone(),
             setup,
         }
     }

@@ -27,7 +27,8 @@
 //! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
-//! 0700/0600), [`secret`] (values that never print), [`health`] (counters), [`commands`]
+//! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
+//! turns faults into troubles within 60 s), [`commands`]
 //! (`beacon parse`), [`app`] (wiring of `run`, `replay`, `login`; shutdown). The command line
 //! is in `main.rs`.
 //!

@@ -115,6 +115,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Run { config } => with_runtime(|| async move {
+            // A panic anywhere de-energises the outputs and exits for a restart: a caught
+            // panic would leave a silent appliance (a dead alarm task) behind.
+            beacon::hw::failsafe::install_panic_hook();
             let config = load(&config)?;
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)

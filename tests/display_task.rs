@@ -98,3 +98,28 @@ impl embedded_hal::i2c::I2c for NoBus {
         Err(embedded_hal::i2c::ErrorKind::Other)
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_call_line_follows_raised_calls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = beacon::store::Store::open(&dir.path().join("data")).expect("store");
+    let (alarm, _task) =
+        beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let mut last = beacon::outputs::display::last_call::follow(&store, &alarm);
+    assert_eq!(*last.borrow(), None, "no call recorded yet");
+    alarm
+        .raise(
+            "chat/7",
+            CallSummary {
+                caller_name: Some("Avery Chen".into()),
+                ..CallSummary::default()
+            },
+        )
+        .await;
+    tokio::time::timeout(Duration::from_secs(3), last.changed())
+        .await
+        .expect("the raise is seen within 3 s")
+        .expect("feed open");
+    let shown = last.borrow().clone().expect("a last call");
+    assert_eq!(shown.caller, "Avery Chen");
+}

@@ -123,6 +123,9 @@ fn an_emergency_alarms_once_and_an_edit_updates_it_without_a_second_alarm() {
     // Both messages are kept for the chat history, the trap too.
     let store = beacon::store::Store::open(&drill.dir.path().join("data")).expect("store");
     assert_eq!(store.messages.len(), 2);
+    // After a restart the ready screen's "Last call" line comes from the store.
+    let last = beacon::outputs::display::last_call::newest_recorded(&store).expect("a last call");
+    assert_eq!(last.caller, "Jordan Rivera");
     drop(store);
     let actions = drill.audit_actions();
     let raised = actions.iter().filter(|a| *a == "call_raised").count();

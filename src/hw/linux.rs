@@ -90,15 +90,40 @@ fn request(
         .map_err(|e| error(e.to_string()))
 }
 
-/// Opens an output line at its de-energised level.
+/// Opens an output line at its de-energised level, and registers how to de-energise it from
+/// a panic ([`super::failsafe`]).
 pub fn open_output(what: &'static str, spec: &LineSpec) -> Result<GpioOutput, OpenError> {
     let off = Value::from(spec.active_low);
     let req = request(what, spec, |b| b.as_output(off))?;
+    register_failsafe(what, &req, spec.active_low);
     GpioOutput::try_from(req).map_err(|e| OpenError {
         what,
         line: spec.id.clone(),
         reason: e.to_string(),
     })
+}
+
+/// Registers a duplicate of the line request's descriptor with the fail-safe: one
+/// SET_LINE_VALUES ioctl on it drives the line to its de-energised level from any thread,
+/// while the driver task keeps owning the request.
+fn register_failsafe(what: &'static str, req: &gpiocdev::Request, active_low: bool) {
+    use std::os::fd::AsFd;
+    let file = match req.as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            tracing::warn!(what, error = %e, "no fail-safe for this output (cannot duplicate its descriptor)");
+            return;
+        }
+    };
+    // The kernel sees physical levels (no active-low flag on the request): off is high on an
+    // active-low board.
+    let off = gpiocdev_uapi::v2::LineValues {
+        bits: u64::from(active_low),
+        mask: 1,
+    };
+    super::failsafe::register(what, move || {
+        gpiocdev_uapi::v2::set_line_values(&file, &off).map_err(|e| e.to_string())
+    });
 }
 
 /// Opens an input line, with the internal pull-up if asked.

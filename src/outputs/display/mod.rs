@@ -12,8 +12,11 @@
 //! | `ssd1306.rs` | the controller's I2C protocol (init, flush) |
 //! | `text.rs` | cleaning untrusted text, cutting, wrapping, scrolling |
 //! | `screens.rs` | ready, alarm, test, lamp test, trouble and setup screens |
+//! | `last_call.rs` | the ready screen's "Last call" line, followed from the store and the alarm |
+//! | `task.rs` | the loop: redraw on change and each second, flush, mirror |
 
 pub mod framebuffer;
+pub mod last_call;
 pub mod png;
 pub mod screens;
 pub mod ssd1306;

@@ -1,5 +1,5 @@
-//! Health reporting. For now: the ingest counters every other part (web, metrics, the trouble
-//! supervisor) reads. Counters only go up; readers compute rates.
+//! The ingest counters every other part (web, metrics, the trouble supervisor) reads.
+//! Counters only go up; readers compute rates.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 

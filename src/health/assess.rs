@@ -1,0 +1,418 @@
+//! What is wrong right now, from one observation of the feed, the store and the clock (pure:
+//! the supervisor gathers the observation and passes the time in).
+//!
+//! Each fault names a component (the key the alarm's trouble overlay, MQTT and the web page
+//! use) and says in words what is wrong and what to do. Passing blips are not troubles: a
+//! fault counts once it has lasted its grace period, and every grace period plus the
+//! supervisor's interval stays under the 60 s Beacon promises (NFPA 72 allows 200 s).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::Serialize;
+
+use super::IngestSnapshot;
+use crate::graph::subscription::SubscriptionStatus;
+use crate::graph::tokens::AuthStatus;
+
+/// Component names, as shown on the display and published.
+pub mod component {
+    pub const SIGN_IN: &str = "sign-in";
+    pub const SUBSCRIPTION: &str = "subscription";
+    pub const EVENT_HUB: &str = "event-hub";
+    pub const REFUSED: &str = "refused-notifications";
+    pub const WAITING: &str = "waiting-for-graph";
+    pub const STORAGE: &str = "storage";
+    pub const CLOCK: &str = "clock";
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub component: &'static str,
+    pub detail: String,
+}
+
+/// Thresholds; the defaults keep every fault within 60 s of its start at a 10 s interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The hub may be unreachable this long before it is a trouble (reconnects are normal).
+    pub hub_grace: Duration,
+    /// A refresh or renewal may keep failing this long (they are retried) before it is one.
+    pub retry_grace: Duration,
+    /// A notification may wait for its Graph fetch this long.
+    pub waiting_grace: Duration,
+    /// A refused notification stays a trouble this long after the last one.
+    pub refused_hold: Duration,
+    /// Free space below this is a trouble.
+    pub min_free_bytes: u64,
+    /// A clock before this has not been set (the Pi has no real-time clock).
+    pub earliest_plausible: DateTime<Utc>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hub_grace: Duration::seconds(30),
+            retry_grace: Duration::seconds(40),
+            waiting_grace: Duration::seconds(40),
+            refused_hold: Duration::minutes(15),
+            min_free_bytes: 64 * 1024 * 1024,
+            earliest_plausible: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Everything the supervisor looked at, at `now`.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub now: DateTime<Utc>,
+    /// `None` when Graph sign-in is not configured at all.
+    pub auth: Option<AuthStatus>,
+    /// `None` while no subscription is kept (not signed in yet).
+    pub subscription: Option<SubscriptionStatus>,
+    pub hub_connected: bool,
+    /// The hub's last error in words.
+    pub hub_error: Option<String>,
+    pub ingest: IngestSnapshot,
+    /// Notifications in the inbox (waiting for recognition), and the oldest one's arrival.
+    pub waiting: usize,
+    pub oldest_waiting: Option<DateTime<Utc>>,
+    /// Free and total bytes on the data directory's filesystem, when known.
+    pub disk_free: Option<u64>,
+    /// The result of a small write to the store.
+    pub store_write: Result<(), String>,
+}
+
+/// Remembers what one observation alone cannot tell: since when the hub is down, when the
+/// last notification was refused.
+#[derive(Debug, Clone, Default)]
+pub struct Assessor {
+    hub_down_since: Option<DateTime<Utc>>,
+    refused_seen: Option<u64>,
+    last_refused_at: Option<DateTime<Utc>>,
+}
+
+impl Assessor {
+    /// The faults at `obs.now`, in a stable order.
+    pub fn assess(&mut self, obs: &Observation, limits: &Limits) -> Vec<Fault> {
+        let mut faults = Vec::new();
+        let mut fault = |component, detail: String| faults.push(Fault { component, detail });
+        let now = obs.now;
+
+        if now < limits.earliest_plausible {
+            fault(
+                component::CLOCK,
+                format!(
+                    "the clock says {} — it has not been set; check the network time server",
+                    now.format("%Y-%m-%d %H:%M")
+                ),
+            );
+        }
+        if let Some(detail) = sign_in(obs.auth.as_ref(), now, limits) {
+            fault(component::SIGN_IN, detail);
+        }
+        if let Some(detail) = subscription(obs, limits) {
+            fault(component::SUBSCRIPTION, detail);
+        }
+
+        if obs.hub_connected {
+            self.hub_down_since = None;
+        } else {
+            let since = *self.hub_down_since.get_or_insert(now);
+            if now - since >= limits.hub_grace {
+                let why = obs.hub_error.as_deref().unwrap_or("no answer");
+                fault(
+                    component::EVENT_HUB,
+                    format!("Event Hub unreachable since {}: {why}", hhmm(since)),
+                );
+            }
+        }
+
+        let refused = obs.ingest.client_state_rejects + obs.ingest.signature_rejects;
+        if let Some(seen) = self.refused_seen {
+            if refused > seen {
+                self.last_refused_at = Some(now);
+            }
+        }
+        self.refused_seen = Some(refused);
+        if let Some(at) = self.last_refused_at {
+            if now - at < limits.refused_hold {
+                fault(
+                    component::REFUSED,
+                    format!(
+                        "notifications refused (wrong clientState or signature), last at {}: \
+                         someone may be sending forged notifications",
+                        hhmm(at)
+                    ),
+                );
+            }
+        }
+
+        if let Some(oldest) = obs.oldest_waiting {
+            if obs.waiting > 0 && now - oldest >= limits.waiting_grace {
+                fault(
+                    component::WAITING,
+                    format!(
+                        "{} notification(s) waiting for their message from Graph since {}",
+                        obs.waiting,
+                        hhmm(oldest)
+                    ),
+                );
+            }
+        }
+
+        let mut storage = Vec::new();
+        if let Err(e) = &obs.store_write {
+            storage.push(format!("the store cannot be written: {e}"));
+        }
+        if let Some(free) = obs.disk_free {
+            if free < limits.min_free_bytes {
+                storage.push(format!(
+                    "only {} MB free on the data partition",
+                    free / (1024 * 1024)
+                ));
+            }
+        }
+        if !storage.is_empty() {
+            fault(component::STORAGE, storage.join("; "));
+        }
+        faults
+    }
+}
+
+fn sign_in(auth: Option<&AuthStatus>, now: DateTime<Utc>, limits: &Limits) -> Option<String> {
+    match auth? {
+        AuthStatus::SignedOut => {
+            Some("the service account is not signed in: sign it in on the setup page".to_string())
+        }
+        AuthStatus::SigningIn { .. } => {
+            Some("a sign-in is waiting for someone to enter the code".to_string())
+        }
+        AuthStatus::SignInRequired { sentence, .. } => Some(sentence.clone()),
+        AuthStatus::Retrying { sentence, since } if now - *since >= limits.retry_grace => Some(
+            format!("token refresh failing since {}: {sentence}", hhmm(*since)),
+        ),
+        AuthStatus::Retrying { .. } => None,
+        AuthStatus::SignedIn {
+            access_expires_at, ..
+        } if *access_expires_at + limits.retry_grace <= now => Some(format!(
+            "the access token expired at {} and was not renewed",
+            hhmm(*access_expires_at)
+        )),
+        AuthStatus::SignedIn { .. } => None,
+    }
+}
+
+fn subscription(obs: &Observation, limits: &Limits) -> Option<String> {
+    let status = obs.subscription.as_ref()?;
+    let now = obs.now;
+    if let Some(expires) = status.expires_at {
+        if expires <= now {
+            return Some(format!(
+                "the subscription expired at {}: no notifications arrive",
+                hhmm(expires)
+            ));
+        }
+    }
+    if let (Some(problem), Some(since)) = (&status.problem, status.problem_since) {
+        if now - since >= limits.retry_grace {
+            return Some(format!("{problem} (since {})", hhmm(since)));
+        }
+    }
+    None
+}
+
+fn hhmm(at: DateTime<Utc>) -> String {
+    at.format("%H:%M:%S UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::seconds(secs)
+    }
+
+    fn healthy(now: DateTime<Utc>) -> Observation {
+        Observation {
+            now,
+            auth: Some(AuthStatus::SignedIn {
+                access_expires_at: now + Duration::minutes(50),
+                refresh_at: now + Duration::minutes(40),
+            }),
+            subscription: Some(SubscriptionStatus {
+                subscription_id: Some("sub".into()),
+                expires_at: Some(now + Duration::days(2)),
+                ..SubscriptionStatus::default()
+            }),
+            hub_connected: true,
+            hub_error: None,
+            ingest: IngestSnapshot::default(),
+            waiting: 0,
+            oldest_waiting: None,
+            disk_free: Some(10 << 30),
+            store_write: Ok(()),
+        }
+    }
+
+    fn components(faults: &[Fault]) -> Vec<&'static str> {
+        faults.iter().map(|f| f.component).collect()
+    }
+
+    #[test]
+    fn a_healthy_appliance_has_no_fault() {
+        let mut assessor = Assessor::default();
+        assert!(assessor
+            .assess(&healthy(at(0)), &Limits::default())
+            .is_empty());
+    }
+
+    #[test]
+    fn the_hub_is_a_trouble_after_its_grace_and_clears_when_back() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let down = |secs| {
+            let mut obs = healthy(at(secs));
+            obs.hub_connected = false;
+            obs.hub_error = Some("SASL authentication failed".into());
+            obs
+        };
+        assert!(assessor.assess(&down(0), &limits).is_empty(), "a blip");
+        assert!(assessor.assess(&down(20), &limits).is_empty());
+        let faults = assessor.assess(&down(30), &limits);
+        assert_eq!(components(&faults), [component::EVENT_HUB]);
+        assert!(faults[0].detail.contains("SASL authentication failed"));
+        assert!(assessor.assess(&healthy(at(40)), &limits).is_empty());
+        // Down again: the grace starts over.
+        assert!(assessor.assess(&down(50), &limits).is_empty());
+    }
+
+    #[test]
+    fn sign_in_faults_follow_the_token_keeper() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let with = |auth| Observation {
+            auth: Some(auth),
+            ..healthy(at(100))
+        };
+        let required = AuthStatus::SignInRequired {
+            sentence: "The refresh token was revoked: sign in again.".into(),
+            since: at(99),
+        };
+        let faults = assessor.assess(&with(required), &limits);
+        assert_eq!(
+            faults[0].detail,
+            "The refresh token was revoked: sign in again."
+        );
+        let retrying = |since| AuthStatus::Retrying {
+            sentence: "Microsoft did not answer".into(),
+            since: at(since),
+        };
+        assert!(assessor.assess(&with(retrying(90)), &limits).is_empty());
+        assert_eq!(
+            components(&assessor.assess(&with(retrying(60)), &limits)),
+            [component::SIGN_IN]
+        );
+        let stale = AuthStatus::SignedIn {
+            access_expires_at: at(0),
+            refresh_at: at(-600),
+        };
+        assert_eq!(
+            components(&assessor.assess(&with(stale), &limits)),
+            [component::SIGN_IN]
+        );
+        let not_configured = Observation {
+            auth: None,
+            ..healthy(at(100))
+        };
+        assert!(assessor.assess(&not_configured, &limits).is_empty());
+    }
+
+    #[test]
+    fn an_expired_or_failing_subscription_is_a_trouble() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let with = |status| Observation {
+            subscription: Some(status),
+            ..healthy(at(100))
+        };
+        let expired = SubscriptionStatus {
+            subscription_id: Some("sub".into()),
+            expires_at: Some(at(50)),
+            ..SubscriptionStatus::default()
+        };
+        assert_eq!(
+            components(&assessor.assess(&with(expired), &limits)),
+            [component::SUBSCRIPTION]
+        );
+        let failing = |since| SubscriptionStatus {
+            subscription_id: Some("sub".into()),
+            expires_at: Some(at(86_400)),
+            problem: Some("Graph refused the renewal (403)".into()),
+            problem_since: Some(at(since)),
+            ..SubscriptionStatus::default()
+        };
+        assert!(assessor.assess(&with(failing(80)), &limits).is_empty());
+        let faults = assessor.assess(&with(failing(50)), &limits);
+        assert!(faults[0]
+            .detail
+            .starts_with("Graph refused the renewal (403)"));
+    }
+
+    #[test]
+    fn refused_notifications_hold_a_trouble_for_a_while() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let refused = |secs, count| {
+            let mut obs = healthy(at(secs));
+            obs.ingest.client_state_rejects = count;
+            obs
+        };
+        // Counts from before the supervisor started are not news.
+        assert!(assessor.assess(&refused(0, 3), &limits).is_empty());
+        assert_eq!(
+            components(&assessor.assess(&refused(10, 4), &limits)),
+            [component::REFUSED]
+        );
+        assert!(!assessor.assess(&refused(800, 4), &limits).is_empty());
+        assert!(assessor
+            .assess(&refused(10 + 15 * 60, 4), &limits)
+            .is_empty());
+    }
+
+    #[test]
+    fn waiting_messages_storage_and_clock() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let mut obs = healthy(at(100));
+        obs.waiting = 2;
+        obs.oldest_waiting = Some(at(80));
+        assert!(
+            assessor.assess(&obs, &limits).is_empty(),
+            "within the grace"
+        );
+        obs.oldest_waiting = Some(at(50));
+        obs.disk_free = Some(10 * 1024 * 1024);
+        obs.store_write = Err("No space left on device".into());
+        let faults = assessor.assess(&obs, &limits);
+        assert_eq!(
+            components(&faults),
+            [component::WAITING, component::STORAGE]
+        );
+        assert!(faults[1].detail.contains("No space left on device"));
+        assert!(faults[1].detail.contains("10 MB free"));
+
+        let unset = Utc
+            .with_ymd_and_hms(1970, 1, 1, 0, 1, 0)
+            .single()
+            .unwrap_or_default();
+        let faults = assessor.assess(&healthy(unset), &limits);
+        assert_eq!(components(&faults), [component::CLOCK]);
+    }
+}
