@@ -180,8 +180,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         "consuming the Event Hub"
     );
     let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
-    let notifier = Notifier::from_env();
-    let watchdog = Watchdog::spawn_from_env(&notifier, consumer.status.clone(), &alarm);
+    let systemd = Notifier::from_env();
+    let watchdog = Watchdog::spawn_from_env(&systemd, consumer.status.clone(), &alarm);
     let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
     let (health_report, health) = tokio::sync::watch::channel(HealthReport::default());
     let mut services = Services {
@@ -213,6 +213,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .run(health_report),
     );
     start_display(&config, &services, display_png).await;
+    let messages = crate::outputs::notify::task::start(&config.notify, &services).await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
         tokio::spawn(crate::graph::resync::run_triggers(
@@ -224,10 +225,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         ));
     }
     drop(tx);
-    notifier.ready(&format!("consuming the Event Hub as {}", core.device_id));
+    systemd.ready(&format!("consuming the Event Hub as {}", core.device_id));
     shutdown_signal().await;
     tracing::info!("shutting down");
-    notifier.stopping();
+    systemd.stopping();
     watchdog.stop().await;
     tokio::task::spawn_blocking(move || consumer.shutdown())
         .await
@@ -237,6 +238,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     crate::graph::resync::set_watermark(&core.store, Utc::now());
     // The button task holds an alarm handle; the relay task de-energises when the alarm's view
     // closes, which happens once the alarm task has ended below.
+    if let Some(messages) = messages {
+        messages.shutdown().await;
+    }
     drop(services);
     supervisor.abort();
     let _ = supervisor.await;

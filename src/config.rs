@@ -38,6 +38,8 @@ pub struct Config {
     pub outputs: crate::outputs::relays::OutputsConfig,
     /// MQTT broker, topics and Home Assistant discovery.
     pub mqtt: crate::outputs::mqtt::MqttConfig,
+    /// E-mail, SMS, webhooks and PagerDuty: channels, recipients, templates, retries.
+    pub notify: crate::outputs::notify::NotifyConfig,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             alarm: crate::alarm::AlarmConfig::default(),
             outputs: crate::outputs::relays::OutputsConfig::default(),
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
+            notify: crate::outputs::notify::NotifyConfig::default(),
         }
     }
 }
@@ -323,6 +326,9 @@ impl Config {
             return Err(("outputs", e.to_string()));
         }
         self.mqtt.validate()?;
+        if let Err(e) = self.notify.validate() {
+            return Err(("notify", e));
+        }
         if self.ingest.dedupe_days < 8 {
             return Err((
                 "ingest.dedupe_days",

@@ -3,9 +3,11 @@
 //! acknowledge button ([`button`]) — both generic over the embedded-hal 1.0 digital traits,
 //! with [`crate::hw`] providing the pins — and the 128×64 SSD1306 OLED ([`display`]:
 //! framebuffer, screens, I2C driver, PNG mirror). [`mqtt`] publishes the alarm to a broker and
-//! Home Assistant and takes acknowledge and test commands from it.
+//! Home Assistant and takes acknowledge and test commands from it; messages beyond the
+//! appliance — e-mail, SMS, webhooks, PagerDuty — go through a durable outbox ([`notify`]).
 
 pub mod button;
 pub mod display;
 pub mod mqtt;
+pub mod notify;
 pub mod relays;

@@ -3,6 +3,7 @@
 //! consumer and collects what it hands on.
 #![allow(dead_code)]
 
+pub mod fake_channels;
 pub mod fake_cloud;
 pub mod kafka;
 pub mod notifications;

@@ -1,0 +1,248 @@
+//! Which messages an alarm transition produces, for whom: pure, no IO, time passed in.
+//!
+//! * A raised call → `alarm` (or `test` for a test call) to every recipient of that kind whose
+//!   zones include the call's zone.
+//! * Acknowledged → `acknowledged`; cleared (by hand or timer) → `cleared`, to recipients who
+//!   asked for them (PagerDuty by default: acknowledge and resolve its incident).
+//! * Escalated (nobody acknowledged in time) → `escalation` to the `[[notify.escalation]]`
+//!   list. The alarm never escalates test calls.
+//! * Other transitions (updates, silence, troubles, lamp tests, restore) send nothing.
+//!
+//! A call whose zone is not known (its record was not found) goes to every recipient of the
+//! kind, zone filters or not: a message too many beats a missed emergency.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::channel::Channel;
+use super::config::{display_recipient, NotifyConfig};
+use super::templates::Templates;
+use crate::alarm::{ActiveCall, AuditAction};
+use crate::alarm_service::AlarmNotice;
+
+/// What a message is about (the outbox's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Alarm,
+    Test,
+    Escalation,
+    Acknowledged,
+    Cleared,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Alarm => "alarm",
+            Kind::Test => "test",
+            Kind::Escalation => "escalation",
+            Kind::Acknowledged => "acknowledged",
+            Kind::Cleared => "cleared",
+        }
+    }
+}
+
+/// What the store knows about a call beyond the alarm's summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallContext {
+    /// False when the call's record was not found: zone filters are then ignored.
+    pub known: bool,
+    pub zone: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+}
+
+/// The facts of a message, for the channels that send structured data (webhook, PagerDuty,
+/// Teams, Slack). Untrusted text from the chat message: whoever shows it escapes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    pub caller: Option<String>,
+    pub callback_number: Option<String>,
+    pub location: Option<String>,
+    pub map_link: Option<String>,
+    pub dial_string: Option<String>,
+    pub zone: Option<String>,
+    pub is_test: bool,
+    /// When the call was raised.
+    pub raised_at: Option<DateTime<Utc>>,
+    /// Who acknowledged or cleared, when that is the event.
+    pub who: Option<String>,
+    pub device: String,
+}
+
+/// One message to put in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub call_key: Option<String>,
+    pub channel: Channel,
+    /// Address or number (e-mail, SMS); the label or channel name otherwise.
+    pub recipient: String,
+    pub kind: Kind,
+    pub subject: String,
+    pub body: String,
+    pub details: Details,
+}
+
+/// Plans the messages of one transition. `calls` gives each call key's context; `offset` is
+/// the local time zone the texts show.
+pub fn plan(
+    config: &NotifyConfig,
+    templates: &Templates,
+    device: &str,
+    notice: &AlarmNotice,
+    calls: &BTreeMap<String, CallContext>,
+    offset: FixedOffset,
+) -> Vec<Message> {
+    let record = &notice.record;
+    let kind_of = |call: &ActiveCall| match record.action {
+        AuditAction::CallRaised if call.summary.is_test => Some(Kind::Test),
+        AuditAction::CallRaised => Some(Kind::Alarm),
+        AuditAction::Escalated => Some(Kind::Escalation),
+        AuditAction::Acknowledged => Some(Kind::Acknowledged),
+        AuditAction::Cleared | AuditAction::AutoCleared => Some(Kind::Cleared),
+        _ => None,
+    };
+    let mut messages = Vec::new();
+    for call in &notice.calls {
+        let Some(kind) = kind_of(call) else {
+            continue;
+        };
+        let context = calls.get(&call.key).cloned().unwrap_or_default();
+        let in_zone = |zones: &[String]| {
+            zones.is_empty()
+                || !context.known
+                || context
+                    .zone
+                    .as_ref()
+                    .is_none_or(|zone| zones.iter().any(|z| z.eq_ignore_ascii_case(zone)))
+        };
+        let targets: Vec<(Channel, Option<&str>)> = if kind == Kind::Escalation {
+            config
+                .escalation
+                .iter()
+                .filter(|r| in_zone(&r.zones))
+                .map(|r| (r.channel, r.to.as_deref()))
+                .collect()
+        } else {
+            config
+                .recipients
+                .iter()
+                .filter(|r| r.kinds().contains(&kind) && in_zone(&r.zones))
+                .map(|r| (r.channel, r.to.as_deref()))
+                .collect()
+        };
+        if targets.is_empty() {
+            continue;
+        }
+        let who = match kind {
+            Kind::Acknowledged | Kind::Cleared => Some(
+                record
+                    .who
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", record.source).to_lowercase()),
+            ),
+            _ => None,
+        };
+        let details = details(call, &context, who, device);
+        let vars = variables(kind, &details, offset);
+        let (subject, body) = templates.render(kind, &vars);
+        let mut seen = Vec::new();
+        for (channel, to) in targets {
+            let recipient = display_recipient(channel, to);
+            if seen.contains(&(channel, recipient.clone())) {
+                continue; // listed twice (two zones): one message
+            }
+            seen.push((channel, recipient.clone()));
+            messages.push(Message {
+                call_key: Some(call.key.clone()),
+                channel,
+                recipient,
+                kind,
+                subject: subject.clone(),
+                body: body.clone(),
+                details: details.clone(),
+            });
+        }
+    }
+    messages
+}
+
+fn details(call: &ActiveCall, context: &CallContext, who: Option<String>, device: &str) -> Details {
+    let summary = &call.summary;
+    Details {
+        caller: summary.caller_name.clone(),
+        callback_number: summary.callback_number.clone(),
+        location: summary.location.clone(),
+        map_link: map_link(context, summary.location.as_deref()),
+        dial_string: summary.dial_string.clone(),
+        zone: context.zone.clone(),
+        is_test: summary.is_test,
+        raised_at: Some(call.raised_at),
+        who,
+        device: device.to_string(),
+    }
+}
+
+/// OpenStreetMap at the coordinates when known, else a search for the location text.
+pub fn map_link(context: &CallContext, location: Option<&str>) -> Option<String> {
+    if let (Some(lat), Some(lon)) = (context.latitude, context.longitude) {
+        return Some(format!(
+            "https://www.openstreetmap.org/?mlat={lat:.6}&mlon={lon:.6}#map=18/{lat:.6}/{lon:.6}"
+        ));
+    }
+    let text = location?.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    reqwest::Url::parse_with_params("https://www.openstreetmap.org/search", &[("query", text)])
+        .ok()
+        .map(String::from)
+}
+
+/// The template variables of a message.
+pub fn variables(
+    kind: Kind,
+    details: &Details,
+    offset: FixedOffset,
+) -> BTreeMap<&'static str, String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    BTreeMap::from([
+        (
+            "test_notice",
+            if details.is_test {
+                "THIS IS A TEST. ".to_string()
+            } else {
+                String::new()
+            },
+        ),
+        ("event", kind.name().to_string()),
+        ("caller", text(&details.caller)),
+        ("callback", text(&details.callback_number)),
+        (
+            "location",
+            text(&details.location)
+                .lines()
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("map_link", text(&details.map_link)),
+        ("dial_string", text(&details.dial_string)),
+        ("zone", text(&details.zone)),
+        (
+            "time",
+            details
+                .raised_at
+                .map(|t| {
+                    t.with_timezone(&offset)
+                        .format("%Y-%m-%d %H:%M:%S %:z")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+        ),
+        ("who", text(&details.who)),
+        ("device", details.device.clone()),
+    ])
+}

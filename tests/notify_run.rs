@@ -1,0 +1,204 @@
+//! `beacon run` with `[notify]`: an emergency posted in Teams travels through the fake
+//! Microsoft cloud and the real broker, alarms, and reaches the webhook and PagerDuty fakes;
+//! SIGTERM still stops the service cleanly (the notifier gives its alarm handle back), the
+//! outbox records the deliveries, and the log holds none of the notification secrets.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
+use support::fake_cloud::{FakeCloud, FakeOptions};
+use support::kafka::{broker, connection_string, create_topic};
+use support::unique;
+
+const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
+const HMAC: &str = "run-hmac-secret-0f3c";
+
+fn beacon(args: &[&str], config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(args).arg("--config").arg(config);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// The child's stderr lines, as they come, and all of them kept.
+fn log_lines(
+    child: &mut Child,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let all = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let keep = all.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut all) = keep.lock() {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            let _ = tx.send(line);
+        }
+    });
+    (rx, all)
+}
+
+async fn wait_for_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(line)) if line.contains(needle) => return,
+            Ok(Some(_)) => {}
+            _ => panic!("no log line containing {needle:?} within 30 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops() {
+    let hub = unique("notify-hub");
+    create_topic(&hub, 1).await;
+    let cloud = FakeCloud::start(FakeOptions {
+        kafka: true,
+        poll_interval_secs: 1,
+        ..FakeOptions::default()
+    })
+    .await;
+    let fake = FakeChannels::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("beacon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"notify-run\"\ndata_dir = \"{}\"\n\
+             [eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n\
+             [graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+             [notify]\nwebhook_url = \"{}\"\nwebhook_secret = \"{HMAC}\"\npagerduty_url = \"{}\"\npagerduty_routing_key = \"{PAGERDUTY_KEY}\"\n\
+             [[notify.recipients]]\nchannel = \"webhook\"\n\
+             [[notify.recipients]]\nchannel = \"pagerduty\"\n",
+            data.display(),
+            connection_string(&hub).expose(),
+            broker().bootstrap,
+            broker().ca.display(),
+            unique("beacon-notify"),
+            cloud.login_url(),
+            cloud.graph_url(),
+            cloud.options().tenant_domain,
+            cloud.options().client_id,
+            fake.webhook_url(),
+            fake.pagerduty_url(),
+        ),
+    )
+    .expect("config");
+
+    let mut login = beacon(&["login"], &config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("login");
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(code) = cloud.pending_user_codes().first() {
+            cloud.approve(code);
+            break;
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success());
+
+    let mut run = beacon(&["run"], &config)
+        .env("BEACON_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let (mut log, all) = log_lines(&mut run);
+    wait_for_line(&mut log, "subscription created").await;
+    cloud
+        .post_message(
+            CHAT,
+            json!({"importance": "high", "messageType": "message",
+                   "from": {"user": {"id": "u-9", "displayName": "Kim Park"}},
+                   "body": {"contentType": "html", "content": "<p>Kim Park has placed an Emergency Call to 911</p><p>Location: 1 Main St, Springfield</p>"}}),
+        )
+        .await;
+
+    let hooks = fake
+        .wait_accepted(Peer::Webhook, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(hooks.len(), 1, "the webhook got the alarm");
+    let body = hooks[0].json();
+    assert_eq!(body["event"], "alarm");
+    assert_eq!(body["caller"], "Kim Park");
+    assert!(body["location"]
+        .as_str()
+        .is_some_and(|l| l.contains("1 Main St")));
+    let pd = fake
+        .wait_accepted(Peer::PagerDuty, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(pd.len(), 1);
+    assert_eq!(pd[0].json()["event_action"], "trigger");
+
+    let pid = run.id().to_string();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(&pid)
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // Polls, so that a service that does not stop is killed (and the test fails) instead of
+    // hanging the test binary.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("beacon run did not exit within 30 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+
+    let store = beacon::store::Store::open(&data).expect("store");
+    let statuses: Vec<_> = store
+        .outbox
+        .iter()
+        .filter_map(|(_, v)| v.ok())
+        .map(|v| {
+            (
+                v["channel"].clone(),
+                v["status"].clone(),
+                v["call_key"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(_, s, _)| s == "delivered"),
+        "{statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .all(|(_, _, k)| k.as_str().is_some_and(|k| k.starts_with(CHAT))));
+    let log = all.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(log.contains("notification delivered"), "the log says so");
+    for secret in [PAGERDUTY_KEY, HMAC, "hook-url-token-93e1"] {
+        assert!(!log.contains(secret), "a notification secret is in the log");
+    }
+}
