@@ -36,6 +36,8 @@ pub struct Config {
     pub alarm: crate::alarm::AlarmConfig,
     /// Strobe, siren and trouble relays and the acknowledge button (GPIO lines).
     pub outputs: crate::outputs::relays::OutputsConfig,
+    /// The console (setup page, dashboard, API). Absent: no console.
+    pub web: Option<crate::web::WebConfig>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
             outputs: crate::outputs::relays::OutputsConfig::default(),
+            web: None,
         }
     }
 }
@@ -319,6 +322,9 @@ impl Config {
         if let Err(e) = self.outputs.validate() {
             return Err(("outputs", e.to_string()));
         }
+        if let Some(web) = &self.web {
+            web.validate()?;
+        }
         if self.ingest.dedupe_days < 8 {
             return Err((
                 "ingest.dedupe_days",
@@ -380,7 +386,12 @@ fn apply_env(
     table: &mut toml::Table,
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
+    let mut shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
+    // Optional sections are absent by default; their variables are found in their defaults.
+    if let Some(top) = shape.as_object_mut() {
+        let web = serde_json::to_value(crate::web::WebConfig::default());
+        top.insert("web".into(), web.unwrap_or(serde_json::Value::Null));
+    }
     let mut overridden = BTreeMap::new();
     for (var, value) in env {
         let Some(name) = var.strip_prefix("BEACON_") else {

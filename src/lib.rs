@@ -31,6 +31,9 @@
 //! (`beacon parse`), [`app`] (wiring of `run`, `replay`, `login`; shutdown). The command line
 //! is in `main.rs`.
 //!
+//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics) and
+//! [`demo`] (`beacon demo`: the whole appliance on the simulated board with a replay source).
+//!
 //! Rules that hold everywhere: the core is pure (time is passed in); outputs never wait for
 //! the disk or the network; an offset is committed only after what it carried is flushed to
 //! disk; nothing secret reaches a log, error or response; input never panics the process.
@@ -40,6 +43,7 @@ pub mod alarm_service;
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod emergency;
 pub mod eventhub;
 pub mod graph;
@@ -50,3 +54,4 @@ pub mod outputs;
 pub mod recognise;
 pub mod secret;
 pub mod store;
+pub mod web;
