@@ -152,7 +152,7 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
         .await;
     let mut guard = Client::new(&console.url());
     guard.login(GUARD.0, GUARD.1).await;
-    for form in [vec![], vec![("csrf", "not-the-token")]] {
+    for form in [vec![("note", "no token")], vec![("csrf", "not-the-token")]] {
         let response = guard.post("/acknowledge", &form).await;
         assert_eq!(response.status().as_u16(), 403);
     }

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 /// The W3C element key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735d4f5dd5";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// One browser (chromedriver process + session). Ends both when dropped.
 pub struct Browser {
