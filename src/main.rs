@@ -139,7 +139,9 @@ fn main() -> ExitCode {
             first_after,
         } => with_runtime(|| async move {
             if !listen.ip().is_loopback() {
-                return Err("the demo serves plain HTTP: use a loopback address (127.0.0.1)".into());
+                return Err(
+                    "the demo serves plain HTTP: use a loopback address (127.0.0.1)".into(),
+                );
             }
             let options = beacon::demo::DemoOptions {
                 listen,
@@ -148,7 +150,12 @@ fn main() -> ExitCode {
             };
             beacon::demo::run(options, |url, user, password| {
                 println!("Beacon demo: open {url} and log in as {user} with password {password}");
-                println!("A demonstration emergency call plays in {first_after} s, then every {every} s, and on the dashboard's button. Ctrl-C ends the demo.");
+                let then = if every == 0 {
+                    "then only".to_string()
+                } else {
+                    format!("then every {every} s and")
+                };
+                println!("A demonstration emergency call plays in {first_after} s, {then} on the dashboard's button. Ctrl-C ends the demo.");
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -24,12 +24,7 @@ const GUARDED_GETS: &[&str] = &[
     "/api/events",
     "/metrics",
 ];
-const GUARDED_POSTS: &[&str] = &[
-    "/acknowledge",
-    "/logout",
-    "/settings/users",
-    "/demo/call",
-];
+const GUARDED_POSTS: &[&str] = &["/acknowledge", "/logout", "/settings/users", "/demo/call"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_without_a_session() {
@@ -43,7 +38,8 @@ async fn every_route_refuses_without_a_session() {
         } else {
             assert_eq!(status, 303, "GET {path}");
             assert_eq!(
-                response.headers()["location"], "/login",
+                response.headers()["location"],
+                "/login",
                 "GET {path} goes to the login"
             );
         }
@@ -56,10 +52,22 @@ async fn every_route_refuses_without_a_session() {
     }
     // Open: the login page and static files.
     assert_eq!(client.get("/login").await.status().as_u16(), 200);
-    assert_eq!(client.get("/static/console.css").await.status().as_u16(), 200);
-    assert_eq!(client.get("/static/leaflet/leaflet.js").await.status().as_u16(), 200);
+    assert_eq!(
+        client.get("/static/console.css").await.status().as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get("/static/leaflet/leaflet.js")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     // A forged session cookie is no session.
-    client.cookies.insert("beacon_session".into(), "forged".into());
+    client
+        .cookies
+        .insert("beacon_session".into(), "forged".into());
     assert_eq!(client.get("/api/calls").await.status().as_u16(), 401);
     console.stop().await;
 }
@@ -67,7 +75,10 @@ async fn every_route_refuses_without_a_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_setup_code_sets_the_admin_password_once() {
     let console = Console::start().await;
-    let code = console.server.setup_code().expect("a setup code while no admin exists");
+    let code = console
+        .server
+        .setup_code()
+        .expect("a setup code while no admin exists");
     let mut client = Client::new(&console.url());
     let response = client.get("/").await;
     assert_eq!(response.headers()["location"], "/first-run");
@@ -76,16 +87,32 @@ async fn the_setup_code_sets_the_admin_password_once() {
     let wrong = client
         .post(
             "/first-run",
-            &[("csrf", &token), ("code", "AAAA-AAAA"), ("user", "chief"), ("password", "a long password"), ("confirm", "a long password")],
+            &[
+                ("csrf", &token),
+                ("code", "AAAA-AAAA"),
+                ("user", "chief"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
         )
         .await;
     assert_eq!(wrong.status().as_u16(), 401);
-    assert!(wrong.text().await.unwrap_or_default().contains("not the setup code"));
+    assert!(wrong
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("not the setup code"));
 
     let short = client
         .post(
             "/first-run",
-            &[("csrf", &token), ("code", &code), ("user", "chief"), ("password", "short"), ("confirm", "short")],
+            &[
+                ("csrf", &token),
+                ("code", &code),
+                ("user", "chief"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
         )
         .await;
     assert_eq!(short.status().as_u16(), 400);
@@ -93,12 +120,22 @@ async fn the_setup_code_sets_the_admin_password_once() {
     let ok = client
         .post(
             "/first-run",
-            &[("csrf", &token), ("code", &code.to_lowercase()), ("user", "chief"), ("password", "a long password"), ("confirm", "a long password")],
+            &[
+                ("csrf", &token),
+                ("code", &code.to_lowercase()),
+                ("user", "chief"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
         )
         .await;
     assert_eq!(ok.status().as_u16(), 303);
     assert_eq!(ok.headers()["location"], "/");
-    assert_eq!(client.get("/settings").await.status().as_u16(), 200, "logged in as admin");
+    assert_eq!(
+        client.get("/settings").await.status().as_u16(),
+        200,
+        "logged in as admin"
+    );
     assert_eq!(console.server.setup_code(), None, "used once");
 
     // The code is spent: a second visitor cannot take the appliance over.
@@ -109,7 +146,13 @@ async fn the_setup_code_sets_the_admin_password_once() {
     let again = other
         .post(
             "/first-run",
-            &[("csrf", &token), ("code", &code), ("user", "mallory"), ("password", "a long password"), ("confirm", "a long password")],
+            &[
+                ("csrf", &token),
+                ("code", &code),
+                ("user", "mallory"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
         )
         .await;
     assert_eq!(again.headers()["location"], "/login");
@@ -117,7 +160,14 @@ async fn the_setup_code_sets_the_admin_password_once() {
     let mut mallory = Client::new(&console.url());
     let token = mallory.csrf("/login").await;
     let refused = mallory
-        .post("/login", &[("csrf", &token), ("user", "mallory"), ("password", "a long password")])
+        .post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("user", "mallory"),
+                ("password", "a long password"),
+            ],
+        )
         .await;
     assert_eq!(refused.status().as_u16(), 401);
     console.stop().await;
@@ -130,13 +180,23 @@ async fn logins_are_rate_limited_per_address() {
     let token = client.csrf("/login").await;
     for attempt in 0..5 {
         let response = client
-            .post("/login", &[("csrf", &token), ("user", ADMIN.0), ("password", "wrong password")])
+            .post(
+                "/login",
+                &[
+                    ("csrf", &token),
+                    ("user", ADMIN.0),
+                    ("password", "wrong password"),
+                ],
+            )
             .await;
         assert_eq!(response.status().as_u16(), 401, "attempt {attempt}");
     }
     // The sixth attempt is refused even with the right password.
     let limited = client
-        .post("/login", &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)])
+        .post(
+            "/login",
+            &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)],
+        )
         .await;
     assert_eq!(limited.status().as_u16(), 429);
     assert!(limited.headers().contains_key("retry-after"));
@@ -148,7 +208,11 @@ async fn logins_are_rate_limited_per_address() {
 async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
     let console = Console::with_users().await;
     console
-        .post_message("19:csrf@thread.v2", "m-1", support::console::emergency_message("Ana Ruiz"))
+        .post_message(
+            "19:csrf@thread.v2",
+            "m-1",
+            support::console::emergency_message("Ana Ruiz"),
+        )
         .await;
     let mut guard = Client::new(&console.url());
     guard.login(GUARD.0, GUARD.1).await;
@@ -165,7 +229,10 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
     let mut fresh = Client::new(&console.url());
     let _ = fresh.csrf("/login").await;
     let response = fresh
-        .post("/login", &[("csrf", "guess"), ("user", ADMIN.0), ("password", ADMIN.1)])
+        .post(
+            "/login",
+            &[("csrf", "guess"), ("user", ADMIN.0), ("password", ADMIN.1)],
+        )
         .await;
     assert_eq!(response.status().as_u16(), 403);
     // With the token it works.
@@ -192,14 +259,26 @@ async fn a_guard_cannot_open_or_change_settings() {
     let response = guard
         .post(
             "/settings/users",
-            &[("csrf", &token), ("user", "eve"), ("role", "admin"), ("password", "a long password"), ("confirm", "a long password")],
+            &[
+                ("csrf", &token),
+                ("user", "eve"),
+                ("role", "admin"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
         )
         .await;
     assert_eq!(response.status().as_u16(), 403);
     let users = beacon::web::password::Users::new(console.store.clone());
-    assert!(users.list().iter().all(|(name, _)| name != "eve"), "no user added");
+    assert!(
+        users.list().iter().all(|(name, _)| name != "eve"),
+        "no user added"
+    );
     let page = guard.get("/").await.text().await.unwrap_or_default();
-    assert!(!page.contains("href=\"/settings\""), "no settings link for a guard");
+    assert!(
+        !page.contains("href=\"/settings\""),
+        "no settings link for a guard"
+    );
 
     let mut admin = Client::new(&console.url());
     admin.login(ADMIN.0, ADMIN.1).await;
@@ -223,7 +302,9 @@ async fn every_answer_carries_the_security_headers() {
     for response in answers {
         let url = response.url().to_string();
         let headers = response.headers();
-        let csp = headers["content-security-policy"].to_str().unwrap_or_default();
+        let csp = headers["content-security-policy"]
+            .to_str()
+            .unwrap_or_default();
         assert!(csp.contains("script-src 'self'"), "{url}: {csp}");
         assert!(!csp.contains("unsafe-inline"), "{url}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{url}: {csp}");
@@ -235,10 +316,19 @@ async fn every_answer_carries_the_security_headers() {
     let mut fresh = Client::new(&console.url());
     let token = fresh.csrf("/login").await;
     let response = fresh
-        .post("/login", &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)])
+        .post(
+            "/login",
+            &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)],
+        )
         .await;
-    let cookie = response.headers()["set-cookie"].to_str().unwrap_or_default().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(cookie.starts_with("beacon_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     console.stop().await;
 }

@@ -47,7 +47,9 @@ async fn first_start_the_setup_code_sets_the_admin_password() {
     browser.fill("#password", "the chief's password").await;
     browser.fill("#confirm", "the chief's password").await;
     browser.click_on("#submit").await;
-    browser.wait_for_text("#problem", "not the setup code", WAIT).await;
+    browser
+        .wait_for_text("#problem", "not the setup code", WAIT)
+        .await;
 
     browser.fill("#code", &code).await;
     browser.fill("#user", "chief").await;
@@ -74,23 +76,42 @@ async fn an_emergency_appears_live_and_acknowledge_stops_the_strobe() {
     assert!(!lights_within(&console.lamps.strobe, Duration::from_millis(200)).await);
 
     console
-        .post_message("19:live@thread.v2", "live-1", emergency_message("Jordan Rivera"))
+        .post_message(
+            "19:live@thread.v2",
+            "live-1",
+            emergency_message("Jordan Rivera"),
+        )
         .await;
     // No navigation: the page follows the server-sent events.
     browser.wait_for_text("#live", "Jordan Rivera", WAIT).await;
-    browser.wait_for("#alarm[data-state='alerting']", WAIT).await;
-    assert_eq!(browser.current_url().await, dashboard, "no reload, no navigation");
-    let live = browser.wait_for_text("#live", "725 Example Street", WAIT).await;
+    browser
+        .wait_for("#alarm[data-state='alerting']", WAIT)
+        .await;
+    assert_eq!(
+        browser.current_url().await,
+        dashboard,
+        "no reload, no navigation"
+    );
+    let live = browser
+        .wait_for_text("#live", "725 Example Street", WAIT)
+        .await;
     assert!(live.contains("Strobe ON"), "{live}");
-    assert!(lights_within(&console.lamps.strobe, Duration::from_secs(2)).await, "strobe on the board");
+    assert!(
+        lights_within(&console.lamps.strobe, Duration::from_secs(2)).await,
+        "strobe on the board"
+    );
     // Let the mirror catch up for the screenshot.
     browser.wait_for("img#display", WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     browser.screenshot("dashboard-alarm").await;
 
     browser.click_on("#acknowledge").await;
-    browser.wait_for("#alarm[data-state='acknowledged']", WAIT).await;
-    let live = browser.wait_for_text("#live", "acknowledged by guard", WAIT).await;
+    browser
+        .wait_for("#alarm[data-state='acknowledged']", WAIT)
+        .await;
+    let live = browser
+        .wait_for_text("#live", "acknowledged by guard", WAIT)
+        .await;
     assert!(live.contains("Strobe off"), "{live}");
     assert!(
         !lights_within(&console.lamps.strobe, Duration::from_millis(1200)).await,
@@ -105,7 +126,11 @@ async fn an_emergency_appears_live_and_acknowledge_stops_the_strobe() {
 async fn the_call_page_shows_the_map_the_timeline_and_the_raw_data() {
     let console = Console::with_users().await;
     console
-        .post_message("19:detail@thread.v2", "detail-1", emergency_message("Jordan Rivera"))
+        .post_message(
+            "19:detail@thread.v2",
+            "detail-1",
+            emergency_message("Jordan Rivera"),
+        )
         .await;
     let browser = Browser::start().await;
     log_in(&browser, &console, ADMIN.0, ADMIN.1).await;
@@ -116,16 +141,28 @@ async fn the_call_page_shows_the_map_the_timeline_and_the_raw_data() {
     browser.click_on("#calls tbody a").await;
     browser.wait_for("#map[data-ready='true']", WAIT).await;
     browser.wait_for("#map .leaflet-marker-icon", WAIT).await;
-    let caller = browser.wait_for_text("#caller-name", "Jordan Rivera", WAIT).await;
+    let caller = browser
+        .wait_for_text("#caller-name", "Jordan Rivera", WAIT)
+        .await;
     assert_eq!(caller, "Jordan Rivera");
-    browser.wait_for_text("#caller-upn", "jordan.rivera@contoso.com", WAIT).await;
-    browser.wait_for_text("#raw-message", "\"displayName\": \"Jordan Rivera\"", WAIT).await;
-    browser.wait_for_text("#raw-record", "\"alarmed_locally\": true", WAIT).await;
-    browser.wait_for_text("#timeline", "call raised", WAIT).await;
+    browser
+        .wait_for_text("#caller-upn", "jordan.rivera@contoso.com", WAIT)
+        .await;
+    browser
+        .wait_for_text("#raw-message", "\"displayName\": \"Jordan Rivera\"", WAIT)
+        .await;
+    browser
+        .wait_for_text("#raw-record", "\"alarmed_locally\": true", WAIT)
+        .await;
+    browser
+        .wait_for_text("#timeline", "call raised", WAIT)
+        .await;
     browser.screenshot("call-detail").await;
 
     browser.goto(&format!("{}/chats", console.url())).await;
-    browser.wait_for_text("#chat-activity", "Jordan Rivera", WAIT).await;
+    browser
+        .wait_for_text("#chat-activity", "Jordan Rivera", WAIT)
+        .await;
     browser.screenshot("chat-activity").await;
     browser.goto(&format!("{}/settings", console.url())).await;
     browser.wait_for("#users", WAIT).await;
@@ -141,16 +178,31 @@ async fn a_hostile_caller_name_is_shown_as_text_and_runs_nothing() {
     let browser = Browser::start().await;
     log_in(&browser, &console, GUARD.0, GUARD.1).await;
     let key = console
-        .post_message("19:hostile@thread.v2", "hostile-1", emergency_message(hostile))
+        .post_message(
+            "19:hostile@thread.v2",
+            "hostile-1",
+            emergency_message(hostile),
+        )
         .await;
     let record = console.store.calls.get(&key).ok().flatten().expect("call");
-    let stored_name = record["call"]["caller"]["display_name"].as_str().unwrap_or_default().to_string();
-    assert!(stored_name.contains("<script>"), "the name reaches the page as it was sent: {stored_name}");
+    let stored_name = record["call"]["caller"]["display_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        stored_name.contains("<script>"),
+        "the name reaches the page as it was sent: {stored_name}"
+    );
 
-    let live = browser.wait_for_text("#live", "<script>alert(2)</script>Eve", WAIT).await;
+    let live = browser
+        .wait_for_text("#live", "<script>alert(2)</script>Eve", WAIT)
+        .await;
     assert!(live.contains("<img src=x onerror=alert(1)>"), "{live}");
     assert_eq!(browser.alert_text().await, None, "no script ran");
-    assert!(browser.find("#live img[src='x']").await.is_none(), "no element was made from it");
+    assert!(
+        browser.find("#live img[src='x']").await.is_none(),
+        "no element was made from it"
+    );
     assert!(browser.find("#live script").await.is_none());
     browser.screenshot("hostile-caller").await;
 

@@ -25,7 +25,11 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
     let cert_path = console.dir.path().join("data/web/cert.pem");
     let key_path = console.dir.path().join("data/web/key.pem");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&key_path).expect("key").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&key_path)
+        .expect("key")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     // A client that trusts exactly this certificate reaches https://localhost:<port>.
@@ -52,9 +56,15 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
     let mut client = Client::new(&url);
     let token = client.csrf("/login").await;
     let response = client
-        .post("/login", &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)])
+        .post(
+            "/login",
+            &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)],
+        )
         .await;
-    let cookie = response.headers()["set-cookie"].to_str().unwrap_or_default().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(cookie.contains("; Secure"), "{cookie}");
 
     // Plain HTTP is sent to HTTPS, same host and path.
@@ -72,8 +82,8 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
     );
 
     // A restart keeps the certificate (browsers that accepted it keep accepting it).
-    let again = beacon::web::tls::certificate_files(None, &console.dir.path().join("data"))
-        .expect("files");
+    let again =
+        beacon::web::tls::certificate_files(None, &console.dir.path().join("data")).expect("files");
     assert_eq!(std::fs::read(&again.0).expect("cert"), pem);
     console.stop().await;
 }

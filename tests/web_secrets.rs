@@ -37,7 +37,11 @@ async fn no_page_or_api_answer_contains_a_secret() {
     })
     .await;
     let key = console
-        .post_message("19:secrets@thread.v2", "s-1", emergency_message("Jordan Rivera"))
+        .post_message(
+            "19:secrets@thread.v2",
+            "s-1",
+            emergency_message("Jordan Rivera"),
+        )
         .await;
     let id = beacon::web::records::call_id(&key);
     let mut admin = Client::new(&console.url());
@@ -59,17 +63,33 @@ async fn no_page_or_api_answer_contains_a_secret() {
     ] {
         let response = admin.get(&path).await;
         let status = response.status().as_u16();
-        assert!(status == 200 || status == 503 || status == 303, "{path}: {status}");
+        assert!(
+            status == 200 || status == 503 || status == 303,
+            "{path}: {status}"
+        );
         answers.push_str(&format!("{:?}", response.headers()));
         answers.push_str(&response.text().await.unwrap_or_default());
     }
-    let settings = admin.get("/settings").await.text().await.unwrap_or_default();
-    assert!(settings.contains("Client secret"), "the settings page lists it");
+    let settings = admin
+        .get("/settings")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        settings.contains("Client secret"),
+        "the settings page lists it"
+    );
     assert!(settings.contains("set (not shown)"), "and says it is set");
     for secret in [CLIENT_SECRET, SAS_KEY, REFRESH, ADMIN.1, "$argon2"] {
         assert!(!answers.contains(secret), "an answer contains {secret:?}");
     }
     // The store really holds them (the scan above could not have passed vacuously).
-    assert!(console.store.secret("graph/refresh_token").ok().flatten().is_some());
+    assert!(console
+        .store
+        .secret("graph/refresh_token")
+        .ok()
+        .flatten()
+        .is_some());
     console.stop().await;
 }

@@ -78,13 +78,27 @@ async fn sigterm_ends_beacon_run_while_a_page_follows_the_events() {
     let created = client
         .post(
             "/first-run",
-            &[("csrf", &token), ("code", &code), ("user", "chief"), ("password", "a long password"), ("confirm", "a long password")],
+            &[
+                ("csrf", &token),
+                ("code", &code),
+                ("user", "chief"),
+                ("password", "a long password"),
+                ("confirm", "a long password"),
+            ],
         )
         .await;
-    assert_eq!(created.status().as_u16(), 303, "the logged setup code works");
+    assert_eq!(
+        created.status().as_u16(),
+        303,
+        "the logged setup code works"
+    );
     let mut events = client.get("/api/events").await;
     assert_eq!(events.status().as_u16(), 200);
-    let first = events.chunk().await.expect("stream").expect("a first event");
+    let first = events
+        .chunk()
+        .await
+        .expect("stream")
+        .expect("a first event");
     assert!(String::from_utf8_lossy(&first).contains("hello"));
 
     let killed = Command::new("kill")

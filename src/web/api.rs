@@ -30,7 +30,10 @@ pub fn calls(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
         return refused;
     }
     if let Some(problem) = filter.problem() {
-        return respond::json_status(&serde_json::json!({ "error": problem }), StatusCode::BAD_REQUEST);
+        return respond::json_status(
+            &serde_json::json!({ "error": problem }),
+            StatusCode::BAD_REQUEST,
+        );
     }
     let (page, total) = page_of(all_calls(&web.services.store), &filter);
     let items: Vec<CallItem> = page
@@ -59,7 +62,10 @@ pub fn call(web: &Web, caller: &Caller, id: &str) -> Response {
                 "timeline": timeline,
             }))
         }
-        None => respond::json_status(&serde_json::json!({"error": "no such call"}), StatusCode::NOT_FOUND),
+        None => respond::json_status(
+            &serde_json::json!({"error": "no such call"}),
+            StatusCode::NOT_FOUND,
+        ),
     }
 }
 
@@ -69,6 +75,13 @@ pub fn health(web: &Web, caller: &Caller) -> Response {
         return refused;
     }
     let status = status::read(&web.services, Utc::now());
-    let code = if status.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    respond::json_status(&serde_json::json!({ "healthy": status.healthy(), "status": status }), code)
+    let code = if status.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond::json_status(
+        &serde_json::json!({ "healthy": status.healthy(), "status": status }),
+        code,
+    )
 }

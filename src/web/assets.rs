@@ -4,9 +4,21 @@
 
 /// `(path under /static/, content type, bytes)`.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("console.css", "text/css; charset=utf-8", include_bytes!("../../assets/console.css")),
-    ("console.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console.js")),
-    ("map.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/map.js")),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/console.js"),
+    ),
+    (
+        "map.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/map.js"),
+    ),
     (
         "leaflet/leaflet.js",
         "text/javascript; charset=utf-8",

@@ -90,7 +90,11 @@ impl WebServer {
 
     /// The base URL (`https://127.0.0.1:port`).
     pub fn url(&self) -> String {
-        let scheme = if self.web.config.https { "https" } else { "http" };
+        let scheme = if self.web.config.https {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -124,9 +128,13 @@ pub async fn start(
         services: services.clone(),
         config: config.clone(),
         users,
-        sessions: session::Sessions::new(chrono::Duration::minutes(i64::from(config.session_minutes))),
+        sessions: session::Sessions::new(chrono::Duration::minutes(i64::from(
+            config.session_minutes,
+        ))),
         setup_code: Mutex::new(setup_code),
-        limiter: Mutex::new(rate_limit::LoginLimiter::new(config.login_attempts_per_minute)),
+        limiter: Mutex::new(rate_limit::LoginLimiter::new(
+            config.login_attempts_per_minute,
+        )),
         summary: options.summary,
         demo_call: options.demo_call,
     });
@@ -170,7 +178,10 @@ pub async fn start(
 
 /// `beacon run`'s console: started when `[web]` is configured. A console that cannot start
 /// (port taken, certificate unreadable) is a trouble on the alarm, never a failed start.
-pub async fn start_configured(config: &crate::config::Config, services: &Services) -> Option<WebServer> {
+pub async fn start_configured(
+    config: &crate::config::Config,
+    services: &Services,
+) -> Option<WebServer> {
     let Some(web) = &config.web else {
         tracing::info!("no [web] section: the console is off");
         return None;
@@ -213,36 +224,149 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
     let get = warp::get();
     let post = warp::post();
 
-    let login_page = get.and(warp::path!("login")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::login::show(&w, &c));
-    let login = post.and(warp::path!("login")).and(ctx.clone()).and(form).map(pages::login::submit);
-    let logout = post.and(warp::path!("logout")).and(ctx.clone()).and(form).map(pages::login::logout);
-    let first_page = get.and(warp::path!("first-run")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::first_run::show(&w, &c));
-    let first = post.and(warp::path!("first-run")).and(ctx.clone()).and(form).map(pages::first_run::submit);
-    let access = login_page.or(login).unify().or(logout).unify().or(first_page).unify().or(first).unify().boxed();
+    let login_page = get
+        .and(warp::path!("login"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::login::show(&w, &c));
+    let login = post
+        .and(warp::path!("login"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::login::submit);
+    let logout = post
+        .and(warp::path!("logout"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::login::logout);
+    let first_page = get
+        .and(warp::path!("first-run"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::first_run::show(&w, &c));
+    let first = post
+        .and(warp::path!("first-run"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::first_run::submit);
+    let access = login_page
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(first_page)
+        .unify()
+        .or(first)
+        .unify()
+        .boxed();
 
-    let dashboard = get.and(warp::path::end()).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::dashboard::show(&w, &c));
-    let live = get.and(warp::path!("live")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::dashboard::live(&w, &c));
-    let display = get.and(warp::path!("display.png")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::dashboard::display_png(&w, &c));
-    let acknowledge = post.and(warp::path!("acknowledge")).and(ctx.clone()).and(form).then(pages::dashboard::acknowledge);
-    let demo_call = post.and(warp::path!("demo" / "call")).and(ctx.clone()).and(form).then(pages::dashboard::demo_call);
-    let console = dashboard.or(live).unify().or(display).unify().or(acknowledge).unify().or(demo_call).unify().boxed();
+    let dashboard = get
+        .and(warp::path::end())
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::dashboard::show(&w, &c));
+    let live = get
+        .and(warp::path!("live"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::dashboard::live(&w, &c));
+    let display = get
+        .and(warp::path!("display.png"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::dashboard::display_png(&w, &c));
+    let acknowledge = post
+        .and(warp::path!("acknowledge"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::dashboard::acknowledge);
+    let demo_call = post
+        .and(warp::path!("demo" / "call"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::dashboard::demo_call);
+    let console = dashboard
+        .or(live)
+        .unify()
+        .or(display)
+        .unify()
+        .or(acknowledge)
+        .unify()
+        .or(demo_call)
+        .unify()
+        .boxed();
 
-    let calls = get.and(warp::path!("calls")).and(ctx.clone()).and(query).map(|w: Arc<Web>, c: Caller, f| pages::calls::show(&w, &c, f));
-    let csv = get.and(warp::path!("calls.csv")).and(ctx.clone()).and(query).map(|w: Arc<Web>, c: Caller, f| pages::calls::csv(&w, &c, f));
-    let call = get.and(warp::path!("calls" / String)).and(ctx.clone()).map(|id: String, w: Arc<Web>, c: Caller| pages::call_detail::show(&w, &c, &id));
-    let chats = get.and(warp::path!("chats")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::chats::show(&w, &c));
-    let settings = get.and(warp::path!("settings")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| pages::settings::show(&w, &c));
-    let add_user = post.and(warp::path!("settings" / "users")).and(ctx.clone()).and(form).map(pages::settings::add_user);
-    let history = calls.or(csv).unify().or(call).unify().or(chats).unify().or(settings).unify().or(add_user).unify().boxed();
+    let calls = get
+        .and(warp::path!("calls"))
+        .and(ctx.clone())
+        .and(query)
+        .map(|w: Arc<Web>, c: Caller, f| pages::calls::show(&w, &c, f));
+    let csv = get
+        .and(warp::path!("calls.csv"))
+        .and(ctx.clone())
+        .and(query)
+        .map(|w: Arc<Web>, c: Caller, f| pages::calls::csv(&w, &c, f));
+    let call = get
+        .and(warp::path!("calls" / String))
+        .and(ctx.clone())
+        .map(|id: String, w: Arc<Web>, c: Caller| pages::call_detail::show(&w, &c, &id));
+    let chats = get
+        .and(warp::path!("chats"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::chats::show(&w, &c));
+    let settings = get
+        .and(warp::path!("settings"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::settings::show(&w, &c));
+    let add_user = post
+        .and(warp::path!("settings" / "users"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::add_user);
+    let history = calls
+        .or(csv)
+        .unify()
+        .or(call)
+        .unify()
+        .or(chats)
+        .unify()
+        .or(settings)
+        .unify()
+        .or(add_user)
+        .unify()
+        .boxed();
 
-    let api_calls = get.and(warp::path!("api" / "calls")).and(ctx.clone()).and(query).map(|w: Arc<Web>, c: Caller, f| api::calls(&w, &c, f));
-    let api_call = get.and(warp::path!("api" / "calls" / String)).and(ctx.clone()).map(|id: String, w: Arc<Web>, c: Caller| api::call(&w, &c, &id));
-    let health = get.and(warp::path!("api" / "health")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| api::health(&w, &c));
-    let events = get.and(warp::path!("api" / "events")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| sse::events(&w, &c));
-    let metrics = get.and(warp::path!("metrics")).and(ctx.clone()).map(|w: Arc<Web>, c: Caller| metrics::show(&w, &c));
-    let machine = api_calls.or(api_call).unify().or(health).unify().or(events).unify().or(metrics).unify().boxed();
+    let api_calls = get
+        .and(warp::path!("api" / "calls"))
+        .and(ctx.clone())
+        .and(query)
+        .map(|w: Arc<Web>, c: Caller, f| api::calls(&w, &c, f));
+    let api_call = get
+        .and(warp::path!("api" / "calls" / String))
+        .and(ctx.clone())
+        .map(|id: String, w: Arc<Web>, c: Caller| api::call(&w, &c, &id));
+    let health = get
+        .and(warp::path!("api" / "health"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| api::health(&w, &c));
+    let events = get
+        .and(warp::path!("api" / "events"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| sse::events(&w, &c));
+    let metrics = get
+        .and(warp::path!("metrics"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| metrics::show(&w, &c));
+    let machine = api_calls
+        .or(api_call)
+        .unify()
+        .or(health)
+        .unify()
+        .or(events)
+        .unify()
+        .or(metrics)
+        .unify()
+        .boxed();
 
-    let statics = get.and(warp::path("static")).and(warp::path::tail()).map(|tail: warp::path::Tail| static_file(tail.as_str()));
+    let statics = get
+        .and(warp::path("static"))
+        .and(warp::path::tail())
+        .map(|tail: warp::path::Tail| static_file(tail.as_str()));
 
     access
         .or(console)
@@ -267,7 +391,12 @@ fn static_file(path: &str) -> Response {
     match assets::get(path) {
         Some((kind, bytes)) => {
             let reply = warp::reply::with_header(bytes, warp::http::header::CONTENT_TYPE, kind);
-            warp::reply::with_header(reply, warp::http::header::CACHE_CONTROL, "public, max-age=3600").into_response()
+            warp::reply::with_header(
+                reply,
+                warp::http::header::CACHE_CONTROL,
+                "public, max-age=3600",
+            )
+            .into_response()
         }
         None => respond::text(StatusCode::NOT_FOUND, "No such file."),
     }
@@ -276,13 +405,21 @@ fn static_file(path: &str) -> Response {
 /// What warp refused before a route ran (wrong method, unreadable or oversized form).
 async fn refusal(rejection: warp::Rejection) -> Result<Response, Infallible> {
     let (status, text) = if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "That method is not allowed here.")
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "That method is not allowed here.",
+        )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some()
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
         || rejection.find::<warp::reject::InvalidQuery>().is_some()
     {
-        (StatusCode::BAD_REQUEST, "The request could not be read (form or query).")
+        (
+            StatusCode::BAD_REQUEST,
+            "The request could not be read (form or query).",
+        )
     } else if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "No such page.")
     } else {
@@ -294,7 +431,12 @@ async fn refusal(rejection: warp::Rejection) -> Result<Response, Infallible> {
 /// The configuration in force as rows for the settings page: secrets as "set" / "not set".
 pub fn summary(config: &crate::config::Config) -> Vec<(String, String)> {
     let secret = |s: &Option<crate::secret::Secret>| {
-        if s.as_ref().is_some_and(|s| !s.is_empty()) { "set (not shown)" } else { "not set" }.to_string()
+        if s.as_ref().is_some_and(|s| !s.is_empty()) {
+            "set (not shown)"
+        } else {
+            "not set"
+        }
+        .to_string()
     };
     let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "not set".into());
     let mut rows = vec![
@@ -304,13 +446,29 @@ pub fn summary(config: &crate::config::Config) -> Vec<(String, String)> {
         ("Client secret".into(), secret(&config.graph.client_secret)),
         (
             "Client secret expires".into(),
-            config.graph.client_secret_expires.map(|d| d.to_string()).unwrap_or_else(|| "not set".into()),
+            config
+                .graph
+                .client_secret_expires
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "not set".into()),
         ),
-        ("Event Hub connection string".into(), secret(&config.eventhub.connection_string)),
+        (
+            "Event Hub connection string".into(),
+            secret(&config.eventhub.connection_string),
+        ),
         ("Event hub".into(), opt(&config.eventhub.hub)),
-        ("Consumer group".into(), opt(&config.eventhub.consumer_group)),
-        ("Rich notifications".into(), config.graph.rich_notifications.to_string()),
-        ("Metered API (model B)".into(), config.graph.model_b.to_string()),
+        (
+            "Consumer group".into(),
+            opt(&config.eventhub.consumer_group),
+        ),
+        (
+            "Rich notifications".into(),
+            config.graph.rich_notifications.to_string(),
+        ),
+        (
+            "Metered API (model B)".into(),
+            config.graph.model_b.to_string(),
+        ),
     ];
     if let Some(web) = &config.web {
         rows.push(("Console address".into(), web.listen.to_string()));

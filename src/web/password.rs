@@ -198,9 +198,15 @@ mod tests {
         assert!(!users.has_admin());
         assert!(users.set("ana", "a long password", Role::Admin).is_ok());
         assert!(users.set("bo", "another password", Role::Guard).is_ok());
-        assert_eq!(users.set("<b>", "another password", Role::Guard), Err(UserError::BadName));
+        assert_eq!(
+            users.set("<b>", "another password", Role::Guard),
+            Err(UserError::BadName)
+        );
         assert!(users.has_admin());
-        assert_eq!(users.authenticate("ana", "a long password"), Some(Role::Admin));
+        assert_eq!(
+            users.authenticate("ana", "a long password"),
+            Some(Role::Admin)
+        );
         assert_eq!(users.authenticate("ana", "wrong password"), None);
         assert_eq!(users.authenticate("nobody", "a long password"), None);
         assert_eq!(users.list().len(), 2);

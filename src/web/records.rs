@@ -98,15 +98,17 @@ pub fn all_calls(store: &Store) -> Vec<CallRecord> {
     let mut calls: Vec<CallRecord> = store
         .calls
         .iter()
-        .filter_map(|(key, value)| match value.map(serde_json::from_value::<CallRecord>) {
-            Ok(Ok(record)) => Some(record),
-            _ => {
-                tracing::warn!(key, "console: an unreadable call record is not shown");
-                None
-            }
-        })
+        .filter_map(
+            |(key, value)| match value.map(serde_json::from_value::<CallRecord>) {
+                Ok(Ok(record)) => Some(record),
+                _ => {
+                    tracing::warn!(key, "console: an unreadable call record is not shown");
+                    None
+                }
+            },
+        )
         .collect();
-    calls.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    calls.sort_by_key(|c| std::cmp::Reverse(c.received_at));
     calls
 }
 
@@ -115,7 +117,10 @@ pub fn page_of(calls: Vec<CallRecord>, filter: &CallFilter) -> (Vec<CallRecord>,
     let passing: Vec<CallRecord> = calls.into_iter().filter(|c| filter.admits(c)).collect();
     let total = passing.len();
     let start = (filter.page() - 1) * PAGE_SIZE;
-    (passing.into_iter().skip(start).take(PAGE_SIZE).collect(), total)
+    (
+        passing.into_iter().skip(start).take(PAGE_SIZE).collect(),
+        total,
+    )
 }
 
 /// The zones that occur in `calls`, for the filter's list.
@@ -168,10 +173,18 @@ pub fn timeline(store: &Store, record: &CallRecord) -> Vec<TimelineEntry> {
         if !audit.keys.iter().any(|k| k == &record.key) {
             continue;
         }
-        let who = audit.who.as_deref().map(|w| format!(" by {w}")).unwrap_or_default();
+        let who = audit
+            .who
+            .as_deref()
+            .map(|w| format!(" by {w}"))
+            .unwrap_or_default();
         entries.push(TimelineEntry {
             at: audit.at,
-            what: format!("{}{who} (from {})", words(&audit.action), words(&audit.source)),
+            what: format!(
+                "{}{who} (from {})",
+                words(&audit.action),
+                words(&audit.source)
+            ),
         });
     }
     for (_, value) in store.outbox.iter() {
@@ -181,7 +194,7 @@ pub fn timeline(store: &Store, record: &CallRecord) -> Vec<TimelineEntry> {
         }
         entries.extend(delivery_entries(&delivery));
     }
-    entries.sort_by(|a, b| a.at.cmp(&b.at));
+    entries.sort_by_key(|e| e.at);
     entries
 }
 
@@ -195,8 +208,16 @@ fn delivery_entries(delivery: &Value) -> Vec<TimelineEntry> {
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
     };
-    let what = format!("{} via {} to {}", field("kind"), field("channel"), field("recipient"));
-    let attempts = delivery.get("attempts").and_then(Value::as_u64).unwrap_or(0);
+    let what = format!(
+        "{} via {} to {}",
+        field("kind"),
+        field("channel"),
+        field("recipient")
+    );
+    let attempts = delivery
+        .get("attempts")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let mut entries = Vec::new();
     if let Some(at) = time("created_at") {
         entries.push(TimelineEntry {
@@ -294,7 +315,10 @@ fn chat_line(key: &str, message: &Value) -> ChatLine {
     };
     ChatLine {
         key: key.to_string(),
-        chat_id: key.rsplit_once('/').map(|(c, _)| c.to_string()).unwrap_or_default(),
+        chat_id: key
+            .rsplit_once('/')
+            .map(|(c, _)| c.to_string())
+            .unwrap_or_default(),
         at: text_at(&["createdDateTime"]),
         from,
         text,
@@ -338,7 +362,10 @@ mod tests {
             "created_at": "2025-03-01T10:15:24Z", "delivered_at": "2025-03-01T10:15:30Z",
             "last_error": null
         });
-        let lines: Vec<String> = delivery_entries(&delivery).into_iter().map(|e| e.what).collect();
+        let lines: Vec<String> = delivery_entries(&delivery)
+            .into_iter()
+            .map(|e| e.what)
+            .collect();
         assert_eq!(
             lines,
             vec![

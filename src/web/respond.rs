@@ -15,7 +15,10 @@ pub fn page<T: Template>(template: &T) -> Response {
         Ok(html) => warp::reply::html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "console: a page could not be rendered");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown; see the log.")
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown; see the log.",
+            )
         }
     }
 }
@@ -31,8 +34,12 @@ pub fn page_with_status<T: Template>(template: &T, status: StatusCode) -> Respon
 
 /// Plain text.
 pub fn text(status: StatusCode, body: &str) -> Response {
-    let mut response = warp::reply::with_header(body.to_string(), header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .into_response();
+    let mut response = warp::reply::with_header(
+        body.to_string(),
+        header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    )
+    .into_response();
     *response.status_mut() = status;
     response
 }
@@ -75,7 +82,10 @@ pub fn forbidden(session: &Session, kind: Kind) -> Response {
         session.role.name()
     );
     match kind {
-        Kind::Api => json_status(&serde_json::json!({ "error": sentence }), StatusCode::FORBIDDEN),
+        Kind::Api => json_status(
+            &serde_json::json!({ "error": sentence }),
+            StatusCode::FORBIDDEN,
+        ),
         Kind::Page => text(StatusCode::FORBIDDEN, &sentence),
     }
 }
@@ -101,8 +111,14 @@ pub fn secure(mut response: Response, csp: &HeaderValue, tls: bool) -> Response 
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),

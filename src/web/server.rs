@@ -31,7 +31,12 @@ pub struct Listeners {
 
 impl Listeners {
     /// Serves `routes` on `listener`, over TLS when `tls` is given.
-    pub fn serve(&self, listener: TcpListener, tls: Option<TlsAcceptor>, routes: BoxedFilter<(Response,)>) {
+    pub fn serve(
+        &self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        routes: BoxedFilter<(Response,)>,
+    ) {
         let connections = self.clone();
         self.spawn(async move {
             loop {
@@ -53,7 +58,9 @@ impl Listeners {
                     };
                     match tls {
                         Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_connection(TokioIo::new(stream), peer, routes).await,
+                            Ok(stream) => {
+                                serve_connection(TokioIo::new(stream), peer, routes).await
+                            }
                             Err(e) => tracing::debug!(error = %e, "console: TLS handshake failed"),
                         },
                         None => serve_connection(TokioIo::new(stream), peer, routes).await,
@@ -73,24 +80,26 @@ impl Listeners {
         let routes = warp::path::full()
             .and(query)
             .and(warp::header::optional::<String>("host"))
-            .map(move |path: warp::path::FullPath, query: String, host: Option<String>| {
-                let host = host.unwrap_or_else(|| "beacon.local".into());
-                let name = host_without_port(&host);
-                let port = if https_port == 443 {
-                    String::new()
-                } else {
-                    format!(":{https_port}")
-                };
-                let location = format!("https://{name}{port}{}{query}", path.as_str());
-                let mut response = warp::reply().into_response();
-                *response.status_mut() = warp::http::StatusCode::PERMANENT_REDIRECT;
-                if let Ok(value) = warp::http::HeaderValue::from_str(&location) {
+            .map(
+                move |path: warp::path::FullPath, query: String, host: Option<String>| {
+                    let host = host.unwrap_or_else(|| "beacon.local".into());
+                    let name = host_without_port(&host);
+                    let port = if https_port == 443 {
+                        String::new()
+                    } else {
+                        format!(":{https_port}")
+                    };
+                    let location = format!("https://{name}{port}{}{query}", path.as_str());
+                    let mut response = warp::reply().into_response();
+                    *response.status_mut() = warp::http::StatusCode::PERMANENT_REDIRECT;
+                    if let Ok(value) = warp::http::HeaderValue::from_str(&location) {
+                        response
+                            .headers_mut()
+                            .insert(warp::http::header::LOCATION, value);
+                    }
                     response
-                        .headers_mut()
-                        .insert(warp::http::header::LOCATION, value);
-                }
-                response
-            })
+                },
+            )
             .boxed();
         self.serve(listener, None, routes);
     }
@@ -124,14 +133,15 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = warp::service(routes);
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(peer);
-        let mut service = service.clone();
-        async move {
-            let response = tower_service::Service::call(&mut service, request).await;
-            Ok::<Response, Infallible>(response.unwrap_or_else(|never| match never {}))
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer);
+            let mut service = service.clone();
+            async move {
+                let response = tower_service::Service::call(&mut service, request).await;
+                Ok::<Response, Infallible>(response.unwrap_or_else(|never| match never {}))
+            }
+        });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if let Err(e) = builder.serve_connection(io, service).await {
         tracing::debug!(error = %e, "console: connection ended with an error");

@@ -22,7 +22,12 @@ pub fn events(web: &Web, caller: &Caller) -> Response {
         return refused;
     }
     let stream = stream_of(web);
-    warp::sse::reply(warp::sse::keep_alive().interval(Duration::from_secs(15)).stream(stream)).into_response()
+    warp::sse::reply(
+        warp::sse::keep_alive()
+            .interval(Duration::from_secs(15))
+            .stream(stream),
+    )
+    .into_response()
 }
 
 /// The merged event stream (no alarm handle inside: only the notices' and watches' receivers).
@@ -30,12 +35,18 @@ fn stream_of(web: &Web) -> impl Stream<Item = Result<Event, Infallible>> + Send 
     let notices = BroadcastStream::new(web.services.alarm.notices()).map(|notice| match notice {
         Ok(notice) => alarm_event(&notice),
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
-            tracing::error!(missed, "console: an event stream fell behind the alarm; the page resyncs");
+            tracing::error!(
+                missed,
+                "console: an event stream fell behind the alarm; the page resyncs"
+            );
             Event::default().event("resync").data(missed.to_string())
         }
     });
-    let views = WatchStream::from_changes(web.services.alarm.view())
-        .map(|view| Event::default().event("view").data(format!("{:?}", view.state).to_lowercase()));
+    let views = WatchStream::from_changes(web.services.alarm.view()).map(|view| {
+        Event::default()
+            .event("view")
+            .data(format!("{:?}", view.state).to_lowercase())
+    });
     let display = WatchStream::from_changes(web.services.display_png.clone())
         .map(|_| Event::default().event("display").data("redrawn"));
     let hello = stream::once(async { Event::default().event("hello").data("connected") });

@@ -77,6 +77,9 @@ impl Web {
 
     /// The caller's session when it has `role`; otherwise the response to send: the login
     /// (or first-run) page for a page, 401 for the API, 403 when the role is too low.
+    // The refusal is the response itself, made once per refused request: boxing it would only
+    // add a dereference at every route.
+    #[allow(clippy::result_large_err)]
     pub fn require(&self, caller: &Caller, role: Role, kind: Kind) -> Result<Session, Response> {
         match self.session(caller) {
             Some((_, session)) if session.role.allows(role) => Ok(session),

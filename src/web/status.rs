@@ -52,30 +52,60 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
     let auth = services.status.auth.as_ref().map(|a| a.borrow().clone());
     let signed_in = matches!(auth, Some(AuthStatus::SignedIn { .. }));
     lines.push(match auth {
-        None => line("Microsoft sign-in", "off", "not configured (no tenant / client id)".into()),
-        Some(AuthStatus::SignedOut) => line("Microsoft sign-in", "fault", "the service account is not signed in".into()),
+        None => line(
+            "Microsoft sign-in",
+            "off",
+            "not configured (no tenant / client id)".into(),
+        ),
+        Some(AuthStatus::SignedOut) => line(
+            "Microsoft sign-in",
+            "fault",
+            "the service account is not signed in".into(),
+        ),
         Some(AuthStatus::SigningIn { prompt }) => line(
             "Microsoft sign-in",
             "warn",
-            format!("waiting: open {} and enter {}", prompt.verification_uri, prompt.user_code),
+            format!(
+                "waiting: open {} and enter {}",
+                prompt.verification_uri, prompt.user_code
+            ),
         ),
-        Some(AuthStatus::SignedIn { access_expires_at, .. }) => line(
+        Some(AuthStatus::SignedIn {
+            access_expires_at, ..
+        }) => line(
             "Microsoft sign-in",
             "ok",
-            format!("signed in (token valid until {})", access_expires_at.format("%H:%M UTC")),
+            format!(
+                "signed in (token valid until {})",
+                access_expires_at.format("%H:%M UTC")
+            ),
         ),
-        Some(AuthStatus::SignInRequired { sentence, .. }) => line("Microsoft sign-in", "fault", sentence),
+        Some(AuthStatus::SignInRequired { sentence, .. }) => {
+            line("Microsoft sign-in", "fault", sentence)
+        }
         Some(AuthStatus::Retrying { sentence, .. }) => line("Microsoft sign-in", "warn", sentence),
     });
-    let subscription = services.status.subscription.as_ref().map(|s| s.borrow().clone());
+    let subscription = services
+        .status
+        .subscription
+        .as_ref()
+        .map(|s| s.borrow().clone());
     let subscription_expires = subscription.as_ref().and_then(|s| s.expires_at);
     lines.push(match &subscription {
-        None => line("Graph subscription", "off", "none until the service account is signed in".into()),
+        None => line(
+            "Graph subscription",
+            "off",
+            "none until the service account is signed in".into(),
+        ),
         Some(s) => match (&s.subscription_id, &s.problem, s.expires_at) {
             (_, Some(problem), _) => line("Graph subscription", "fault", problem.clone()),
             (Some(_), None, Some(expires)) => line(
                 "Graph subscription",
-                if expires - now < chrono::Duration::hours(1) { "warn" } else { "ok" },
+                if expires - now < chrono::Duration::hours(1) {
+                    "warn"
+                } else {
+                    "ok"
+                },
                 format!("active, expires {}", expires.format("%Y-%m-%d %H:%M UTC")),
             ),
             _ => line("Graph subscription", "warn", "being created".into()),
@@ -130,9 +160,17 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         if outbox_pending > 0 { "warn" } else { "ok" },
         format!("{outbox_pending} messages waiting to be delivered"),
     ));
-    lines.push(line("MQTT", "off", "shown here once the MQTT output reports its status".into()));
+    lines.push(line(
+        "MQTT",
+        "off",
+        "shown here once the MQTT output reports its status".into(),
+    ));
     for trouble in &view.display.troubles {
-        lines.push(line("Trouble", "fault", format!("{}: {}", trouble.component, trouble.detail)));
+        lines.push(line(
+            "Trouble",
+            "fault",
+            format!("{}: {}", trouble.component, trouble.detail),
+        ));
     }
     Status {
         device_id: services.device_id.clone(),

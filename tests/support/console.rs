@@ -80,7 +80,10 @@ impl Console {
         let (alarm, alarm_task) =
             beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
         let (board, lamps) = beacon::hw::sim::relays(true);
-        let mut tasks = vec![tokio::spawn(beacon::outputs::relays::run(alarm.view(), board))];
+        let mut tasks = vec![tokio::spawn(beacon::outputs::relays::run(
+            alarm.view(),
+            board,
+        ))];
         let recogniser = Recogniser {
             store: store.clone(),
             rules: Arc::new(beacon::emergency::Rules::default()),
@@ -94,18 +97,20 @@ impl Console {
             let _ = recogniser.run(rx).await;
         }));
         let (png_tx, png) = tokio::sync::watch::channel(Vec::new());
-        tasks.push(tokio::spawn(beacon::outputs::display::task::run::<NoBus, _>(
-            alarm.view(),
-            |tick| beacon::outputs::display::ScreenContext {
-                now: Utc::now().fixed_offset(),
-                tick,
-                status: Default::default(),
-                last_call: None,
-                setup: None,
-            },
-            None,
-            png_tx,
-        )));
+        tasks.push(tokio::spawn(
+            beacon::outputs::display::task::run::<NoBus, _>(
+                alarm.view(),
+                |tick| beacon::outputs::display::ScreenContext {
+                    now: Utc::now().fixed_offset(),
+                    tick,
+                    status: Default::default(),
+                    last_call: None,
+                    setup: None,
+                },
+                None,
+                png_tx,
+            ),
+        ));
         tasks.push(tokio::spawn(async move {
             let _ = alarm_task.await;
         }));
@@ -164,7 +169,12 @@ impl Console {
 
     /// Hands a chat message to recognition as a notification received now; returns the call
     /// key once it is recorded.
-    pub async fn post_message(&self, chat_id: &str, message_id: &str, mut message: Value) -> String {
+    pub async fn post_message(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        mut message: Value,
+    ) -> String {
         if let Some(fields) = message.as_object_mut() {
             fields.insert("id".into(), json!(message_id));
             fields.insert("chatId".into(), json!(chat_id));
@@ -191,7 +201,10 @@ impl Console {
             .expect("recognition running");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.store.calls.get(&key).ok().flatten().is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "call {key} not recorded");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call {key} not recorded"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         key
@@ -330,7 +343,10 @@ impl Client {
     pub async fn login(&mut self, user: &str, password: &str) {
         let token = self.csrf("/login").await;
         let response = self
-            .post("/login", &[("csrf", &token), ("user", user), ("password", password)])
+            .post(
+                "/login",
+                &[("csrf", &token), ("user", user), ("password", password)],
+            )
             .await;
         assert_eq!(response.status().as_u16(), 303, "login as {user} refused");
         assert!(self.cookies.contains_key("beacon_session"));

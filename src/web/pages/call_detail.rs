@@ -72,9 +72,16 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
     let page = CallPage {
         layout: Layout::new("Emergency call", "calls", &session),
         caller: call.caller.display_name.clone(),
-        upn: call.caller.upn.clone().unwrap_or_else(|| "not given".into()),
+        upn: call
+            .caller
+            .upn
+            .clone()
+            .unwrap_or_else(|| "not given".into()),
         dial: call.dial_string.clone().unwrap_or_else(|| "?".into()),
-        callback: call.callback_number.clone().unwrap_or_else(|| "not given".into()),
+        callback: call
+            .callback_number
+            .clone()
+            .unwrap_or_else(|| "not given".into()),
         location: location_text,
         kind: kind_name(&record),
         reason: record.reason.clone(),

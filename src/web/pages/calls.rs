@@ -66,7 +66,11 @@ pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
         Err(refused) => return refused,
     };
     let problem = filter.problem();
-    let filter = if problem.is_some() { CallFilter::default() } else { filter };
+    let filter = if problem.is_some() {
+        CallFilter::default()
+    } else {
+        filter
+    };
     let calls = all_calls(&web.services.store);
     let zones = records::zones(&calls);
     let (rows, total) = page_of(calls, &filter);
@@ -84,7 +88,11 @@ pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
         page: filter.page(),
         pages: total.div_ceil(PAGE_SIZE).max(1),
     };
-    let status = if page.problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if page.problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     respond::page_with_status(&page, status)
 }
 
@@ -97,7 +105,10 @@ pub fn csv(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
         return respond::text(StatusCode::BAD_REQUEST, &problem);
     }
     let mut out = String::from("received_at,kind,caller,upn,dial_string,callback_number,location,latitude,longitude,zone,alarmed_locally,key\r\n");
-    for record in all_calls(&web.services.store).iter().filter(|c| filter.admits(c)) {
+    for record in all_calls(&web.services.store)
+        .iter()
+        .filter(|c| filter.admits(c))
+    {
         let call = &record.call;
         let cells = [
             record.received_at.to_rfc3339(),
@@ -107,8 +118,14 @@ pub fn csv(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
             call.dial_string.clone().unwrap_or_default(),
             call.callback_number.clone().unwrap_or_default(),
             call.location.text.clone().unwrap_or_default(),
-            call.location.latitude.map(|v| v.to_string()).unwrap_or_default(),
-            call.location.longitude.map(|v| v.to_string()).unwrap_or_default(),
+            call.location
+                .latitude
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            call.location
+                .longitude
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             record.zone.clone().unwrap_or_default(),
             record.alarmed_locally.to_string(),
             record.key.clone(),
@@ -154,7 +171,9 @@ fn percent(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -166,7 +185,10 @@ mod tests {
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("Jordan \"JR\" Rivera"), "\"Jordan \"\"JR\"\" Rivera\"");
+        assert_eq!(
+            csv_cell("Jordan \"JR\" Rivera"),
+            "\"Jordan \"\"JR\"\" Rivera\""
+        );
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_cell("+1 425"), "\"'+1 425\"");
     }

@@ -14,10 +14,10 @@ use warp::reply::{Reply, Response};
 use super::{csrf_ok, time, Form, Layout};
 use crate::alarm::{AlarmState, Event, Source};
 use crate::web::records::call_id;
+use crate::web::respond;
 use crate::web::session::{Role, Session};
 use crate::web::state::{Caller, Kind, Web};
 use crate::web::status::{self, StatusLine};
-use crate::web::respond;
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -92,8 +92,16 @@ fn live_part(web: &Web, session: &Session) -> LivePart {
         .iter()
         .map(|c| ActiveCallRow {
             id: call_id(&c.key),
-            caller: c.summary.caller_name.clone().unwrap_or_else(|| "Unknown caller".into()),
-            location: c.summary.location.clone().unwrap_or_else(|| "Location not given".into()),
+            caller: c
+                .summary
+                .caller_name
+                .clone()
+                .unwrap_or_else(|| "Unknown caller".into()),
+            location: c
+                .summary
+                .location
+                .clone()
+                .unwrap_or_else(|| "Location not given".into()),
             dial: c.summary.dial_string.clone().unwrap_or_else(|| "?".into()),
             callback: c.summary.callback_number.clone(),
             raised: time(c.raised_at),
@@ -153,7 +161,10 @@ pub async fn demo_call(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             let _ = play.try_send(());
             respond::redirect("/")
         }
-        None => respond::text(StatusCode::NOT_FOUND, "Only `beacon demo` plays demonstration calls."),
+        None => respond::text(
+            StatusCode::NOT_FOUND,
+            "Only `beacon demo` plays demonstration calls.",
+        ),
     }
 }
 
@@ -164,7 +175,10 @@ pub fn display_png(web: &Web, caller: &Caller) -> Response {
     }
     let png = web.services.display_png.borrow().clone();
     if png.is_empty() {
-        return respond::text(StatusCode::SERVICE_UNAVAILABLE, "The display has not been drawn yet.");
+        return respond::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The display has not been drawn yet.",
+        );
     }
     warp::reply::with_header(png, header::CONTENT_TYPE, "image/png").into_response()
 }

@@ -33,7 +33,12 @@ pub fn show(web: &Web, caller: &Caller) -> Response {
     form_page(caller, "admin".into(), None, StatusCode::OK)
 }
 
-fn form_page(caller: &Caller, user: String, problem: Option<String>, status: StatusCode) -> Response {
+fn form_page(
+    caller: &Caller,
+    user: String,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Response {
     let (token, fresh) = pre_session_token(caller);
     let page = FirstRunPage {
         layout: Layout::anonymous("First start"),
@@ -44,7 +49,15 @@ fn form_page(caller: &Caller, user: String, problem: Option<String>, status: Sta
     };
     let response = respond::page_with_status(&page, status);
     if fresh {
-        respond::with_cookie(response, &session::set_cookie(csrf::COOKIE, &token, Some(chrono::Duration::hours(12)), caller.peer.tls))
+        respond::with_cookie(
+            response,
+            &session::set_cookie(
+                csrf::COOKIE,
+                &token,
+                Some(chrono::Duration::hours(12)),
+                caller.peer.tls,
+            ),
+        )
     } else {
         response
     }
@@ -61,38 +74,64 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     let now = Utc::now();
     let ip = caller.peer.addr.ip();
     let user = field(&form, "user").to_string();
-    if let Some(wait) = web.limiter.lock().map(|mut l| l.wait(ip, now)).unwrap_or(None) {
+    if let Some(wait) = web
+        .limiter
+        .lock()
+        .map(|mut l| l.wait(ip, now))
+        .unwrap_or(None)
+    {
         return form_page(
             &caller,
             user,
-            Some(format!("Too many wrong codes. Try again in {} seconds.", wait.num_seconds().max(1))),
+            Some(format!(
+                "Too many wrong codes. Try again in {} seconds.",
+                wait.num_seconds().max(1)
+            )),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
     let code_ok = web
         .setup_code
         .lock()
-        .map(|code| code.as_deref().is_some_and(|c| setup_code::matches(c, field(&form, "code"))))
+        .map(|code| {
+            code.as_deref()
+                .is_some_and(|c| setup_code::matches(c, field(&form, "code")))
+        })
         .unwrap_or(false);
     if !code_ok {
         if let Ok(mut limiter) = web.limiter.lock() {
             limiter.failed(ip, now);
         }
         tracing::warn!(%ip, "console: wrong setup code entered");
-        return form_page(&caller, user, Some("That is not the setup code shown in the log.".into()), StatusCode::UNAUTHORIZED);
+        return form_page(
+            &caller,
+            user,
+            Some("That is not the setup code shown in the log.".into()),
+            StatusCode::UNAUTHORIZED,
+        );
     }
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let confirm = form.get("confirm").map(String::as_str).unwrap_or("");
     let created = password::check_new(password, confirm)
         .and_then(|()| web.users.set(&user, password, Role::Admin));
     if let Err(problem) = created {
-        return form_page(&caller, user, Some(problem.to_string()), StatusCode::BAD_REQUEST);
+        return form_page(
+            &caller,
+            user,
+            Some(problem.to_string()),
+            StatusCode::BAD_REQUEST,
+        );
     }
     if let Ok(mut code) = web.setup_code.lock() {
         *code = None;
     }
     tracing::info!(user, "console: administrator created with the setup code");
     let (token, _) = web.sessions.create(&user, Role::Admin, now);
-    let cookie = session::set_cookie(session::SESSION_COOKIE, &token, Some(web.session_age()), caller.peer.tls);
+    let cookie = session::set_cookie(
+        session::SESSION_COOKIE,
+        &token,
+        Some(web.session_age()),
+        caller.peer.tls,
+    );
     respond::with_cookie(respond::redirect("/"), &cookie)
 }

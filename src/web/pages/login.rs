@@ -33,7 +33,12 @@ pub fn show(web: &Web, caller: &Caller) -> Response {
 }
 
 /// Renders the form with the caller's pre-session token (made now if it has none).
-fn form_page(caller: &Caller, user: String, problem: Option<String>, status: StatusCode) -> Response {
+fn form_page(
+    caller: &Caller,
+    user: String,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Response {
     let (token, fresh) = pre_session_token(caller);
     let page = LoginPage {
         layout: Layout::anonymous("Log in"),
@@ -43,7 +48,15 @@ fn form_page(caller: &Caller, user: String, problem: Option<String>, status: Sta
     };
     let response = respond::page_with_status(&page, status);
     if fresh {
-        respond::with_cookie(response, &session::set_cookie(csrf::COOKIE, &token, Some(chrono::Duration::hours(12)), caller.peer.tls))
+        respond::with_cookie(
+            response,
+            &session::set_cookie(
+                csrf::COOKIE,
+                &token,
+                Some(chrono::Duration::hours(12)),
+                caller.peer.tls,
+            ),
+        )
     } else {
         response
     }
@@ -89,19 +102,30 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             )),
             StatusCode::TOO_MANY_REQUESTS,
         );
-        if let Ok(value) = warp::http::HeaderValue::from_str(&wait.num_seconds().max(1).to_string()) {
-            response.headers_mut().insert(warp::http::header::RETRY_AFTER, value);
+        if let Ok(value) = warp::http::HeaderValue::from_str(&wait.num_seconds().max(1).to_string())
+        {
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, value);
         }
         return response;
     }
-    match web.users.authenticate(&user, form.get("password").map(String::as_str).unwrap_or("")) {
+    match web.users.authenticate(
+        &user,
+        form.get("password").map(String::as_str).unwrap_or(""),
+    ) {
         Some(role) => {
             if let Ok(mut limiter) = web.limiter.lock() {
                 limiter.succeeded(ip);
             }
             tracing::info!(user, role = role.name(), %ip, "console: logged in");
             let (token, _) = web.sessions.create(&user, role, now);
-            let cookie = session::set_cookie(session::SESSION_COOKIE, &token, Some(web.session_age()), caller.peer.tls);
+            let cookie = session::set_cookie(
+                session::SESSION_COOKIE,
+                &token,
+                Some(web.session_age()),
+                caller.peer.tls,
+            );
             respond::with_cookie(respond::redirect("/"), &cookie)
         }
         None => {
@@ -109,7 +133,12 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
                 limiter.failed(ip, now);
             }
             tracing::warn!(%ip, "console: failed login");
-            form_page(&caller, user, Some("Wrong user name or password.".into()), StatusCode::UNAUTHORIZED)
+            form_page(
+                &caller,
+                user,
+                Some("Wrong user name or password.".into()),
+                StatusCode::UNAUTHORIZED,
+            )
         }
     }
 }

@@ -30,12 +30,23 @@ pub fn show(web: &Web, caller: &Caller) -> Response {
     }
 }
 
-fn page(web: &Web, session: &Session, notice: Option<String>, problem: Option<String>, status: StatusCode) -> Response {
+fn page(
+    web: &Web,
+    session: &Session,
+    notice: Option<String>,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Response {
     respond::page_with_status(
         &SettingsPage {
             layout: Layout::new("Settings", "settings", session),
             config: web.summary.clone(),
-            users: web.users.list().into_iter().map(|(n, r)| (n, r.name())).collect(),
+            users: web
+                .users
+                .list()
+                .into_iter()
+                .map(|(n, r)| (n, r.name()))
+                .collect(),
             notice,
             problem,
         },
@@ -56,16 +67,42 @@ pub fn add_user(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     let role = match field(&form, "role") {
         "admin" => Role::Admin,
         "guard" => Role::Guard,
-        _ => return page(&web, &session, None, Some("The role is guard or admin.".into()), StatusCode::BAD_REQUEST),
+        _ => {
+            return page(
+                &web,
+                &session,
+                None,
+                Some("The role is guard or admin.".into()),
+                StatusCode::BAD_REQUEST,
+            )
+        }
     };
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let confirm = form.get("confirm").map(String::as_str).unwrap_or("");
-    match password::check_new(password, confirm).and_then(|()| web.users.set(user, password, role)) {
+    match password::check_new(password, confirm).and_then(|()| web.users.set(user, password, role))
+    {
         Ok(()) => {
             web.sessions.remove_user(user);
-            tracing::info!(by = session.user, user, role = role.name(), "console: user set");
-            page(&web, &session, Some(format!("{user} can now log in as {}.", role.name())), None, StatusCode::OK)
+            tracing::info!(
+                by = session.user,
+                user,
+                role = role.name(),
+                "console: user set"
+            );
+            page(
+                &web,
+                &session,
+                Some(format!("{user} can now log in as {}.", role.name())),
+                None,
+                StatusCode::OK,
+            )
         }
-        Err(problem) => page(&web, &session, None, Some(problem.to_string()), StatusCode::BAD_REQUEST),
+        Err(problem) => page(
+            &web,
+            &session,
+            None,
+            Some(problem.to_string()),
+            StatusCode::BAD_REQUEST,
+        ),
     }
 }
