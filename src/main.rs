@@ -149,13 +149,20 @@ fn main() -> ExitCode {
                 first_after: std::time::Duration::from_secs(first_after),
             };
             beacon::demo::run(options, |url, user, password| {
-                println!("Beacon demo: open {url} and log in as {user} with password {password}");
                 let then = if every == 0 {
                     "then only".to_string()
                 } else {
                     format!("then every {every} s and")
                 };
-                println!("A demonstration emergency call plays in {first_after} s, {then} on the dashboard's button. Ctrl-C ends the demo.");
+                // Not println!: a closed stdout (a reader that went away) must not end the demo.
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = writeln!(
+                    out,
+                    "Beacon demo: open {url} and log in as {user} with password {password}"
+                );
+                let _ = writeln!(out, "A demonstration emergency call plays in {first_after} s, {then} on the dashboard's button. Ctrl-C ends the demo.");
+                let _ = out.flush();
             })
             .await
             .map_err(|e| e.to_string())?;

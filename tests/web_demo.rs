@@ -31,12 +31,17 @@ async fn the_demo_prints_a_login_and_shows_an_emergency() {
         .spawn()
         .expect("demo");
     let stdout = demo.stdout.take().expect("stdout");
-    let first = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).next()
-    })
-    .await
-    .expect("join")
-    .expect("the demo prints its login");
+    // The first line, then keep reading (the demo must never write into a closed pipe here).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("join")
+        .expect("the demo prints its login");
     // "Beacon demo: open http://… and log in as demo with password …"
     let words: Vec<&str> = first.split_whitespace().collect();
     let url = words
