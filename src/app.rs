@@ -214,6 +214,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     start_display(&config, &services, display_png).await;
     let messages = crate::outputs::notify::task::start(&config.notify, &services).await;
+    let console = crate::web::start_configured(&config, &services).await;
     if let Some((graph, subscription)) = gap_watch {
         // Resync at start (the appliance was down until now) and after every gap.
         tokio::spawn(crate::graph::resync::run_triggers(
@@ -236,6 +237,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     core.store.flush()?;
     let _ = stage.await;
     crate::graph::resync::set_watermark(&core.store, Utc::now());
+    // The console's routes and connections hold alarm handles: gone before the alarm ends.
+    if let Some(console) = console {
+        console.stop().await;
+    }
     // The button task holds an alarm handle; the relay task de-energises when the alarm's view
     // closes, which happens once the alarm task has ended below.
     if let Some(messages) = messages {
@@ -333,7 +338,7 @@ pub struct StatusFeeds {
 
 impl StatusFeeds {
     /// The display's context at redraw number `tick`.
-    fn screen(&self, tick: u64) -> crate::outputs::display::ScreenContext {
+    pub fn screen(&self, tick: u64) -> crate::outputs::display::ScreenContext {
         use crate::graph::tokens::AuthStatus;
         use crate::outputs::display::{ScreenContext, SetupInfo, SignInCode, StatusTicks};
         let auth = self.auth.as_ref().map(|a| a.borrow().clone());
@@ -650,7 +655,8 @@ pub fn save_key(store: &Store, key: &EncryptionKey) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -40,6 +40,8 @@ pub struct Config {
     pub mqtt: crate::outputs::mqtt::MqttConfig,
     /// E-mail, SMS, webhooks and PagerDuty: channels, recipients, templates, retries.
     pub notify: crate::outputs::notify::NotifyConfig,
+    /// The console (setup page, dashboard, API). Absent: no console.
+    pub web: Option<crate::web::WebConfig>,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             outputs: crate::outputs::relays::OutputsConfig::default(),
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
             notify: crate::outputs::notify::NotifyConfig::default(),
+            web: None,
         }
     }
 }
@@ -329,6 +332,9 @@ impl Config {
         if let Err(e) = self.notify.validate() {
             return Err(("notify", e));
         }
+        if let Some(web) = &self.web {
+            web.validate()?;
+        }
         if self.ingest.dedupe_days < 8 {
             return Err((
                 "ingest.dedupe_days",
@@ -390,7 +396,12 @@ fn apply_env(
     table: &mut toml::Table,
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
+    let mut shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
+    // Optional sections are absent by default; their variables are found in their defaults.
+    if let Some(top) = shape.as_object_mut() {
+        let web = serde_json::to_value(crate::web::WebConfig::default());
+        top.insert("web".into(), web.unwrap_or(serde_json::Value::Null));
+    }
     let mut overridden = BTreeMap::new();
     for (var, value) in env {
         let Some(name) = var.strip_prefix("BEACON_") else {

@@ -32,6 +32,9 @@
 //! `run`, `replay`, `login`; shutdown), [`service_manager`] (systemd readiness, status and the
 //! watchdog fed only while the pipeline turns). The command line is in `main.rs`.
 //!
+//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics) and
+//! [`demo`] (`beacon demo`: the whole appliance on the simulated board with a replay source).
+//!
 //! Rules that hold everywhere: the core is pure (time is passed in); outputs never wait for
 //! the disk or the network; an offset is committed only after what it carried is flushed to
 //! disk; nothing secret reaches a log, error or response; input never panics the process.
@@ -41,6 +44,7 @@ pub mod alarm_service;
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod emergency;
 pub mod eventhub;
 pub mod graph;
@@ -52,3 +56,4 @@ pub mod recognise;
 pub mod secret;
 pub mod service_manager;
 pub mod store;
+pub mod web;

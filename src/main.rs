@@ -59,6 +59,20 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the whole appliance on this machine without Azure: simulated board, a built-in
+    /// replay of a realistic emergency notification every few minutes (and on a button), and
+    /// the console on http://127.0.0.1:8080 with a printed login. Ctrl-C ends it.
+    Demo {
+        /// Console address (loopback; plain HTTP).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Seconds between demonstration calls (0: only on the page's button).
+        #[arg(long, default_value_t = 180)]
+        every: u64,
+        /// Seconds until the first demonstration call.
+        #[arg(long, default_value_t = 15)]
+        first_after: u64,
+    },
     /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
     /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
     Replay {
@@ -120,6 +134,41 @@ fn main() -> ExitCode {
             beacon::hw::failsafe::install_panic_hook();
             let config = load(&config)?;
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Demo {
+            listen,
+            every,
+            first_after,
+        } => with_runtime(|| async move {
+            if !listen.ip().is_loopback() {
+                return Err(
+                    "the demo serves plain HTTP: use a loopback address (127.0.0.1)".into(),
+                );
+            }
+            let options = beacon::demo::DemoOptions {
+                listen,
+                every: std::time::Duration::from_secs(every),
+                first_after: std::time::Duration::from_secs(first_after),
+            };
+            beacon::demo::run(options, |url, user, password| {
+                let then = if every == 0 {
+                    "then only".to_string()
+                } else {
+                    format!("then every {every} s and")
+                };
+                // Not println!: a closed stdout (a reader that went away) must not end the demo.
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = writeln!(
+                    out,
+                    "Beacon demo: open {url} and log in as {user} with password {password}"
+                );
+                let _ = writeln!(out, "A demonstration emergency call plays in {first_after} s, {then} on the dashboard's button. Ctrl-C ends the demo.");
+                let _ = out.flush();
+            })
+            .await
+            .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Replay {

@@ -3,6 +3,8 @@
 //! consumer and collects what it hands on.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod console;
 pub mod fake_channels;
 pub mod fake_cloud;
 pub mod kafka;

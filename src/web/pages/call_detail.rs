@@ -1,0 +1,117 @@
+//! `/calls/{id}`: one call — caller name and UPN, dial string, call-back number, location and
+//! (with coordinates) a Leaflet map, the timeline, the chat's history, and the raw message and
+//! call record as formatted JSON (shown as text).
+
+use askama::Template;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{time, Layout};
+use crate::recognise::CallRecord;
+use crate::web::records::{call_key, chat_lines, kind_name, timeline, ChatLine};
+use crate::web::respond;
+use crate::web::session::Role;
+use crate::web::state::{Caller, Kind, Web};
+
+/// Messages of the chat shown under the call.
+const HISTORY: usize = 50;
+
+/// The map's data attributes.
+struct MapData {
+    lat: f64,
+    lon: f64,
+    tiles: String,
+    attribution: String,
+}
+
+#[derive(Template)]
+#[template(path = "call.html")]
+struct CallPage {
+    layout: Layout,
+    caller: String,
+    upn: String,
+    dial: String,
+    callback: String,
+    location: String,
+    kind: &'static str,
+    reason: String,
+    zone: String,
+    received: String,
+    is_test: bool,
+    map: Option<MapData>,
+    /// (time, what)
+    timeline: Vec<(String, String)>,
+    history: Vec<ChatLine>,
+    raw_message: String,
+    raw_record: String,
+}
+
+pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
+    let session = match web.require(caller, Role::Guard, Kind::Page) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let Some(record) = find(web, id) else {
+        return respond::text(StatusCode::NOT_FOUND, "No such call.");
+    };
+    let call = &record.call;
+    let location = &call.location;
+    let mut location_text = location.text.clone().unwrap_or_else(|| "not given".into());
+    if let Some(site) = &location.site {
+        location_text.push_str(&format!("\n(site: {site})"));
+    }
+    let map = match (location.latitude, location.longitude) {
+        (Some(lat), Some(lon)) => Some(MapData {
+            lat,
+            lon,
+            tiles: web.config.tiles_url.clone(),
+            attribution: web.config.tiles_attribution.clone(),
+        }),
+        _ => None,
+    };
+    let page = CallPage {
+        layout: Layout::new("Emergency call", "calls", &session),
+        caller: call.caller.display_name.clone(),
+        upn: call
+            .caller
+            .upn
+            .clone()
+            .unwrap_or_else(|| "not given".into()),
+        dial: call.dial_string.clone().unwrap_or_else(|| "?".into()),
+        callback: call
+            .callback_number
+            .clone()
+            .unwrap_or_else(|| "not given".into()),
+        location: location_text,
+        kind: kind_name(&record),
+        reason: record.reason.clone(),
+        zone: record.zone.clone().unwrap_or_else(|| "—".into()),
+        received: time(record.received_at),
+        is_test: call.is_test,
+        map,
+        timeline: timeline(&web.services.store, &record)
+            .into_iter()
+            .map(|e| (time(e.at), e.what))
+            .collect(),
+        history: chat_lines(&web.services.store, Some(&call.chat_id), HISTORY),
+        raw_message: serde_json::to_string_pretty(&call.raw).unwrap_or_default(),
+        raw_record: serde_json::to_string_pretty(&record_without_raw(&record)).unwrap_or_default(),
+    };
+    respond::page(&page)
+}
+
+/// The stored call of URL id `id`.
+pub fn find(web: &Web, id: &str) -> Option<CallRecord> {
+    let key = call_key(id)?;
+    let value = web.services.store.calls.get(&key).ok()??;
+    serde_json::from_value(value).ok()
+}
+
+/// The record with the message left out (it is shown above it).
+fn record_without_raw(record: &CallRecord) -> serde_json::Value {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    if let Some(call) = value.get_mut("call").and_then(|c| c.as_object_mut()) {
+        call.remove("raw");
+    }
+    value
+}

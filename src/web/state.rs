@@ -1,0 +1,97 @@
+//! What every route shares: the appliance's services, the `[web]` settings, users, sessions,
+//! the first-run setup code and the login limiter; and the access check every route but the
+//! login, first-run and static ones starts with.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use warp::reply::Response;
+
+use super::config::WebConfig;
+use super::password::Users;
+use super::rate_limit::LoginLimiter;
+use super::respond;
+use super::server::Peer;
+use super::session::{self, Role, Session, Sessions};
+use crate::app::Services;
+
+/// Shared by every route.
+pub struct Web {
+    pub services: Services,
+    pub config: WebConfig,
+    pub users: Users,
+    pub sessions: Sessions,
+    /// The one-time code while no admin exists.
+    pub setup_code: Mutex<Option<String>>,
+    pub limiter: Mutex<LoginLimiter>,
+    /// The configuration in force as (key, value) rows; secrets only as "set".
+    pub summary: Vec<(String, String)>,
+    /// `beacon demo`: plays a demonstration call when sent to (the dashboard's button).
+    pub demo_call: Option<mpsc::Sender<()>>,
+}
+
+/// What a route knows of the request before it looks at the body.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub peer: Peer,
+    pub cookies: Option<String>,
+    /// `Authorization: Bearer …`, for API clients (not accepted yet: see `api`).
+    pub bearer: bool,
+}
+
+impl Caller {
+    pub fn new(peer: Option<Peer>, cookies: Option<String>, authorization: Option<String>) -> Self {
+        Caller {
+            peer: peer.unwrap_or(Peer {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                tls: false,
+            }),
+            cookies,
+            bearer: authorization.is_some_and(|a| a.starts_with("Bearer ")),
+        }
+    }
+
+    /// A cookie of this request.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        session::cookie(self.cookies.as_deref(), name)
+    }
+}
+
+/// Whether a refused request should get a page (redirect to the login) or a bare status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Page,
+    Api,
+}
+
+impl Web {
+    /// The caller's session and its token, when logged in.
+    pub fn session(&self, caller: &Caller) -> Option<(String, Session)> {
+        let token = caller.cookie(session::SESSION_COOKIE)?;
+        self.sessions
+            .get(token, Utc::now())
+            .map(|s| (token.to_string(), s))
+    }
+
+    /// The caller's session when it has `role`; otherwise the response to send: the login
+    /// (or first-run) page for a page, 401 for the API, 403 when the role is too low.
+    // The refusal is the response itself, made once per refused request: boxing it would only
+    // add a dereference at every route.
+    #[allow(clippy::result_large_err)]
+    pub fn require(&self, caller: &Caller, role: Role, kind: Kind) -> Result<Session, Response> {
+        match self.session(caller) {
+            Some((_, session)) if session.role.allows(role) => Ok(session),
+            Some((_, session)) => Err(respond::forbidden(&session, kind)),
+            None if kind == Kind::Api => Err(respond::unauthorized()),
+            None if !self.users.has_admin() => Err(respond::redirect("/first-run")),
+            None => Err(respond::redirect("/login")),
+        }
+    }
+
+    /// Session lifetime as a cookie age.
+    pub fn session_age(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.config.session_minutes))
+    }
+}

@@ -1,0 +1,194 @@
+//! The appliance's status in words and numbers, as the dashboard, `/api/health` and
+//! `/metrics` show it: sign-in, subscription, hub connection, last notification, outbox,
+//! alarm and lamps. Read from the services' watches; never a secret.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::alarm::{AlarmState, Output};
+use crate::app::Services;
+use crate::graph::tokens::AuthStatus;
+
+/// One line of the status table.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusLine {
+    pub name: &'static str,
+    /// "ok", "warn", "fault" or "off" (the page's colour).
+    pub level: &'static str,
+    pub text: String,
+}
+
+/// Everything the status table and health endpoint show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub device_id: String,
+    pub alarm: AlarmState,
+    pub lines: Vec<StatusLine>,
+    pub strobe: bool,
+    pub siren: bool,
+    pub trouble: bool,
+    pub troubles: usize,
+    pub outbox_pending: usize,
+    pub calls: usize,
+    pub last_notification: Option<DateTime<Utc>>,
+    pub hub_connected: bool,
+    pub signed_in: bool,
+    pub subscription_expires: Option<DateTime<Utc>>,
+}
+
+impl Status {
+    /// Healthy: no trouble and every configured feed is up.
+    pub fn healthy(&self) -> bool {
+        self.troubles == 0 && !self.lines.iter().any(|l| l.level == "fault")
+    }
+}
+
+/// Reads the status now.
+pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
+    let view = services.alarm.view().borrow().clone();
+    let mut lines = Vec::new();
+    let auth = services.status.auth.as_ref().map(|a| a.borrow().clone());
+    let signed_in = matches!(auth, Some(AuthStatus::SignedIn { .. }));
+    lines.push(match auth {
+        None => line(
+            "Microsoft sign-in",
+            "off",
+            "not configured (no tenant / client id)".into(),
+        ),
+        Some(AuthStatus::SignedOut) => line(
+            "Microsoft sign-in",
+            "fault",
+            "the service account is not signed in".into(),
+        ),
+        Some(AuthStatus::SigningIn { prompt }) => line(
+            "Microsoft sign-in",
+            "warn",
+            format!(
+                "waiting: open {} and enter {}",
+                prompt.verification_uri, prompt.user_code
+            ),
+        ),
+        Some(AuthStatus::SignedIn {
+            access_expires_at, ..
+        }) => line(
+            "Microsoft sign-in",
+            "ok",
+            format!(
+                "signed in (token valid until {})",
+                access_expires_at.format("%H:%M UTC")
+            ),
+        ),
+        Some(AuthStatus::SignInRequired { sentence, .. }) => {
+            line("Microsoft sign-in", "fault", sentence)
+        }
+        Some(AuthStatus::Retrying { sentence, .. }) => line("Microsoft sign-in", "warn", sentence),
+    });
+    let subscription = services
+        .status
+        .subscription
+        .as_ref()
+        .map(|s| s.borrow().clone());
+    let subscription_expires = subscription.as_ref().and_then(|s| s.expires_at);
+    lines.push(match &subscription {
+        None => line(
+            "Graph subscription",
+            "off",
+            "none until the service account is signed in".into(),
+        ),
+        Some(s) => match (&s.subscription_id, &s.problem, s.expires_at) {
+            (_, Some(problem), _) => line("Graph subscription", "fault", problem.clone()),
+            (Some(_), None, Some(expires)) => line(
+                "Graph subscription",
+                if expires - now < chrono::Duration::hours(1) {
+                    "warn"
+                } else {
+                    "ok"
+                },
+                format!("active, expires {}", expires.format("%Y-%m-%d %H:%M UTC")),
+            ),
+            _ => line("Graph subscription", "warn", "being created".into()),
+        },
+    });
+    if let Some(warning) = subscription.as_ref().and_then(|s| s.quota_warning.clone()) {
+        lines.push(line("Graph quota", "warn", warning));
+    }
+    let hub_connected = services.status.hub.connected.load(Ordering::Relaxed);
+    let hub_error = services
+        .status
+        .hub
+        .last_error
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    lines.push(match (hub_connected, hub_error) {
+        (true, _) => line("Event Hub", "ok", "connected".into()),
+        (false, Some(error)) => line("Event Hub", "fault", format!("not connected: {error}")),
+        (false, None) => line("Event Hub", "off", "not connected".into()),
+    });
+    let counters = services.counters.snapshot();
+    let last_ms = services.counters.last_record_ms.load(Ordering::Relaxed);
+    let last_notification = (last_ms > 0)
+        .then(|| DateTime::<Utc>::from_timestamp_millis(last_ms))
+        .flatten();
+    lines.push(line(
+        "Last notification",
+        "ok",
+        match last_notification {
+            Some(at) => format!(
+                "{} ({} records, {} rejected, {} duplicates)",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                counters.records,
+                counters.rejected_records + counters.rejected_items,
+                counters.duplicates
+            ),
+            None => "none since start".into(),
+        },
+    ));
+    let outbox_pending = services
+        .store
+        .outbox
+        .iter()
+        .filter(|(_, v)| {
+            v.as_ref()
+                .is_ok_and(|v| v.get("status").and_then(|s| s.as_str()) == Some("pending"))
+        })
+        .count();
+    lines.push(line(
+        "Outbox",
+        if outbox_pending > 0 { "warn" } else { "ok" },
+        format!("{outbox_pending} messages waiting to be delivered"),
+    ));
+    lines.push(line(
+        "MQTT",
+        "off",
+        "shown here once the MQTT output reports its status".into(),
+    ));
+    for trouble in &view.display.troubles {
+        lines.push(line(
+            "Trouble",
+            "fault",
+            format!("{}: {}", trouble.component, trouble.detail),
+        ));
+    }
+    Status {
+        device_id: services.device_id.clone(),
+        alarm: view.state,
+        strobe: view.outputs.strobe != Output::Off,
+        siren: view.outputs.siren != Output::Off,
+        trouble: view.outputs.trouble != Output::Off,
+        troubles: view.display.troubles.len(),
+        outbox_pending,
+        calls: services.store.calls.len(),
+        last_notification,
+        hub_connected,
+        signed_in,
+        subscription_expires,
+        lines,
+    }
+}
+
+fn line(name: &'static str, level: &'static str, text: String) -> StatusLine {
+    StatusLine { name, level, text }
+}

@@ -1,0 +1,380 @@
+//! The console on a test appliance: a store, the alarm, the simulated board, the display
+//! mirror, recognition fed directly with notifications (as a rich notification decrypts to),
+//! and the web console on 127.0.0.1 (plain HTTP, or HTTPS with the self-signed certificate).
+//! Plus a cookie-keeping HTTP client that logs in the way a browser does (CSRF cookie, form).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon::alarm_service::AlarmHandle;
+use beacon::app::{Services, StatusFeeds};
+use beacon::graph::notification::ChangeType;
+use beacon::hw::sim::SimLamps;
+use beacon::ingest::{InboxEntry, Notification};
+use beacon::recognise::{MessageSource, Recogniser};
+use beacon::store::Store;
+use beacon::web::session::Role;
+use beacon::web::{WebConfig, WebServer};
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// A display bus with nothing on it.
+pub struct NoBus;
+
+impl embedded_hal::i2c::ErrorType for NoBus {
+    type Error = std::convert::Infallible;
+}
+
+impl embedded_hal::i2c::I2c for NoBus {
+    fn transaction(
+        &mut self,
+        _address: u8,
+        _operations: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The admin and guard passwords of [`Console::with_users`].
+pub const ADMIN: (&str, &str) = ("admin", "admin password 1");
+pub const GUARD: (&str, &str) = ("guard", "guard password 1");
+
+/// A running console over a test appliance.
+pub struct Console {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub alarm: AlarmHandle,
+    pub lamps: SimLamps,
+    pub server: WebServer,
+    pub services: Services,
+    inbox: mpsc::Sender<InboxEntry>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Console {
+    /// A console over plain HTTP on a free loopback port.
+    pub async fn start() -> Console {
+        Console::start_with(WebConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            https: false,
+            ..WebConfig::default()
+        })
+        .await
+    }
+
+    /// A console with `web` settings (and `summary` rows for the settings page).
+    pub async fn start_with(web: WebConfig) -> Console {
+        Console::start_full(web, Vec::new(), |_| {}).await
+    }
+
+    /// A console whose store is first prepared by `prepare` (users, secrets, calls).
+    pub async fn start_full<P: FnOnce(&Store)>(
+        web: WebConfig,
+        summary: Vec<(String, String)>,
+        prepare: P,
+    ) -> Console {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        prepare(&store);
+        let (alarm, alarm_task) =
+            beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+        let (board, lamps) = beacon::hw::sim::relays(true);
+        let mut tasks = vec![tokio::spawn(beacon::outputs::relays::run(
+            alarm.view(),
+            board,
+        ))];
+        let recogniser = Recogniser {
+            store: store.clone(),
+            rules: Arc::new(beacon::emergency::Rules::default()),
+            alarm: alarm.clone(),
+            source: MessageSource::Unavailable,
+            service_account_id: None,
+            lifecycle: None,
+        };
+        let (inbox, rx) = mpsc::channel(16);
+        tasks.push(tokio::spawn(async move {
+            let _ = recogniser.run(rx).await;
+        }));
+        let (png_tx, png) = tokio::sync::watch::channel(Vec::new());
+        tasks.push(tokio::spawn(
+            beacon::outputs::display::task::run::<NoBus, _>(
+                alarm.view(),
+                |tick| beacon::outputs::display::ScreenContext {
+                    now: Utc::now().fixed_offset(),
+                    tick,
+                    status: Default::default(),
+                    last_call: None,
+                    setup: None,
+                },
+                None,
+                png_tx,
+            ),
+        ));
+        tasks.push(tokio::spawn(async move {
+            let _ = alarm_task.await;
+        }));
+        let services = Services {
+            store: store.clone(),
+            device_id: "web-test".into(),
+            alarm: alarm.clone(),
+            counters: Arc::new(Default::default()),
+            status: StatusFeeds {
+                auth: None,
+                subscription: None,
+                hub: Arc::new(Default::default()),
+                last_call: beacon::outputs::display::last_call::follow(&store, &alarm),
+                mqtt: None,
+            },
+            display_png: png,
+            health: tokio::sync::watch::channel(Default::default()).1,
+        };
+        let server = beacon::web::start(
+            &web,
+            &dir.path().join("data"),
+            &services,
+            beacon::web::Options {
+                summary,
+                demo_call: None,
+            },
+        )
+        .await
+        .expect("console starts");
+        Console {
+            dir,
+            store,
+            alarm,
+            lamps,
+            server,
+            services,
+            inbox,
+            tasks,
+        }
+    }
+
+    /// A console (plain HTTP) with an admin and a guard already set.
+    pub async fn with_users() -> Console {
+        Console::start_full(
+            WebConfig {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                https: false,
+                ..WebConfig::default()
+            },
+            Vec::new(),
+            add_users,
+        )
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Hands a chat message to recognition as a notification received now; returns the call
+    /// key once it is recorded.
+    pub async fn post_message(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        mut message: Value,
+    ) -> String {
+        if let Some(fields) = message.as_object_mut() {
+            fields.insert("id".into(), json!(message_id));
+            fields.insert("chatId".into(), json!(chat_id));
+            fields
+                .entry("createdDateTime")
+                .or_insert(json!(Utc::now().to_rfc3339()));
+            fields.entry("messageType").or_insert(json!("message"));
+        }
+        let key = format!("{chat_id}/{message_id}");
+        self.inbox
+            .send(InboxEntry {
+                key: format!("test/{key}"),
+                received_at: Utc::now(),
+                position: "test".into(),
+                notification: Notification::Message {
+                    subscription_id: "sub-test".into(),
+                    chat_id: chat_id.into(),
+                    message_id: message_id.into(),
+                    change_type: ChangeType::Created,
+                    message: Some(message),
+                },
+            })
+            .await
+            .expect("recognition running");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.store.calls.get(&key).ok().flatten().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call {key} not recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        key
+    }
+
+    /// Stops the console and the appliance's tasks.
+    pub async fn stop(self) {
+        let Console { server, tasks, .. } = self;
+        server.stop().await;
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Sets the test admin and guard.
+pub fn add_users(store: &Store) {
+    let users = beacon::web::password::Users::new(store.clone());
+    users.set(ADMIN.0, ADMIN.1, Role::Admin).expect("admin");
+    users.set(GUARD.0, GUARD.1, Role::Guard).expect("guard");
+}
+
+/// An emergency chat message as Teams posts it (H.7 shape: HTML, coordinates, card).
+pub fn emergency_message(caller: &str) -> Value {
+    json!({
+        "importance": "high",
+        "messageType": "message",
+        "from": {"user": {"id": "u-1", "displayName": caller}},
+        "body": {"contentType": "html", "content": format!(
+            "<p>{} (+14255550123) placed an emergency call to 911.</p><p>Location: 725 Example Street, Floor 4, Redmond, WA 98052, United States</p><p>47.6396, -122.1283</p>",
+            html_escape(caller))},
+        "attachments": [{
+            "id": "card-1",
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": serde_json::to_string(&json!({"type": "AdaptiveCard", "version": "1.4", "body": [
+                {"type": "FactSet", "facts": [
+                    {"title": "Caller", "value": caller},
+                    {"title": "UPN", "value": "jordan.rivera@contoso.com"},
+                    {"title": "Dialed", "value": "911"}
+                ]}
+            ]})).unwrap_or_default()
+        }]
+    })
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An HTTP client that keeps the console's cookies, does not follow redirects, and accepts
+/// the self-signed certificate.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .danger_accept_invalid_certs(true)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: base.to_string(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let Some((pair, _)) = value.to_str().unwrap_or("").split_once(';') else {
+                continue;
+            };
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.into(), value.into());
+                }
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("GET");
+        self.keep_cookies(&response);
+        response
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// The CSRF token of the form on the page at `path`.
+    pub async fn csrf(&mut self, path: &str) -> String {
+        let html = self.get(path).await.text().await.expect("page");
+        csrf_of(&html)
+    }
+
+    /// Logs in as `user`; panics when refused.
+    pub async fn login(&mut self, user: &str, password: &str) {
+        let token = self.csrf("/login").await;
+        let response = self
+            .post(
+                "/login",
+                &[("csrf", &token), ("user", user), ("password", password)],
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 303, "login as {user} refused");
+        assert!(self.cookies.contains_key("beacon_session"));
+    }
+}
+
+/// The first `name="csrf" value="…"` in a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    html.find(marker)
+        .map(|at| {
+            let rest = &html[at + marker.len()..];
+            rest[..rest.find('"').unwrap_or(0)].to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,89 @@
+//! HTTPS: on first start the console makes a self-signed certificate (kept, 0600 key) that a
+//! client trusting it accepts for `localhost`; session cookies are `Secure`, HSTS is sent, and
+//! plain HTTP is redirected to the HTTPS address.
+
+mod support;
+
+use beacon::web::WebConfig;
+use support::console::{add_users, Client, Console, ADMIN};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() {
+    let console = Console::start_full(
+        WebConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            https: true,
+            redirect_http: Some("127.0.0.1:0".parse().expect("addr")),
+            ..WebConfig::default()
+        },
+        Vec::new(),
+        add_users,
+    )
+    .await;
+    let url = console.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let cert_path = console.dir.path().join("data/web/cert.pem");
+    let key_path = console.dir.path().join("data/web/key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_path)
+        .expect("key")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A client that trusts exactly this certificate reaches https://localhost:<port>.
+    let pem = std::fs::read(&cert_path).expect("cert");
+    let trusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let port = console.server.addr.port();
+    let response = trusting
+        .get(format!("https://localhost:{port}/login"))
+        .send()
+        .await
+        .expect("the certificate is valid for localhost");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap_or_default()
+        .contains("max-age="));
+
+    // Session cookies are Secure over HTTPS.
+    let mut client = Client::new(&url);
+    let token = client.csrf("/login").await;
+    let response = client
+        .post(
+            "/login",
+            &[("csrf", &token), ("user", ADMIN.0), ("password", ADMIN.1)],
+        )
+        .await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // Plain HTTP is sent to HTTPS, same host and path.
+    let redirect = console.server.redirect_addr.expect("redirect listener");
+    let plain = Client::new(&format!("http://{redirect}"))
+        .http
+        .get(format!("http://localhost:{}/calls?x=1", redirect.port()))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(plain.status().as_u16(), 308);
+    assert_eq!(
+        plain.headers()["location"],
+        format!("https://localhost:{port}/calls?x=1").as_str()
+    );
+
+    // A restart keeps the certificate (browsers that accepted it keep accepting it).
+    let again =
+        beacon::web::tls::certificate_files(None, &console.dir.path().join("data")).expect("files");
+    assert_eq!(std::fs::read(&again.0).expect("cert"), pem);
+    console.stop().await;
+}
