@@ -18,6 +18,9 @@ pub struct ApplianceConfig {
     pub ca: PathBuf,
     /// Graph and identity of the fake cloud; `None`: rich notifications only, no sign-in.
     pub cloud: Option<(String, String, String, String)>,
+    /// Kafka static membership (`group.instance.id`): a restarted appliance takes its old
+    /// place in the group at once instead of waiting for the killed member's session to end.
+    pub static_membership: bool,
 }
 
 impl ApplianceConfig {
@@ -32,12 +35,13 @@ impl ApplianceConfig {
 
     fn toml(&self) -> String {
         let mut text = format!(
-            "device_id = \"campaign\"\ndata_dir = \"{}\"\n[eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n",
+            "device_id = \"campaign\"\ndata_dir = \"{}\"\n[eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\nstatic_membership = {}\n",
             self.data_dir.display(),
             connection_string(&self.hub).expose(),
             self.bootstrap,
             self.ca.display(),
             self.group,
+            self.static_membership,
         );
         if let Some((login, graph, tenant, client)) = &self.cloud {
             text.push_str(&format!(
