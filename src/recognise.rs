@@ -241,8 +241,17 @@ impl Recogniser {
         };
         let locally = alarms && zone.alarm_locally;
         if locally {
-            // First the outputs …
-            self.alarm.raise(key, summary(call)).await;
+            // First the outputs (the alarm task publishes them before it writes anything) …
+            // and wait until it has taken the call in: its audit record and state are then
+            // written before the record below, so the flush after the record makes both
+            // durable. Not waiting lost the alarm of a call whose record was flushed before
+            // the alarm task ran, when the process was killed in between (fault campaign).
+            self.alarm
+                .send(Event::CallRaised {
+                    key: key.to_string(),
+                    summary: summary(call),
+                })
+                .await;
         }
         // … then the record.
         let late = entry.position == "resync"
