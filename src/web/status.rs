@@ -160,11 +160,27 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         if outbox_pending > 0 { "warn" } else { "ok" },
         format!("{outbox_pending} messages waiting to be delivered"),
     ));
-    lines.push(line(
-        "MQTT",
-        "off",
-        "shown here once the MQTT output reports its status".into(),
-    ));
+    let mqtt = services.status.mqtt.as_ref().map(|m| m.borrow().clone());
+    lines.push(match mqtt {
+        None => line("MQTT", "off", "not configured".into()),
+        Some(m) if m.connected => line(
+            "MQTT",
+            "ok",
+            format!(
+                "connected to {} ({} commands rejected, {} events dropped)",
+                m.broker, m.commands_rejected, m.events_dropped
+            ),
+        ),
+        Some(m) => line(
+            "MQTT",
+            "fault",
+            format!(
+                "not connected to {}: {}",
+                m.broker,
+                m.last_error.as_deref().unwrap_or("connecting")
+            ),
+        ),
+    });
     for trouble in &view.display.troubles {
         lines.push(line(
             "Trouble",
