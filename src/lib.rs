@@ -20,6 +20,8 @@
 //! | raise the alarm, record the call | [`recognise`] → [`alarm_service`] | store |
 //! | alarm state machine | [`alarm`] | no |
 //! | strobe, siren, trouble relays; button; OLED | [`outputs`] over [`hw`] (`sim`, `linux`) | GPIO, I2C |
+//! | follow the alarm's notices: MQTT + Home Assistant | [`outputs::mqtt`] | MQTT (rumqttc) |
+//! | follow the alarm's notices: outbox → e-mail, SMS, webhooks, PagerDuty | [`outputs::notify`] | store, SMTP, HTTP |
 //!
 //! Keeping the feed alive: [`graph::auth`] (device code, refresh, via `oauth2`),
 //! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
@@ -30,7 +32,8 @@
 //! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
 //! turns faults into troubles within 60 s), [`commands`] (`beacon parse`), [`app`] (wiring of
 //! `run`, `replay`, `login`; shutdown), [`service_manager`] (systemd readiness, status and the
-//! watchdog fed only while the pipeline turns). The command line is in `main.rs`.
+//! watchdog fed only while the pipeline turns), [`hw::failsafe`] (outputs de-energised on a
+//! panic). The command line is in `main.rs`.
 //!
 //! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics) and
 //! [`demo`] (`beacon demo`: the whole appliance on the simulated board with a replay source).
