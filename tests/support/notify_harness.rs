@@ -23,9 +23,14 @@ pub struct Bench {
 
 impl Bench {
     pub fn new() -> Bench {
+        Bench::with_alarm(alarm_config())
+    }
+
+    /// A bench whose alarm runs with `config` (escalation times, …).
+    pub fn with_alarm(config: AlarmConfig) -> Bench {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("data")).expect("store");
-        let (alarm, alarm_task) = alarm_service::spawn(alarm_config(), store.clone(), Utc::now());
+        let (alarm, alarm_task) = alarm_service::spawn(config, store.clone(), Utc::now());
         Bench {
             dir,
             store,
