@@ -32,7 +32,7 @@ pub struct Limits {
 
 impl Limits {
     /// Checks four times per interval; the consumer may be silent for half of it; the alarm
-    /// gets a quarter (at most [`MAX_ALARM_ANSWER`]). A stall is thus reported to systemd (by
+    /// gets a quarter (at most `MAX_ALARM_ANSWER`). A stall is thus reported to systemd (by
     /// silence) within one interval and a half at worst.
     pub fn for_interval(interval: Duration) -> Limits {
         Limits {
