@@ -31,7 +31,7 @@
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
 //! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
 //! turns faults into troubles within 60 s), [`commands`] (`beacon parse`), [`app`] (wiring of
-//! `run`, `replay`, `login`; shutdown), [`service_manager`] (systemd readiness, status and the
+//! `run`, `replay`, `login`; shutdown; [`services`]: what the side parts are handed), [`service_manager`] (systemd readiness, status and the
 //! watchdog fed only while the pipeline turns), [`hw::failsafe`] (outputs de-energised on a
 //! panic). The command line is in `main.rs`.
 //!
@@ -58,5 +58,6 @@ pub mod outputs;
 pub mod recognise;
 pub mod secret;
 pub mod service_manager;
+pub mod services;
 pub mod store;
 pub mod web;
