@@ -1,30 +1,28 @@
-//! Wiring: opens the store, loads keys and client states, starts the stages, and shuts them
-//! down in order (consumer first — it flushes and commits — then the stages drain).
+//! Wiring: opens the store, loads keys and client states, starts the parts, and shuts them
+//! down in order (the cloud link first — its consumer flushes and commits, then recognition
+//! drains — then the console, notifiers, MQTT, outputs and last the alarm).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::alarm_service::{self, AlarmHandle};
+use crate::cloud_link::{graph_source, recogniser, CloudLink, Control, Feeds, Handles};
 use crate::config::Config;
-use crate::emergency::Rules;
 use crate::eventhub::connection::ConnectionError;
-use crate::eventhub::consumer::{self, ConsumerError, ConsumerSettings};
+use crate::eventhub::consumer::{ConsumerError, ConsumerStatus};
 use crate::graph::account::Account;
 use crate::graph::auth::DeviceCodePrompt;
-use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
-use crate::graph::client::GraphClient;
 use crate::graph::client_state::ClientStates;
 use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
-use crate::graph::retry::RetryPolicy;
-use crate::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
-use crate::graph::tokens::TokenKeeper;
+use crate::graph::subscription::SubscriptionStatus;
+use crate::graph::tokens::AuthStatus;
 use crate::health::{HealthReport, IngestCounters, IngestSnapshot, Limits, Supervisor};
 use crate::ingest::{self, InboxEntry, Ingest, Record, RecordOutcome};
-use crate::recognise::{MessageSource, Recogniser};
+use crate::recognise::MessageSource;
 use crate::service_manager::watchdog::Watchdog;
 use crate::service_manager::Notifier;
 use crate::store::{Store, StoreError};
@@ -93,111 +91,45 @@ impl Core {
     }
 }
 
-/// `beacon run`: consume the hub until SIGINT/SIGTERM.
+/// `beacon run`: the appliance until SIGINT/SIGTERM. The alarm, outputs, display, MQTT,
+/// notifiers and console run from the start; the link to the cloud ([`CloudLink`]) runs with
+/// the settings in force and is restarted when the setup wizard saves new ones.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let core = Core::open(&config)?;
-    let target = config.eventhub_target()?;
     let (alarm, alarm_task) =
         alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
     let output_tasks = start_outputs(&config, &alarm).await;
-    let (source, tokens) = graph_source(&config, &core.store)?;
-    if let Some(tokens) = &tokens {
-        tokio::spawn(tokens.clone().run(std::future::pending::<()>()));
-    } else {
-        tracing::warn!(
-            "Graph sign-in is not configured: basic notifications wait in the inbox until it is"
-        );
-    }
-    let mut recogniser = recogniser(&config, &core, alarm.clone(), source.clone())?;
-    let mut gap_watch = None;
-    if let (MessageSource::Graph(graph), Some(account)) =
-        (&source, crate::graph::account::stored(&core.store))
-    {
-        let keeper = SubscriptionKeeper::new(
-            graph.clone(),
-            core.store.clone(),
-            core.client_states.clone(),
-            SubscriptionSettings {
-                service_account_id: account.id,
-                namespace: target.namespace().to_string(),
-                hub: target.topic().to_string(),
-                hub_tenant: config
-                    .graph
-                    .hub_tenant
-                    .clone()
-                    .or_else(|| config.graph.tenant_id.clone())
-                    .unwrap_or_default(),
-                model_b: config.graph.model_b,
-                rich: config
-                    .graph
-                    .rich_notifications
-                    .then(|| core.keys.current().cloned())
-                    .flatten(),
-            },
-        );
-        let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
-        recogniser.lifecycle = Some(lifecycle_tx);
-        let forward = keeper.clone();
-        tokio::spawn(async move {
-            while let Some((id, event)) = lifecycle_rx.recv().await {
-                forward.lifecycle(&id, event).await;
-            }
-        });
-        gap_watch = Some((graph.clone(), keeper.status()));
-        tokio::spawn(keeper.run(std::future::pending::<()>()));
-    } else if tokens.is_some() {
-        tracing::warn!("the service account is not signed in: run `beacon login` (no subscription is kept until then)");
-    }
-    if let Some(warning) = config.secret_expiry_warning(Utc::now().date_naive()) {
-        tracing::warn!("{warning}");
-    }
-    let (tx, rx) = mpsc::channel(config.ingest.queue);
-    let stage = tokio::spawn(recogniser.run(rx));
-    let resumed = ingest::stage::resume(&core.store, &tx).await?;
-    if resumed > 0 {
-        tracing::info!(
-            resumed,
-            "handed on notifications pending from before the restart"
-        );
-    }
-    let settings = ConsumerSettings {
-        group_id: config.consumer_group(&core.device_id),
-        client_id: core.device_id.clone(),
-        ca_file: config.eventhub.ca_file.clone(),
-        instance_id: config
-            .eventhub
-            .static_membership
-            .then(|| core.device_id.clone()),
-        max_batch: config.ingest.max_batch,
-        commit: true,
-        target,
+    let (auth, auth_feed) = watch::channel(AuthStatus::SignedOut);
+    let (subscription, subscription_feed) = watch::channel(SubscriptionStatus::default());
+    let (handles, handles_feed) = watch::channel(Handles::default());
+    let feeds = Feeds {
+        auth,
+        subscription,
+        hub: Arc::new(ConsumerStatus::default()),
+        handles,
     };
-    tracing::info!(
-        device_id = core.device_id,
-        bootstrap = settings.target.bootstrap,
-        topic = settings.target.topic(),
-        group = settings.group_id,
-        "consuming the Event Hub"
-    );
-    let consumer = consumer::spawn(settings, core.ingest(tx.clone()))?;
+    let (control, mut restart_requests) = Control::new(handles_feed, Arc::new(config.clone()));
+    let mut link = CloudLink::start(&config, &core, &alarm, &feeds).await;
     let systemd = Notifier::from_env();
-    let watchdog = Watchdog::spawn_from_env(&systemd, consumer.status.clone(), &alarm);
-    let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
-    let (health_report, health) = tokio::sync::watch::channel(HealthReport::default());
+    let watchdog = Watchdog::spawn_from_env(&systemd, feeds.hub.clone(), &alarm);
+    let (display_png, display_mirror) = watch::channel(Vec::new());
+    let (health_report, health) = watch::channel(HealthReport::default());
     let mut services = Services {
         store: core.store.clone(),
         device_id: core.device_id.clone(),
         alarm: alarm.clone(),
         counters: core.counters.clone(),
         status: StatusFeeds {
-            auth: tokens.as_ref().map(|t| t.status()),
-            subscription: gap_watch.as_ref().map(|(_, s)| s.clone()),
-            hub: consumer.status.clone(),
+            auth: Some(auth_feed),
+            subscription: Some(subscription_feed),
+            hub: feeds.hub.clone(),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
+            setup_code: crate::services::no_setup_code(),
         },
         display_png: display_mirror,
         health,
+        cloud: Some(control),
     };
     let mqtt = crate::outputs::mqtt::start(&config, &services).await;
     services.status.mqtt = mqtt.as_ref().map(|m| m.status());
@@ -215,28 +147,31 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     start_display(&config, &services, display_png).await;
     let messages = crate::outputs::notify::task::start(&config.notify, &services).await;
     let console = crate::web::start_configured(&config, &services).await;
-    if let Some((graph, subscription)) = gap_watch {
-        // Resync at start (the appliance was down until now) and after every gap.
-        tokio::spawn(crate::graph::resync::run_triggers(
-            graph,
-            core.store.clone(),
-            tx.downgrade(),
-            subscription,
-            consumer.status.clone(),
-        ));
+    systemd.ready(&if link.consuming() {
+        format!("consuming the Event Hub as {}", core.device_id)
+    } else {
+        format!(
+            "{} is not set up yet: waiting for the console's Setup page",
+            core.device_id
+        )
+    });
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = restart_requests.recv() => {
+                tracing::info!("the cloud settings changed: restarting the link");
+                link.stop(&core.store).await;
+                link = CloudLink::start(&config, &core, &alarm, &feeds).await;
+            }
+        }
     }
-    drop(tx);
-    systemd.ready(&format!("consuming the Event Hub as {}", core.device_id));
-    shutdown_signal().await;
     tracing::info!("shutting down");
     systemd.stopping();
     watchdog.stop().await;
-    tokio::task::spawn_blocking(move || consumer.shutdown())
-        .await
-        .map_err(|e| ConsumerError::Thread(e.to_string()))?;
+    link.stop(&core.store).await;
     core.store.flush()?;
-    let _ = stage.await;
-    crate::graph::resync::set_watermark(&core.store, Utc::now());
     // The console's routes and connections hold alarm handles: gone before the alarm ends.
     if let Some(console) = console {
         console.stop().await;
@@ -256,7 +191,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for task in output_tasks {
         task.abort();
     }
-    // The recogniser's handle went with the stage; this was the last one: the alarm task
+    // The recogniser's handle went with the link; this was the last one: the alarm task
     // drains what is queued, persists, and ends.
     drop(alarm);
     let _ = alarm_task.await;
@@ -366,50 +301,6 @@ where
     crate::graph::account::fetch_and_store(&graph, &core.store)
         .await
         .map_err(|e| AppError::Config(e.to_string()))
-}
-
-/// The Graph message source and token keeper, when sign-in is configured.
-fn graph_source(
-    config: &Config,
-    store: &Store,
-) -> Result<(MessageSource, Option<Arc<TokenKeeper>>), AppError> {
-    let (Some(tenant), Some(client_id)) = (&config.graph.tenant_id, &config.graph.client_id) else {
-        return Ok((MessageSource::Unavailable, None));
-    };
-    let settings = OAuthSettings {
-        login_url: config.graph.login_url.clone(),
-        tenant: tenant.clone(),
-        client_id: client_id.clone(),
-        client_secret: config.graph.client_secret.clone(),
-        scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-    };
-    let tokens =
-        TokenKeeper::new(settings, store.clone()).map_err(|e| AppError::Config(e.to_string()))?;
-    let graph = GraphClient::new(
-        &config.graph.graph_url,
-        tokens.clone(),
-        RetryPolicy::default(),
-    )
-    .map_err(|e| AppError::Config(e.to_string()))?;
-    Ok((MessageSource::Graph(graph), Some(tokens)))
-}
-
-fn recogniser(
-    config: &Config,
-    core: &Core,
-    alarm: AlarmHandle,
-    source: MessageSource,
-) -> Result<Recogniser, AppError> {
-    let rules = Rules::compile(&config.emergency).map_err(|e| AppError::Config(e.to_string()))?;
-    let service_account_id = crate::graph::account::stored(&core.store).map(|a| a.id);
-    Ok(Recogniser {
-        store: core.store.clone(),
-        rules: Arc::new(rules),
-        alarm,
-        source,
-        service_account_id,
-        lifecycle: None,
-    })
 }
 
 /// Result of `beacon replay`.

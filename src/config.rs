@@ -501,7 +501,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn is_name(value: &str, max: usize) -> bool {
+pub(crate) fn is_name(value: &str, max: usize) -> bool {
     !value.is_empty()
         && value.len() <= max
         && value

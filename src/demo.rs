@@ -125,10 +125,12 @@ where
             hub: Arc::new(Default::default()),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
+            setup_code: crate::services::no_setup_code(),
         },
         display_png: display_mirror,
         // No supervisor in the demo (there is no hub or sign-in to watch).
         health: tokio::sync::watch::channel(Default::default()).1,
+        cloud: None,
     };
     let statuses = services.status.clone();
     let display = tokio::spawn(crate::outputs::display::task::run::<NoBus, _>(

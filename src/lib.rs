@@ -31,7 +31,9 @@
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
 //! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
 //! turns faults into troubles within 60 s), [`commands`] (`beacon parse`), [`app`] (wiring of
-//! `run`, `replay`, `login`; shutdown; [`services`]: what the side parts are handed), [`service_manager`] (systemd readiness, status and the
+//! `run`, `replay`, `login`; shutdown; [`services`]: what the side parts are handed),
+//! [`cloud_link`] (sign-in, subscription, recognition and consumer as one restartable unit),
+//! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`] (systemd readiness, status and the
 //! watchdog fed only while the pipeline turns), [`hw::failsafe`] (outputs de-energised on a
 //! panic). The command line is in `main.rs`.
 //!
@@ -45,6 +47,8 @@
 pub mod alarm;
 pub mod alarm_service;
 pub mod app;
+pub mod cloud_link;
+pub mod cloud_settings;
 pub mod commands;
 pub mod config;
 pub mod demo;

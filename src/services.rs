@@ -20,6 +20,9 @@ pub struct Services {
     pub display_png: tokio::sync::watch::Receiver<Vec<u8>>,
     /// The health supervisor's last assessment.
     pub health: tokio::sync::watch::Receiver<HealthReport>,
+    /// The link to the cloud, for the setup wizard; `None` where no link runs (`beacon demo`,
+    /// tests of the side parts).
+    pub cloud: Option<crate::cloud_link::Control>,
 }
 
 /// The statuses of the feed's parts, as the display, the web page and health supervision
@@ -37,6 +40,14 @@ pub struct StatusFeeds {
     pub last_call: tokio::sync::watch::Receiver<Option<crate::outputs::display::LastCall>>,
     /// MQTT broker link; `None` when MQTT is off.
     pub mqtt: Option<tokio::sync::watch::Receiver<crate::outputs::mqtt::MqttStatus>>,
+    /// The console's one-time setup code while no admin exists (the console sets it; the
+    /// display shows it on the setup screen).
+    pub setup_code: Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+/// A setup-code feed with no code in it.
+pub fn no_setup_code() -> Arc<tokio::sync::watch::Sender<Option<String>>> {
+    Arc::new(tokio::sync::watch::channel(None).0)
 }
 
 impl StatusFeeds {
@@ -52,10 +63,12 @@ impl StatusFeeds {
                     code: prompt.user_code.clone(),
                     url: prompt.verification_uri.clone(),
                 }),
+                setup_code: None,
             }),
             None | Some(AuthStatus::SignedOut) => Some(SetupInfo {
                 address: "https://beacon.local".into(),
                 sign_in: None,
+                setup_code: self.setup_code.borrow().clone(),
             }),
             _ => None,
         };

@@ -286,6 +286,7 @@ fn setup_screens() {
             code: "F7KQ2XWPL".into(),
             url: "https://microsoft.com/devicelogin".into(),
         }),
+        setup_code: None,
     });
     // Setup is shown over trouble and ready, never over a call.
     let mut m = model(DisplayMode::Trouble, "TROUBLE");
@@ -300,6 +301,14 @@ fn setup_screens() {
     };
     let (_, fb) = draw(&model(DisplayMode::Ready, "READY"), &without_code);
     golden("setup", &fb);
+    // First start: the code that sets the console's admin password is on the panel.
+    let first_start = {
+        let mut c = without_code.clone();
+        c.setup.as_mut().unwrap().setup_code = Some("K7QM-2XWP".into());
+        c
+    };
+    let (_, fb) = draw(&model(DisplayMode::Ready, "READY"), &first_start);
+    golden("setup_first_start", &fb);
     let alarm = alarm_model(vec![call("Ann", "Desk", false, false)]);
     assert_eq!(draw(&alarm, &c).0, Screen::Alarm);
 }
@@ -351,8 +360,9 @@ fn hostile_caller_text_is_cleaned_cut_and_never_panics() {
         address: hostile.clone(),
         sign_in: Some(SignInCode {
             code: hostile.clone(),
-            url: hostile,
+            url: hostile.clone(),
         }),
+        setup_code: Some(hostile),
     });
     draw(&model(DisplayMode::Ready, "READY"), &c);
 }

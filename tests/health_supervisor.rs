@@ -58,6 +58,7 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 hub: hub.clone(),
                 last_call,
                 mqtt: None,
+                setup_code: beacon::services::no_setup_code(),
             },
             counters: Arc::new(IngestCounters::default()),
             limits: Limits {

@@ -5,63 +5,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
 use support::fake_cloud::{FakeCloud, FakeOptions};
 use support::kafka::{broker, connection_string, create_topic};
+use support::process::{beacon, Log};
 use support::unique;
 
 const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
 const HMAC: &str = "run-hmac-secret-0f3c";
-
-fn beacon(args: &[&str], config: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    cmd.args(args).arg("--config").arg(config);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// The child's stderr lines, as they come, and all of them kept.
-fn log_lines(
-    child: &mut Child,
-) -> (
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let all = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let keep = all.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(mut all) = keep.lock() {
-                all.push_str(&line);
-                all.push('\n');
-            }
-            let _ = tx.send(line);
-        }
-    });
-    (rx, all)
-}
-
-async fn wait_for_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, needle: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(line)) if line.contains(needle) => return,
-            Ok(Some(_)) => {}
-            _ => panic!("no log line containing {needle:?} within 30 s"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops() {
@@ -125,8 +80,9 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
         .stderr(Stdio::piped())
         .spawn()
         .expect("run");
-    let (mut log, all) = log_lines(&mut run);
-    wait_for_line(&mut log, "subscription created").await;
+    let mut log = Log::follow(&mut run);
+    log.wait_for("subscription created", Duration::from_secs(30))
+        .await;
     cloud
         .post_message(
             CHAT,
@@ -196,7 +152,7 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
     assert!(statuses
         .iter()
         .all(|(_, _, k)| k.as_str().is_some_and(|k| k.starts_with(CHAT))));
-    let log = all.lock().map(|l| l.clone()).unwrap_or_default();
+    let log = log.text();
     assert!(log.contains("notification delivered"), "the log says so");
     for secret in [PAGERDUTY_KEY, HMAC, "hook-url-token-93e1"] {
         assert!(!log.contains(secret), "a notification secret is in the log");

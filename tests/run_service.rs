@@ -5,53 +5,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use support::fake_cloud::{FakeCloud, FakeOptions};
 use support::kafka::{broker, connection_string, create_topic};
+use support::process::{beacon, Log};
 use support::unique;
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
-
-fn beacon(args: &[&str], config: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    cmd.args(args).arg("--config").arg(config);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// Lines of the child's stderr (the log), as they come.
-fn log_lines(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-async fn wait_for_line(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
-    needle: &str,
-) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(line)) if line.contains(needle) => return line,
-            Ok(Some(_)) => {}
-            _ => panic!("no log line containing {needle:?} within 30 s"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
@@ -112,8 +75,9 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run");
-    let mut log = log_lines(&mut run);
-    wait_for_line(&mut log, "subscription created").await;
+    let mut log = Log::follow(&mut run);
+    log.wait_for("subscription created", Duration::from_secs(30))
+        .await;
     assert_eq!(cloud.subscriptions().len(), 1);
     assert_eq!(cloud.subscriptions()[0].hub, hub);
 
@@ -125,7 +89,9 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
                    "body": {"contentType": "html", "content": "<p>Kim Park has placed an Emergency Call to 911</p><p>Location: 1 Main St, Springfield</p>"}}),
         )
         .await;
-    let line = wait_for_line(&mut log, "emergency call recognised").await;
+    let line = log
+        .wait_for("emergency call recognised", Duration::from_secs(30))
+        .await;
     assert!(line.contains(&id), "{line}");
 
     // SIGTERM: a clean stop.

@@ -244,6 +244,9 @@ fn alarm() -> (
 /// A consumer status beaten every 20 ms until `stop` is set.
 fn beating(stop: Arc<std::sync::atomic::AtomicBool>) -> Arc<ConsumerStatus> {
     let status = Arc::new(ConsumerStatus::default());
+    status
+        .running
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let beater = status.clone();
     std::thread::spawn(move || {
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -293,6 +296,25 @@ async fn a_consumer_that_stops_polling_starves_the_watchdog() {
         after.iter().all(|m| !m.contains("WATCHDOG=1")),
         "no ping once stuck: {after:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_appliance_not_set_up_yet_has_no_consumer_to_stall_and_is_fed() {
+    let manager = FakeManager::bind();
+    let (alarm, _alarm_task, _dir) = alarm();
+    // No consumer runs (no Event Hub set up): its heartbeat never moves.
+    let consumer = Arc::new(ConsumerStatus::default());
+    let limits = short_limits();
+    let task = tokio::spawn(watchdog::run(manager.notifier(), limits, consumer, alarm));
+    let seen = tokio::task::spawn_blocking(move || manager.during(limits.period * 6))
+        .await
+        .expect("join");
+    task.abort();
+    assert!(
+        seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        "fed while nothing can stall: {seen:?}"
+    );
+    assert!(seen.iter().all(|m| !m.contains("stuck")), "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

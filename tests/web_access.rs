@@ -18,13 +18,27 @@ const GUARDED_GETS: &[&str] = &[
     "/calls/YWJj",
     "/chats",
     "/settings",
+    "/setup",
     "/api/calls",
     "/api/calls/YWJj",
     "/api/health",
     "/api/events",
     "/metrics",
 ];
-const GUARDED_POSTS: &[&str] = &["/acknowledge", "/logout", "/settings/users", "/demo/call"];
+const GUARDED_POSTS: &[&str] = &[
+    "/acknowledge",
+    "/logout",
+    "/settings/users",
+    "/settings/tokens",
+    "/settings/tokens/revoke",
+    "/demo/call",
+    "/setup/oauth",
+    "/setup/eventhub",
+    "/setup/sign-in",
+    "/setup/sign-in/cancel",
+    "/setup/subscription",
+    "/setup/test-alarm",
+];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_without_a_session() {
@@ -255,7 +269,25 @@ async fn a_guard_cannot_open_or_change_settings() {
     assert_eq!(guard.get("/").await.status().as_u16(), 200);
     assert_eq!(guard.get("/calls").await.status().as_u16(), 200);
     assert_eq!(guard.get("/settings").await.status().as_u16(), 403);
+    assert_eq!(guard.get("/setup").await.status().as_u16(), 403);
     let token = guard.csrf("/").await;
+    let response = guard
+        .post(
+            "/setup/oauth",
+            &[
+                ("csrf", &token),
+                ("tenant_id", "evil.example.com"),
+                ("client_id", "00000000-0000-4000-8000-000000000001"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(
+        beacon::cloud_settings::saved(&console.store)
+            .oauth
+            .is_none(),
+        "a guard changed nothing"
+    );
     let response = guard
         .post(
             "/settings/users",
@@ -329,6 +361,83 @@ async fn every_answer_carries_the_security_headers() {
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
+    );
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_token_reads_the_api_until_it_is_revoked_and_never_opens_a_page() {
+    let console = Console::with_users().await;
+    let mut admin = Client::new(&console.url());
+    admin.login(ADMIN.0, ADMIN.1).await;
+    let csrf = admin.csrf("/settings").await;
+    let made = admin
+        .post(
+            "/settings/tokens",
+            &[("csrf", &csrf), ("name", "grafana"), ("role", "guard")],
+        )
+        .await;
+    assert_eq!(made.status().as_u16(), 200);
+    let html = made.text().await.unwrap_or_default();
+    let token = html
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the new token is shown once")
+        .to_string();
+    assert!(token.starts_with("beacon_"), "{token}");
+    // Shown once: the settings page does not show it again.
+    let again = admin
+        .get("/settings")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(!again.contains(&token));
+    assert!(again.contains("grafana"));
+
+    let machine = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |path: &str, bearer: &str| {
+        machine
+            .get(format!("{}{path}", console.url()))
+            .header("authorization", format!("Bearer {bearer}"))
+            .send()
+    };
+    for path in ["/api/calls", "/api/health", "/metrics"] {
+        let answer = get(path, &token).await.expect("GET");
+        assert_eq!(answer.status().as_u16(), 200, "GET {path} with the token");
+    }
+    assert_eq!(
+        get("/api/calls", "beacon_not-a-token")
+            .await
+            .expect("GET")
+            .status()
+            .as_u16(),
+        401
+    );
+    // A token is for the API only: a page still wants a login.
+    let page = get("/settings", &token).await.expect("GET");
+    assert_eq!(page.status().as_u16(), 303);
+
+    let csrf = admin.csrf("/settings").await;
+    let revoked = admin
+        .post(
+            "/settings/tokens/revoke",
+            &[("csrf", &csrf), ("name", "grafana")],
+        )
+        .await;
+    assert_eq!(revoked.status().as_u16(), 200);
+    assert_eq!(
+        get("/api/calls", &token)
+            .await
+            .expect("GET")
+            .status()
+            .as_u16(),
+        401,
+        "revoked"
     );
     console.stop().await;
 }

@@ -58,6 +58,9 @@ pub struct ConsumerStatus {
     /// disconnected; it stops moving only when the loop is stuck or gone (the service
     /// watchdog follows it).
     pub heartbeat: Mutex<Option<Instant>>,
+    /// Whether a consumer runs at all (false on an appliance not set up yet, and while the
+    /// link restarts): the service watchdog only follows the heartbeat while this is set.
+    pub running: AtomicBool,
 }
 
 impl ConsumerStatus {
@@ -164,6 +167,8 @@ impl ConsumerHandle {
             if thread.join().is_err() {
                 tracing::error!("the consumer thread panicked");
             }
+            self.status.running.store(false, Ordering::Relaxed);
+            self.status.connected.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -176,13 +181,24 @@ impl Drop for ConsumerHandle {
 
 /// Subscribes to the hub and starts consuming into `ingest`.
 pub fn spawn(settings: ConsumerSettings, ingest: Ingest) -> Result<ConsumerHandle, ConsumerError> {
-    let status = Arc::new(ConsumerStatus::default());
+    spawn_reporting(settings, ingest, Arc::new(ConsumerStatus::default()))
+}
+
+/// [`spawn`], reporting into `status` (which outlives this consumer: `beacon run` restarts
+/// the consumer when the settings change, and the page and watchdog keep following one status).
+pub fn spawn_reporting(
+    settings: ConsumerSettings,
+    ingest: Ingest,
+    status: Arc<ConsumerStatus>,
+) -> Result<ConsumerHandle, ConsumerError> {
     let consumer: BaseConsumer<Context> =
         client_config(&settings).create_with_context(Context {
             status: status.clone(),
         })?;
     consumer.subscribe(&[settings.target.topic()])?;
     let stop = Arc::new(AtomicBool::new(false));
+    status.beat(Instant::now());
+    status.running.store(true, Ordering::Relaxed);
     let thread = {
         let stop = stop.clone();
         let status = status.clone();

@@ -139,6 +139,11 @@ impl SubscriptionKeeper {
         self.status.subscribe()
     }
 
+    /// What it subscribes to and where notifications go.
+    pub fn settings(&self) -> &SubscriptionSettings {
+        &self.settings
+    }
+
     /// A copy of what the keeper knows.
     pub async fn state(&self) -> KeeperState {
         self.state.lock().await.clone()
@@ -372,6 +377,17 @@ impl SubscriptionKeeper {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Does the due steps now (list, create or renew) until only waiting is left: the setup
+    /// wizard's "Create subscription". Returns the resulting status.
+    pub async fn settle(&self, now: DateTime<Utc>) -> Result<SubscriptionStatus, GraphError> {
+        for _ in 0..4 {
+            if let Action::WaitUntil(_) = self.step(now).await? {
+                break;
+            }
+        }
+        Ok(self.status.borrow().clone())
     }
 
     /// Runs the schedule until `shutdown` resolves.

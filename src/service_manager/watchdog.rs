@@ -120,13 +120,14 @@ pub async fn run(
     loop {
         ticks.tick().await;
         let probe = probe_alarm(&alarm, limits.alarm_answer).await;
-        match judge(
-            Instant::now(),
-            started,
-            consumer.last_beat(),
-            probe,
-            &limits,
-        ) {
+        let now = Instant::now();
+        // No consumer runs on an appliance not set up yet: nothing there can stall.
+        let beat = if consumer.running.load(std::sync::atomic::Ordering::Relaxed) {
+            consumer.last_beat()
+        } else {
+            Some(now)
+        };
+        match judge(now, started, beat, probe, &limits) {
             Verdict::Turning => {
                 notifier.watchdog();
                 if stuck {

@@ -1,6 +1,7 @@
 //! The JSON API: `/api/calls` (same filter as the table), `/api/calls/{id}`, `/api/health`.
-//! Same login as the pages (the session cookie); without one the answer is 401, never a
-//! redirect. Machine tokens are not implemented yet.
+//! Same login as the pages (the session cookie) or a machine's API token
+//! (`Authorization: Bearer …`, see `api_tokens`); without either the answer is 401, never a
+//! redirect.
 
 use chrono::Utc;
 use serde::Serialize;

@@ -15,6 +15,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/console.js"),
     ),
     (
+        "setup.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/setup.js"),
+    ),
+    (
         "map.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/map.js"),

@@ -9,11 +9,12 @@
 //!
 //! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
-//! `/settings/users`, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
+//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
 
 pub mod api;
+pub mod api_tokens;
 pub mod assets;
 pub mod config;
 pub mod csrf;
@@ -30,6 +31,7 @@ pub mod sse;
 pub mod state;
 pub mod status;
 pub mod tls;
+pub mod wizard;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -122,6 +124,7 @@ pub async fn start(
             setup_code = code,
             "first start: no console administrator yet. Open the console and enter this setup code to set the admin password"
         );
+        services.status.setup_code.send_replace(Some(code.clone()));
         Some(code)
     };
     let web = Arc::new(Web {
@@ -137,6 +140,8 @@ pub async fn start(
         )),
         summary: options.summary,
         demo_call: options.demo_call,
+        tokens: api_tokens::ApiTokens::new(services.store.clone()),
+        wizard: Default::default(),
     });
     let tls = if config.https {
         let configured = config
@@ -318,6 +323,65 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .map(pages::settings::add_user);
+    let setup_page = get
+        .and(warp::path!("setup"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::setup::show(&w, &c));
+    let setup_oauth = post
+        .and(warp::path!("setup" / "oauth"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::oauth);
+    let setup_hub = post
+        .and(warp::path!("setup" / "eventhub"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::event_hub);
+    let setup_sign_in = post
+        .and(warp::path!("setup" / "sign-in"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::sign_in);
+    let setup_cancel = post
+        .and(warp::path!("setup" / "sign-in" / "cancel"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::cancel_sign_in);
+    let setup_subscription = post
+        .and(warp::path!("setup" / "subscription"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::subscription);
+    let setup_test = post
+        .and(warp::path!("setup" / "test-alarm"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::setup::test_alarm);
+    let setup = setup_page
+        .or(setup_oauth)
+        .unify()
+        .or(setup_hub)
+        .unify()
+        .or(setup_sign_in)
+        .unify()
+        .or(setup_cancel)
+        .unify()
+        .or(setup_subscription)
+        .unify()
+        .or(setup_test)
+        .unify()
+        .boxed();
+
+    let add_token = post
+        .and(warp::path!("settings" / "tokens"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::create_token);
+    let revoke_token = post
+        .and(warp::path!("settings" / "tokens" / "revoke"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::revoke_token);
     let history = calls
         .or(csv)
         .unify()
@@ -328,6 +392,10 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(settings)
         .unify()
         .or(add_user)
+        .unify()
+        .or(add_token)
+        .unify()
+        .or(revoke_token)
         .unify()
         .boxed();
 
@@ -370,6 +438,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
 
     access
         .or(console)
+        .unify()
+        .or(setup)
         .unify()
         .or(history)
         .unify()

@@ -30,6 +30,10 @@ pub struct Web {
     pub summary: Vec<(String, String)>,
     /// `beacon demo`: plays a demonstration call when sent to (the dashboard's button).
     pub demo_call: Option<mpsc::Sender<()>>,
+    /// API tokens for machines.
+    pub tokens: super::api_tokens::ApiTokens,
+    /// The setup wizard's last outcomes.
+    pub wizard: super::wizard::WizardState,
 }
 
 /// What a route knows of the request before it looks at the body.
@@ -37,8 +41,8 @@ pub struct Web {
 pub struct Caller {
     pub peer: Peer,
     pub cookies: Option<String>,
-    /// `Authorization: Bearer …`, for API clients (not accepted yet: see `api`).
-    pub bearer: bool,
+    /// `Authorization: Bearer …`, for API clients (see `api_tokens`).
+    pub bearer: Option<crate::secret::Secret>,
 }
 
 impl Caller {
@@ -49,7 +53,10 @@ impl Caller {
                 tls: false,
             }),
             cookies,
-            bearer: authorization.is_some_and(|a| a.starts_with("Bearer ")),
+            bearer: authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(|t| crate::secret::Secret::new(t.trim().to_string())),
         }
     }
 
@@ -81,6 +88,22 @@ impl Web {
     // add a dereference at every route.
     #[allow(clippy::result_large_err)]
     pub fn require(&self, caller: &Caller, role: Role, kind: Kind) -> Result<Session, Response> {
+        if let (Kind::Api, Some(bearer)) = (kind, &caller.bearer) {
+            // A machine's token: only on the API, never for pages.
+            return match self.tokens.check(bearer.expose()) {
+                Some(token) if token.role.allows(role) => Ok(Session {
+                    user: format!("token:{}", token.name),
+                    role: token.role,
+                    csrf: String::new(),
+                    expires: Utc::now(),
+                }),
+                Some(_) => Err(respond::text(
+                    warp::http::StatusCode::FORBIDDEN,
+                    "This token's role may not do that.",
+                )),
+                None => Err(respond::unauthorized()),
+            };
+        }
         match self.session(caller) {
             Some((_, session)) if session.role.allows(role) => Ok(session),
             Some((_, session)) => Err(respond::forbidden(&session, kind)),

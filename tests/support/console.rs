@@ -125,9 +125,11 @@ impl Console {
                 hub: Arc::new(Default::default()),
                 last_call: beacon::outputs::display::last_call::follow(&store, &alarm),
                 mqtt: None,
+                setup_code: beacon::services::no_setup_code(),
             },
             display_png: png,
             health: tokio::sync::watch::channel(Default::default()).1,
+            cloud: None,
         };
         let server = beacon::web::start(
             &web,

@@ -9,6 +9,7 @@ pub mod fake_channels;
 pub mod fake_cloud;
 pub mod kafka;
 pub mod notifications;
+pub mod process;
 pub mod signed_in;
 
 use std::path::PathBuf;

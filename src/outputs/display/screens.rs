@@ -55,6 +55,8 @@ pub struct SetupInfo {
     /// The setup page, e.g. `https://beacon.local`.
     pub address: String,
     pub sign_in: Option<SignInCode>,
+    /// The one-time code that sets the console's admin password, while no admin exists.
+    pub setup_code: Option<String>,
 }
 
 /// Everything a screen shows that is not in the [`DisplayModel`].
@@ -397,7 +399,12 @@ fn setup_screen(c: &mut Canvas<'_>, setup: &SetupInfo, ctx: &ScreenContext) {
         None => {
             c.text("Open in a browser:", BODY, BODY_TOP + 4, Align::Left, true);
             c.text(&address, BODY, BODY_TOP + 16, Align::Left, true);
-            c.footer(&ctx.now.format("%H:%M").to_string());
+            if let Some(code) = &setup.setup_code {
+                let line = format!("Code: {}", text::clean(code));
+                c.text(&line, BODY, BODY_TOP + 30, Align::Left, true);
+            } else {
+                c.footer(&ctx.now.format("%H:%M").to_string());
+            }
         }
         Some(sign_in) => {
             c.text(&address, BODY, BODY_TOP + 1, Align::Left, true);

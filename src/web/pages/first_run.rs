@@ -125,6 +125,7 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     if let Ok(mut code) = web.setup_code.lock() {
         *code = None;
     }
+    web.services.status.setup_code.send_replace(None);
     tracing::info!(user, "console: administrator created with the setup code");
     let (token, _) = web.sessions.create(&user, Role::Admin, now);
     let cookie = session::set_cookie(

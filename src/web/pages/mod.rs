@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod first_run;
 pub mod login;
 pub mod settings;
+pub mod setup;
 
 use std::collections::HashMap;
 

@@ -19,6 +19,10 @@ struct SettingsPage {
     layout: Layout,
     config: Vec<(String, String)>,
     users: Vec<(String, &'static str)>,
+    /// API tokens: name, role, created, by whom.
+    tokens: Vec<(String, &'static str, String, String)>,
+    /// A token just made: shown this once.
+    new_token: Option<String>,
     notice: Option<String>,
     problem: Option<String>,
 }
@@ -37,16 +41,38 @@ fn page(
     problem: Option<String>,
     status: StatusCode,
 ) -> Response {
+    page_with_token(web, session, notice, problem, None, status)
+}
+
+fn page_with_token(
+    web: &Web,
+    session: &Session,
+    notice: Option<String>,
+    problem: Option<String>,
+    new_token: Option<String>,
+    status: StatusCode,
+) -> Response {
     respond::page_with_status(
         &SettingsPage {
             layout: Layout::new("Settings", "settings", session),
-            config: web.summary.clone(),
+            // What the setup wizard saved is in force too: show the file with it laid over.
+            config: match &web.services.cloud {
+                Some(control) => crate::web::summary(&control.settings(&web.services.store)),
+                None => web.summary.clone(),
+            },
             users: web
                 .users
                 .list()
                 .into_iter()
                 .map(|(n, r)| (n, r.name()))
                 .collect(),
+            tokens: web
+                .tokens
+                .list()
+                .into_iter()
+                .map(|t| (t.name, t.role.name(), super::time(t.created), t.created_by))
+                .collect(),
+            new_token,
             notice,
             problem,
         },
@@ -93,6 +119,92 @@ pub fn add_user(web: Arc<Web>, caller: Caller, form: Form) -> Response {
                 &web,
                 &session,
                 Some(format!("{user} can now log in as {}.", role.name())),
+                None,
+                StatusCode::OK,
+            )
+        }
+        Err(problem) => page(
+            &web,
+            &session,
+            None,
+            Some(problem.to_string()),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+/// Makes an API token and shows it once.
+pub fn create_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    if !csrf_ok(&session, &form) {
+        return respond::csrf_refused();
+    }
+    let name = field(&form, "name");
+    let role = match field(&form, "role") {
+        "admin" => Role::Admin,
+        "guard" => Role::Guard,
+        _ => {
+            return page(
+                &web,
+                &session,
+                None,
+                Some("The role is guard or admin.".into()),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+    };
+    match web
+        .tokens
+        .create(name, role, &session.user, chrono::Utc::now())
+    {
+        Ok(token) => {
+            tracing::info!(
+                by = session.user,
+                name,
+                role = role.name(),
+                "console: API token created"
+            );
+            page_with_token(
+                &web,
+                &session,
+                Some(format!(
+                    "API token {name} created. Copy it now: it is not shown again."
+                )),
+                None,
+                Some(token),
+                StatusCode::OK,
+            )
+        }
+        Err(problem) => page(
+            &web,
+            &session,
+            None,
+            Some(problem.to_string()),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+/// Revokes an API token.
+pub fn revoke_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    if !csrf_ok(&session, &form) {
+        return respond::csrf_refused();
+    }
+    let name = field(&form, "name");
+    match web.tokens.revoke(name) {
+        Ok(()) => {
+            tracing::info!(by = session.user, name, "console: API token revoked");
+            page(
+                &web,
+                &session,
+                Some(format!("API token {name} revoked.")),
                 None,
                 StatusCode::OK,
             )

@@ -1,0 +1,94 @@
+//! `beacon` as a child process, the way the service runs it: the command (with the test
+//! runner's own `BEACON_*` settings removed), its log lines as they come (and all of them
+//! kept), and waiting for a line.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// `beacon <args> --config <config>`.
+pub fn beacon(args: &[&str], config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    cmd.args(args).arg("--config").arg(config);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// The child's stderr (the log) line by line, and all of it kept.
+pub struct Log {
+    pub lines: UnboundedReceiver<String>,
+    pub all: Arc<Mutex<String>>,
+}
+
+impl Log {
+    /// Follows `child`'s stderr (which must be piped).
+    pub fn follow(child: &mut Child) -> Log {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let all = Arc::new(Mutex::new(String::new()));
+        let keep = all.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut all) = keep.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Log { lines, all }
+    }
+
+    /// The next line containing `needle`, waiting up to `within`.
+    pub async fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if line.contains(needle) => return line,
+                Ok(Some(_)) => {}
+                _ => panic!("no log line containing {needle:?} within {within:?}"),
+            }
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        self.all.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+/// The value of `key=` in a log line (quotes removed).
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[start..];
+    let value = if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.split('"').next()?
+    } else {
+        rest.split_whitespace().next()?
+    };
+    Some(value.to_string())
+}
+
+/// Sends SIGTERM and waits for the child; returns whether it exited cleanly.
+pub async fn terminate(child: Child) -> bool {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(&pid)
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    killed && status.success()
+}
