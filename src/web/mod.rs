@@ -119,7 +119,7 @@ pub async fn start(
     let setup_code = if users.has_admin() {
         None
     } else {
-        let code = setup_code::generate();
+        let code = setup_code::provisioned(data_dir).unwrap_or_else(setup_code::generate);
         tracing::warn!(
             setup_code = code,
             "first start: no console administrator yet. Open the console and enter this setup code to set the admin password"
@@ -141,6 +141,7 @@ pub async fn start(
         summary: options.summary,
         demo_call: options.demo_call,
         tokens: api_tokens::ApiTokens::new(services.store.clone()),
+        setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
     });
     let tls = if config.https {

@@ -1,8 +1,26 @@
-//! The one-time setup code of a new appliance: while no admin exists, a code is made at start
-//! and shown in the log (and the console's first-run page asks for it); whoever enters it sets
-//! the admin password. It is used once, and a new one is made at every start until then.
+//! The one-time setup code of a new appliance: while no admin exists, a code is shown in the
+//! log and on the display (and the console's first-run page asks for it); whoever enters it
+//! sets the admin password. On the appliance image the first boot writes the code to
+//! `<data_dir>/setup-code` and shows it on the local console too; that code is used, and the
+//! file is removed once the admin is set. Elsewhere a new code is made at every start until then.
+
+use std::path::{Path, PathBuf};
 
 use super::session::random_token;
+
+/// Where the image's first boot leaves the setup code.
+pub fn provisioned_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("setup-code")
+}
+
+/// The first boot's code, when its file holds a usable one (6 to 32 letters, digits or '-').
+pub fn provisioned(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(provisioned_file(data_dir)).ok()?;
+    let code = text.trim();
+    let usable = (6..=32).contains(&code.len())
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    usable.then(|| code.to_string())
+}
 
 /// Letters that cannot be confused with each other on a small display.
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -42,6 +60,16 @@ mod tests {
         assert_eq!(a.len(), 9);
         assert_eq!(&a[4..5], "-");
         assert_ne!(a, generate());
+    }
+
+    #[test]
+    fn the_first_boot_code_is_used_when_it_is_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(provisioned(dir.path()), None);
+        std::fs::write(provisioned_file(dir.path()), "04718265\n").unwrap();
+        assert_eq!(provisioned(dir.path()).as_deref(), Some("04718265"));
+        std::fs::write(provisioned_file(dir.path()), "<script>\n").unwrap();
+        assert_eq!(provisioned(dir.path()), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Web {
     pub sessions: Sessions,
     /// The one-time code while no admin exists.
     pub setup_code: Mutex<Option<String>>,
+    /// Where the image's first boot left the code (removed once the admin is set).
+    pub setup_code_file: std::path::PathBuf,
     pub limiter: Mutex<LoginLimiter>,
     /// The configuration in force as (key, value) rows; secrets only as "set".
     pub summary: Vec<(String, String)>,

@@ -126,6 +126,13 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         *code = None;
     }
     web.services.status.setup_code.send_replace(None);
+    match std::fs::remove_file(&web.setup_code_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the first boot's setup code file could not be removed")
+        }
+    }
     tracing::info!(user, "console: administrator created with the setup code");
     let (token, _) = web.sessions.create(&user, Role::Admin, now);
     let cookie = session::set_cookie(
