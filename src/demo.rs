@@ -228,6 +228,7 @@ pub fn demo_entry(now: chrono::DateTime<Utc>) -> InboxEntry {
             change_type: ChangeType::Created,
             message: Some(message),
         },
+        raw: None,
     }
 }
 

@@ -104,6 +104,10 @@ pub struct CallRecord {
     pub updates: u32,
     pub updated_at: Option<DateTime<Utc>>,
     pub deleted: bool,
+    /// The change notification that brought it, as it arrived (`clientState` redacted,
+    /// ciphertext left out); absent when it was found by a resync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Value>,
 }
 
 /// What handling one entry did.
@@ -269,6 +273,7 @@ impl Recogniser {
             updates: 0,
             updated_at: None,
             deleted: false,
+            notification: entry.raw.clone(),
         };
         tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
         self.store.calls.insert(key, &serde_json::json!(record))?;

@@ -232,6 +232,7 @@ async fn the_last_call_gets_its_latency_once_the_call_record_is_written() {
         updates: 0,
         updated_at: None,
         deleted: false,
+        notification: None,
     };
     rig.store
         .calls

@@ -192,6 +192,16 @@ async fn the_wizard_takes_an_unconfigured_appliance_to_a_working_subscription() 
     let line = log.wait_for("emergency call recognised", WAIT).await;
     assert!(line.contains(&id), "{line}");
     browser.wait_for_text("#live", "Kim Park", WAIT).await;
+    // The call's page keeps the notification as it came through the hub, clientState redacted.
+    let client_state = subscriptions[0].client_state.clone().expect("client state");
+    browser.goto(&format!("{base}/calls")).await;
+    browser.click_on("#calls a[href^='/calls/']").await;
+    let raw = browser
+        .wait_for_text("#raw-notification", "\"changeType\": \"created\"", WAIT)
+        .await;
+    assert!(raw.contains(&id), "{raw}");
+    assert!(raw.contains("(redacted)"), "{raw}");
+    assert!(!browser.source().await.contains(&client_state));
 
     // No page shows a secret; neither does the log.
     let key = "dGVzdC1rZXktbm90LXJlYWw=";

@@ -232,6 +232,37 @@ pub fn redact_client_state(body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Item `index` of a record body as it arrived, for the call's page: `clientState` replaced
+/// (it is our subscription's secret) and rich content's ciphertext left out (the decrypted
+/// message is kept on its own). `None` when the body is not a collection with that item.
+pub fn kept_item(body: &[u8], index: usize) -> Option<Value> {
+    let value = serde_json::from_slice::<Value>(body).ok()?;
+    let items = value
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+        .and_then(|(_, v)| v.as_array())?;
+    let mut item = items.get(index)?.as_object()?.clone();
+    for (key, v) in item.iter_mut() {
+        if key.eq_ignore_ascii_case("clientState") && v.is_string() {
+            *v = Value::String("(redacted)".into());
+        }
+        if key.eq_ignore_ascii_case("encryptedContent") {
+            if let Some(content) = v.as_object_mut() {
+                for (name, part) in content.iter_mut() {
+                    let bulky = ["data", "dataKey", "dataSignature"]
+                        .iter()
+                        .any(|b| name.eq_ignore_ascii_case(b));
+                    if let (true, Some(text)) = (bulky, part.as_str()) {
+                        *part = Value::String(format!("({} characters, not kept)", text.len()));
+                    }
+                }
+            }
+        }
+    }
+    Some(Value::Object(item))
+}
+
 /// `chats('19:x@thread.v2')/messages('123')` (also `chats/…/messages/…`, any casing, with
 /// an optional leading `/`, `users('…')/` prefix) → (chat id, message id). The message id
 /// may be empty when only the chat is named.
@@ -396,5 +427,18 @@ mod tests {
         );
         assert_eq!(parse_resource("me/events('x')"), None);
         assert_eq!(parse_resource("chats('unterminated"), None);
+    }
+
+    #[test]
+    fn a_kept_item_has_no_client_state_and_no_ciphertext() {
+        let body = br#"{"value":[{"subscriptionId":"s1","clientState":"secret-state","changeType":"created","resource":"chats('19:a@thread.v2')/messages('1')"},{"subscriptionId":"s1","clientState":"secret-state","changeType":"created","resource":"chats('19:a@thread.v2')/messages('2')","encryptedContent":{"data":"QUJD","dataKey":"S0VZ","dataSignature":"U0lH","encryptionCertificateId":"c1"}}]}"#;
+        let second = kept_item(body, 1).unwrap();
+        let text = second.to_string();
+        assert!(!text.contains("secret-state"), "{text}");
+        assert!(!text.contains("QUJD") && !text.contains("S0VZ"), "{text}");
+        assert_eq!(second["encryptedContent"]["encryptionCertificateId"], "c1");
+        assert!(text.contains("messages('2')"));
+        assert_eq!(kept_item(body, 2), None);
+        assert_eq!(kept_item(b"not json", 0), None);
     }
 }

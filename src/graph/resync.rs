@@ -125,6 +125,8 @@ pub async fn resync(
                         change_type,
                         message: Some(message.clone()),
                     },
+                    // Found by listing the chat, not notified: there is no notification.
+                    raw: None,
                 };
                 let new = store
                     .admit(&key, now, &entry)

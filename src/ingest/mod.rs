@@ -57,6 +57,10 @@ pub struct InboxEntry {
     /// `topic/partition@offset` or `replay:file:line`.
     pub position: String,
     pub notification: Notification,
+    /// The notification as it arrived (`clientState` redacted, ciphertext left out), for the
+    /// call's page. Absent in entries written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 impl InboxEntry {
@@ -70,6 +74,7 @@ impl InboxEntry {
                 subscription_id: subscription_id.into(),
                 event: LifecycleEvent::Missed,
             },
+            raw: None,
         }
     }
 }
@@ -154,7 +159,7 @@ impl Ingest {
             } else {
                 record.position.to_string()
             };
-            match self.admit(item, &position, record)? {
+            match self.admit(item, index, &position, record)? {
                 Admitted::HandedOff => outcome.handed_off += 1,
                 Admitted::Duplicate => outcome.duplicates += 1,
                 Admitted::Rejected => outcome.rejected += 1,
@@ -167,6 +172,7 @@ impl Ingest {
     fn admit(
         &self,
         item: Result<Item, notification::ItemError>,
+        index: usize,
         position: &str,
         record: Record<'_>,
     ) -> Result<Admitted, StoreError> {
@@ -267,11 +273,20 @@ impl Ingest {
                 )
             }
         };
+        // Kept for messages only (lifecycle events are not shown per call); after the
+        // clientState check, so what is kept came from our own subscription.
+        let raw = match notification {
+            Notification::Message { .. } => {
+                crate::graph::notification::kept_item(record.body, index)
+            }
+            Notification::Lifecycle { .. } => None,
+        };
         let entry = InboxEntry {
             key,
             received_at: record.received_at,
             position: position.to_string(),
             notification,
+            raw,
         };
         if !self.store.admit(&entry.key, record.received_at, &entry)? {
             IngestCounters::bump(&self.counters.duplicates);

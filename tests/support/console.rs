@@ -201,6 +201,12 @@ impl Console {
                     change_type: ChangeType::Created,
                     message: Some(message),
                 },
+                raw: Some(json!({
+                    "subscriptionId": "sub-test",
+                    "changeType": "created",
+                    "resource": format!("chats('{chat_id}')/messages('{message_id}')"),
+                    "clientState": "(redacted)",
+                })),
             })
             .await
             .expect("recognition running");

@@ -43,6 +43,7 @@ struct CallPage {
     timeline: Vec<(String, String)>,
     history: Vec<ChatLine>,
     raw_message: String,
+    raw_notification: String,
     raw_record: String,
 }
 
@@ -95,6 +96,13 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
             .collect(),
         history: chat_lines(&web.services.store, Some(&call.chat_id), HISTORY),
         raw_message: serde_json::to_string_pretty(&call.raw).unwrap_or_default(),
+        raw_notification: match &record.notification {
+            Some(n) => serde_json::to_string_pretty(n).unwrap_or_default(),
+            None => {
+                "(none: found by a resync after a gap, or recorded before notifications were kept)"
+                    .into()
+            }
+        },
         raw_record: serde_json::to_string_pretty(&record_without_raw(&record)).unwrap_or_default(),
     };
     respond::page(&page)
@@ -107,9 +115,12 @@ pub fn find(web: &Web, id: &str) -> Option<CallRecord> {
     serde_json::from_value(value).ok()
 }
 
-/// The record with the message left out (it is shown above it).
+/// The record with the message and the notification left out (they are shown above it).
 fn record_without_raw(record: &CallRecord) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("notification");
+    }
     if let Some(call) = value.get_mut("call").and_then(|c| c.as_object_mut()) {
         call.remove("raw");
     }
