@@ -155,6 +155,7 @@ where
         crate::web::Options {
             summary: crate::web::summary(&config),
             demo_call: Some(play_tx),
+            sections: crate::web::settings_view::sections(&config),
         },
     )
     .await

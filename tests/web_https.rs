@@ -16,7 +16,7 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
             redirect_http: Some("127.0.0.1:0".parse().expect("addr")),
             ..WebConfig::default()
         },
-        Vec::new(),
+        &beacon::config::Config::default(),
         add_users,
     )
     .await;

@@ -12,6 +12,9 @@ use support::console::{add_users, emergency_message, Client, Console, ADMIN};
 const CLIENT_SECRET: &str = "client-secret-Zq8~test-value-91";
 const SAS_KEY: &str = "SasKeyTESTsecretValue0123456789abcdefABCDEF=";
 const REFRESH: &str = "refresh-token-0.AVYA-test-secret";
+const MQTT_PASSWORD: &str = "mqtt-password-Tq3-test";
+const ROUTING_KEY: &str = "pagerduty-routing-R0UT1NG-test";
+const SMTP_PASSWORD: &str = "smtp-password-Sm7-test";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_page_or_api_answer_contains_a_secret() {
@@ -27,9 +30,11 @@ async fn no_page_or_api_answer_contains_a_secret() {
         https: false,
         ..WebConfig::default()
     };
+    config.mqtt.password = Some(Secret::new(MQTT_PASSWORD));
+    config.notify.pagerduty_routing_key = Some(Secret::new(ROUTING_KEY));
+    config.notify.smtp_password = Some(Secret::new(SMTP_PASSWORD));
     config.web = Some(web.clone());
-    let summary = beacon::web::summary(&config);
-    let console = Console::start_full(web, summary, |store| {
+    let console = Console::start_full(web, &config, |store| {
         add_users(store);
         store
             .set_secret("graph/refresh_token", &Secret::new(REFRESH))
@@ -81,7 +86,23 @@ async fn no_page_or_api_answer_contains_a_secret() {
         "the settings page lists it"
     );
     assert!(settings.contains("set (not shown)"), "and says it is set");
-    for secret in [CLIENT_SECRET, SAS_KEY, REFRESH, ADMIN.1, "$argon2"] {
+    for shown in [
+        "mqtt.password",
+        "notify.pagerduty_routing_key",
+        "notify.smtp_password",
+    ] {
+        assert!(settings.contains(shown), "the settings page lists {shown}");
+    }
+    for secret in [
+        CLIENT_SECRET,
+        SAS_KEY,
+        REFRESH,
+        ADMIN.1,
+        "$argon2",
+        MQTT_PASSWORD,
+        ROUTING_KEY,
+        SMTP_PASSWORD,
+    ] {
         assert!(!answers.contains(secret), "an answer contains {secret:?}");
     }
     // The store really holds them (the scan above could not have passed vacuously).

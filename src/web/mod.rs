@@ -26,6 +26,7 @@ pub mod records;
 pub mod respond;
 pub mod server;
 pub mod session;
+pub mod settings_view;
 pub mod setup_code;
 pub mod sse;
 pub mod state;
@@ -72,6 +73,8 @@ pub struct Options {
     pub summary: Vec<(String, String)>,
     /// `beacon demo`: the dashboard's "play an emergency call" button sends here.
     pub demo_call: Option<mpsc::Sender<()>>,
+    /// The settings page's views of outputs, zones, MQTT and channels.
+    pub sections: Vec<settings_view::Section>,
 }
 
 /// The running console.
@@ -140,6 +143,7 @@ pub async fn start(
         )),
         summary: options.summary,
         demo_call: options.demo_call,
+        sections: options.sections,
         tokens: api_tokens::ApiTokens::new(services.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
@@ -195,6 +199,7 @@ pub async fn start_configured(
     let options = Options {
         summary: summary(config),
         demo_call: None,
+        sections: settings_view::sections(config),
     };
     match start(web, &config.data_dir, services, options).await {
         Ok(server) => Some(server),

@@ -32,6 +32,8 @@ pub struct Web {
     pub summary: Vec<(String, String)>,
     /// `beacon demo`: plays a demonstration call when sent to (the dashboard's button).
     pub demo_call: Option<mpsc::Sender<()>>,
+    /// The settings page's views of outputs, zones, MQTT and channels.
+    pub sections: Vec<super::settings_view::Section>,
     /// API tokens for machines.
     pub tokens: super::api_tokens::ApiTokens,
     /// The setup wizard's last outcomes.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use beacon::alarm_service::AlarmHandle;
 use beacon::app::{Services, StatusFeeds};
+use beacon::config::Config;
 use beacon::graph::notification::ChangeType;
 use beacon::hw::sim::SimLamps;
 use beacon::ingest::{InboxEntry, Notification};
@@ -65,13 +66,14 @@ impl Console {
 
     /// A console with `web` settings (and `summary` rows for the settings page).
     pub async fn start_with(web: WebConfig) -> Console {
-        Console::start_full(web, Vec::new(), |_| {}).await
+        Console::start_full(web, &Config::default(), |_| {}).await
     }
 
     /// A console whose store is first prepared by `prepare` (users, secrets, calls).
+    /// The settings page shows `config` (its summary and its sections).
     pub async fn start_full<P: FnOnce(&Store)>(
         web: WebConfig,
-        summary: Vec<(String, String)>,
+        config: &Config,
         prepare: P,
     ) -> Console {
         let dir = tempfile::tempdir().expect("dir");
@@ -136,8 +138,9 @@ impl Console {
             &dir.path().join("data"),
             &services,
             beacon::web::Options {
-                summary,
+                summary: beacon::web::summary(config),
                 demo_call: None,
+                sections: beacon::web::settings_view::sections(config),
             },
         )
         .await
@@ -162,7 +165,7 @@ impl Console {
                 https: false,
                 ..WebConfig::default()
             },
-            Vec::new(),
+            &Config::default(),
             add_users,
         )
         .await

@@ -18,6 +18,7 @@ use crate::web::state::{Caller, Kind, Web};
 struct SettingsPage {
     layout: Layout,
     config: Vec<(String, String)>,
+    sections: Vec<crate::web::settings_view::Section>,
     users: Vec<(String, &'static str)>,
     /// API tokens: name, role, created, by whom.
     tokens: Vec<(String, &'static str, String, String)>,
@@ -60,6 +61,7 @@ fn page_with_token(
                 Some(control) => crate::web::summary(&control.settings(&web.services.store)),
                 None => web.summary.clone(),
             },
+            sections: web.sections.clone(),
             users: web
                 .users
                 .list()
