@@ -4,8 +4,9 @@
 //! through OAuth settings, Event Hub settings (a wrong hub is refused by the live test and
 //! nothing is saved), the device-code sign-in against the fake Microsoft cloud, the
 //! subscription, and a test alarm — after which an emergency posted in the fake cloud arrives
-//! through the real broker and is recognised, without a restart of the process. No page shows
-//! a secret. With `BEACON_SCREENSHOTS=dir` each step is saved as a PNG.
+//! through the real broker, is recognised without a restart of the process, appears on the
+//! open dashboard without a reload and is acknowledged there (the lamps go off); the call's
+//! page holds the notification as it arrived, clientState redacted. No page shows a secret. With `BEACON_SCREENSHOTS=dir` each step is saved as a PNG.
 
 mod support;
 
@@ -191,7 +192,15 @@ async fn the_wizard_takes_an_unconfigured_appliance_to_a_working_subscription() 
         .await;
     let line = log.wait_for("emergency call recognised", WAIT).await;
     assert!(line.contains(&id), "{line}");
+    // On the dashboard opened before the call: no reload, the page follows the events.
     browser.wait_for_text("#live", "Kim Park", WAIT).await;
+    let live = browser.wait_for_text("#live", "Strobe ON", WAIT).await;
+    assert!(live.contains("1 Main St"), "{live}");
+    browser.click_on("#acknowledge").await;
+    let live = browser
+        .wait_for_text("#live", "acknowledged by chief", WAIT)
+        .await;
+    assert!(live.contains("Strobe off"), "{live}");
     // The call's page keeps the notification as it came through the hub, clientState redacted.
     let client_state = subscriptions[0].client_state.clone().expect("client state");
     browser.goto(&format!("{base}/calls")).await;
