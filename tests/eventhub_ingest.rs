@@ -53,6 +53,16 @@ async fn two_partitions_all_consumed_and_recorded_once() {
         running.take(1, QUIET).await.is_empty(),
         "nothing handed on twice"
     );
+    // The console's "nothing waiting" comes from librdkafka's statistics (every 10 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    while running.handle.status.lag() != Some(0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag known and 0 once all is consumed: {:?}",
+            running.handle.status.lag()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     running.stop().await;
 
     let counters = appliance.counters.snapshot();

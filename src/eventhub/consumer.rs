@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ use crate::ingest::{Ingest, Record};
 const COMMIT_INTERVAL: Duration = Duration::from_millis(250);
 /// How long one poll waits when nothing is fetched (bounds shutdown latency).
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How often librdkafka reports its statistics (the hub lag on the page and in metrics).
+pub const STATS_INTERVAL_MS: u32 = 10_000;
 /// Wait before retrying a record the store could not take.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -48,7 +50,7 @@ pub struct ConsumerSettings {
 }
 
 /// What the consumer can report to health and the web page.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsumerStatus {
     /// Whether the last poll reached the broker (cleared on transport errors).
     pub connected: AtomicBool,
@@ -58,12 +60,34 @@ pub struct ConsumerStatus {
     /// disconnected; it stops moving only when the loop is stuck or gone (the service
     /// watchdog follows it).
     pub heartbeat: Mutex<Option<Instant>>,
+    /// Records waiting in the hub for this consumer group (sum over the assigned partitions
+    /// of high watermark minus committed offset), from librdkafka's statistics every
+    /// [`STATS_INTERVAL_MS`]; -1 while unknown.
+    pub lag: AtomicI64,
     /// Whether a consumer runs at all (false on an appliance not set up yet, and while the
     /// link restarts): the service watchdog only follows the heartbeat while this is set.
     pub running: AtomicBool,
 }
 
+impl Default for ConsumerStatus {
+    fn default() -> Self {
+        ConsumerStatus {
+            connected: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            heartbeat: Mutex::new(None),
+            lag: AtomicI64::new(-1),
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
 impl ConsumerStatus {
+    /// The lag, when known.
+    pub fn lag(&self) -> Option<i64> {
+        let lag = self.lag.load(Ordering::Relaxed);
+        (lag >= 0).then_some(lag)
+    }
+
     /// The poll loop turned at `now`.
     pub fn beat(&self, now: Instant) {
         if let Ok(mut beat) = self.heartbeat.lock() {
@@ -110,6 +134,7 @@ pub fn client_config(settings: &ConsumerSettings) -> ClientConfig {
         // The alarm must follow the event within a second: bound how long a broker may hold
         // a fetch open when no data is waiting (Kafka's default is 500 ms).
         .set("fetch.wait.max.ms", "100")
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
         .set_log_level(RDKafkaLogLevel::Warning);
     if let Some(ca) = &settings.ca_file {
         config.set("ssl.ca.location", ca.to_string_lossy());
@@ -137,6 +162,12 @@ impl ClientContext for Context {
         }
     }
 
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.status
+            .lag
+            .store(lag_of(&statistics), Ordering::Relaxed);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", %error, reason, "Event Hub client error");
         self.status.connected.store(false, Ordering::Relaxed);
@@ -147,6 +178,22 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {}
+
+/// The consumer lag over the partitions librdkafka knows a lag for (-1: none known yet).
+fn lag_of(statistics: &rdkafka::Statistics) -> i64 {
+    let lags: Vec<i64> = statistics
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0)
+        .map(|(_, p)| p.consumer_lag)
+        .collect();
+    if lags.is_empty() {
+        -1
+    } else {
+        lags.iter().sum()
+    }
+}
 
 /// A running consumer.
 pub struct ConsumerHandle {

@@ -113,6 +113,12 @@ pub fn render(web: &Web) -> String {
         flag(status.hub_connected),
     );
     metric(
+        "beacon_hub_lag",
+        "gauge",
+        "Notifications waiting in the Event Hub for this appliance (-1: not known yet).",
+        status.hub_lag.unwrap_or(-1).to_string(),
+    );
+    metric(
         "beacon_signed_in",
         "gauge",
         "The service account is signed in.",

@@ -34,6 +34,8 @@ pub struct Status {
     pub calls: usize,
     pub last_notification: Option<DateTime<Utc>>,
     pub hub_connected: bool,
+    /// Notifications waiting in the hub for this appliance, when known.
+    pub hub_lag: Option<i64>,
     pub signed_in: bool,
     pub subscription_expires: Option<DateTime<Utc>>,
 }
@@ -122,8 +124,17 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         .lock()
         .map(|e| e.clone())
         .unwrap_or_default();
+    let lag = services.status.hub.lag();
     lines.push(match (hub_connected, hub_error) {
-        (true, _) => line("Event Hub", "ok", "connected".into()),
+        (true, _) => match lag {
+            Some(0) => line("Event Hub", "ok", "connected, nothing waiting".into()),
+            Some(lag) => line(
+                "Event Hub",
+                if lag > 100 { "warn" } else { "ok" },
+                format!("connected, {lag} notifications waiting (lag)"),
+            ),
+            None => line("Event Hub", "ok", "connected".into()),
+        },
         (false, Some(error)) => line("Event Hub", "fault", format!("not connected: {error}")),
         (false, None) => line("Event Hub", "off", "not connected".into()),
     });
@@ -199,6 +210,7 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         calls: services.store.calls.len(),
         last_notification,
         hub_connected,
+        hub_lag: lag,
         signed_in,
         subscription_expires,
         lines,
