@@ -11,7 +11,7 @@
 //! * A message that cannot be fetched stays in the inbox and is retried; nothing is dropped.
 //! * Nothing waits behind a fetch ([`Recogniser::run`]): an entry that carries its message
 //!   (rich), a deletion and a lifecycle event are handled at once; entries that need a Graph
-//!   fetch run side by side, up to [`FETCHES_AT_ONCE`], one *lane* per message ([`lanes`]):
+//!   fetch run side by side, up to 8, one *lane* per message (`recognise/lanes.rs`):
 //!   the notifications of one message are handled in order and never at the same time (the
 //!   `calls` check below is then enough to alarm once), and an entry that arrives while its
 //!   message's lane is busy queues behind it even when it needs no fetch. A Graph fetch may
