@@ -9,10 +9,21 @@
 //!   may arrive later) and updates the alarm's text, never raising again.
 //! * Zones decide whether this appliance alarms locally; every call is recorded either way.
 //! * A message that cannot be fetched stays in the inbox and is retried; nothing is dropped.
+//! * Nothing waits behind a fetch ([`Recogniser::run`]): an entry that carries its message
+//!   (rich), a deletion and a lifecycle event are handled at once; entries that need a Graph
+//!   fetch run side by side, up to 8, one *lane* per message (`recognise/lanes.rs`):
+//!   the notifications of one message are handled in order and never at the same time (the
+//!   `calls` check below is then enough to alarm once), and an entry that arrives while its
+//!   message's lane is busy queues behind it even when it needs no fetch. A Graph fetch may
+//!   retry for minutes (429 with `Retry-After`); before this, every later entry waited for it
+//!   (an emergency alarmed ~90 s late in the fault campaign).
 //!
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
 
+mod lanes;
+
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +40,17 @@ use crate::graph::client::GraphClient;
 use crate::graph::notification::{ChangeType, LifecycleEvent};
 use crate::ingest::{InboxEntry, Notification};
 use crate::store::{Store, StoreError};
+use lanes::Lanes;
 
 /// A call notification older than this when it arrives is flagged late.
 const LATE_AFTER_MINUTES: i64 = 5;
 /// How often pending inbox entries are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(60);
+/// Messages fetched at once (each lane fetches one message at a time).
+const FETCHES_AT_ONCE: usize = 8;
+/// Entries that may wait for a fetch before the hand-off is no longer read (back-pressure to
+/// the consumer, which then waits as it does for a full channel).
+const WAITING_AT_MOST: usize = 4096;
 
 /// Where basic notifications' messages come from.
 #[derive(Clone)]
@@ -307,27 +324,81 @@ impl Recogniser {
         Ok(Handled::Deleted)
     }
 
-    /// Runs until the channel closes; pending entries are retried every minute.
-    pub async fn run(self, mut handoff: mpsc::Receiver<InboxEntry>) {
-        let mut retry = tokio::time::interval(RETRY_EVERY);
+    /// Runs until the channel closes, then finishes the work in flight; pending entries are
+    /// retried every minute. See the module docs for what runs at once and what waits.
+    pub async fn run(self, handoff: mpsc::Receiver<InboxEntry>) {
+        self.run_retrying_every(handoff, RETRY_EVERY).await
+    }
+
+    /// [`Recogniser::run`], retrying entries pending longer than `every`, every `every`.
+    #[doc(hidden)]
+    pub async fn run_retrying_every(
+        self,
+        mut handoff: mpsc::Receiver<InboxEntry>,
+        every: Duration,
+    ) {
+        let worker = self.clone();
+        let mut lanes = Lanes::new(FETCHES_AT_ONCE, move |entry: InboxEntry| {
+            let worker = worker.clone();
+            async move { worker.handle_logged(&entry).await }
+        });
+        let mut retry = tokio::time::interval(every);
         retry.tick().await;
         loop {
             tokio::select! {
-                entry = handoff.recv() => match entry {
-                    Some(entry) => self.handle_logged(&entry).await,
-                    None => return,
+                entry = handoff.recv(), if lanes.waiting() < WAITING_AT_MOST => match entry {
+                    Some(entry) => self.dispatch(entry, &mut lanes).await,
+                    None => break,
                 },
+                _ = lanes.join_next(), if lanes.running() > 0 => {}
                 _ = retry.tick() => {
-                    let cutoff = Utc::now() - chrono::Duration::from_std(RETRY_EVERY).unwrap_or_default();
+                    let cutoff = Utc::now() - chrono::Duration::from_std(every).unwrap_or_default();
                     let pending: Vec<InboxEntry> = self.store.inbox.iter()
                         .filter_map(|(_, e)| e.ok())
-                        .filter(|e| e.received_at < cutoff)
+                        .filter(|e| e.received_at < cutoff && !lanes.contains(&e.key))
                         .collect();
                     for entry in pending {
-                        self.handle_logged(&entry).await;
+                        if lanes.waiting() >= WAITING_AT_MOST {
+                            break; // the rest at the next retry
+                        }
+                        self.dispatch(entry, &mut lanes).await;
                     }
                 }
             }
+        }
+        // Shutdown: what was taken in is finished (the caller bounds how long it waits).
+        lanes.drain().await;
+    }
+
+    /// Handles `entry` at once when it needs no fetch and nothing of its message is waiting
+    /// or running; otherwise queues it in its message's lane. An entry already taken (a retry
+    /// of one in flight) is left alone.
+    async fn dispatch<F, Fut>(&self, entry: InboxEntry, lanes: &mut Lanes<InboxEntry, F>)
+    where
+        F: FnMut(InboxEntry) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if lanes.contains(&entry.key) {
+            return;
+        }
+        let Notification::Message {
+            chat_id,
+            message_id,
+            change_type,
+            message,
+            ..
+        } = &entry.notification
+        else {
+            // Lifecycle events concern no message.
+            return self.handle_logged(&entry).await;
+        };
+        let lane = format!("{chat_id}/{message_id}");
+        let fetches = message.is_none() && *change_type != ChangeType::Deleted;
+        if fetches || lanes.is_busy(&lane) {
+            let id = entry.key.clone();
+            lanes.push(&lane, &id, entry);
+        } else {
+            self.handle_logged(&entry).await;
         }
     }
 
