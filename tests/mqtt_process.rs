@@ -13,19 +13,9 @@ use std::time::Duration;
 
 use mqtt_support::{broker, unique, Observer};
 use support::kafka::{connection_string, create_topic};
+use support::process::beacon;
 
 const PASSWORD: &str = "mqtt-pass-5be1c0d7-never-printed";
-
-fn beacon(args: &[&str], config: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    cmd.args(args).arg("--config").arg(config);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
 
 /// Writes a config for device `device` with the hub on the test broker and `[mqtt]` on the
 /// test Mosquitto (with a user name and password: this Mosquitto allows anonymous clients and

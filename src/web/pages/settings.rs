@@ -82,87 +82,73 @@ fn page_with_token(
     )
 }
 
+/// The checks every settings form starts with: an admin's session and its CSRF token.
+#[allow(clippy::result_large_err)]
+fn admit(web: &Web, caller: &Caller, form: &Form) -> Result<Session, Response> {
+    let session = web.require(caller, Role::Admin, Kind::Page)?;
+    if !csrf_ok(&session, form) {
+        return Err(respond::csrf_refused());
+    }
+    Ok(session)
+}
+
+/// The form's `role` field.
+fn role_of(form: &Form) -> Result<Role, String> {
+    match field(form, "role") {
+        "admin" => Ok(Role::Admin),
+        "guard" => Ok(Role::Guard),
+        _ => Err("The role is guard or admin.".into()),
+    }
+}
+
+/// The page again with what a form did: a notice (200) or a problem (400).
+fn answer(web: &Web, session: &Session, outcome: Result<String, String>) -> Response {
+    match outcome {
+        Ok(notice) => page(web, session, Some(notice), None, StatusCode::OK),
+        Err(problem) => page(web, session, None, Some(problem), StatusCode::BAD_REQUEST),
+    }
+}
+
 /// Adds (or replaces) a user.
 pub fn add_user(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+    let session = match admit(&web, &caller, &form) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    if !csrf_ok(&session, &form) {
-        return respond::csrf_refused();
-    }
     let user = field(&form, "user");
-    let role = match field(&form, "role") {
-        "admin" => Role::Admin,
-        "guard" => Role::Guard,
-        _ => {
-            return page(
-                &web,
-                &session,
-                None,
-                Some("The role is guard or admin.".into()),
-                StatusCode::BAD_REQUEST,
-            )
-        }
-    };
-    let password = form.get("password").map(String::as_str).unwrap_or("");
-    let confirm = form.get("confirm").map(String::as_str).unwrap_or("");
-    match password::check_new(password, confirm).and_then(|()| web.users.set(user, password, role))
-    {
-        Ok(()) => {
-            web.sessions.remove_user(user);
-            tracing::info!(
-                by = session.user,
-                user,
-                role = role.name(),
-                "console: user set"
-            );
-            page(
-                &web,
-                &session,
-                Some(format!("{user} can now log in as {}.", role.name())),
-                None,
-                StatusCode::OK,
-            )
-        }
-        Err(problem) => page(
-            &web,
-            &session,
-            None,
-            Some(problem.to_string()),
-            StatusCode::BAD_REQUEST,
-        ),
-    }
+    let outcome = role_of(&form).and_then(|role| {
+        let password = form.get("password").map(String::as_str).unwrap_or("");
+        let confirm = form.get("confirm").map(String::as_str).unwrap_or("");
+        password::check_new(password, confirm)
+            .and_then(|()| web.users.set(user, password, role))
+            .map_err(|problem| problem.to_string())?;
+        web.sessions.remove_user(user);
+        tracing::info!(
+            by = session.user,
+            user,
+            role = role.name(),
+            "console: user set"
+        );
+        Ok(format!("{user} can now log in as {}.", role.name()))
+    });
+    answer(&web, &session, outcome)
 }
 
 /// Makes an API token and shows it once.
 pub fn create_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+    let session = match admit(&web, &caller, &form) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    if !csrf_ok(&session, &form) {
-        return respond::csrf_refused();
-    }
     let name = field(&form, "name");
-    let role = match field(&form, "role") {
-        "admin" => Role::Admin,
-        "guard" => Role::Guard,
-        _ => {
-            return page(
-                &web,
-                &session,
-                None,
-                Some("The role is guard or admin.".into()),
-                StatusCode::BAD_REQUEST,
-            )
-        }
-    };
-    match web
-        .tokens
-        .create(name, role, &session.user, chrono::Utc::now())
-    {
-        Ok(token) => {
+    let made = role_of(&form).and_then(|role| {
+        web.tokens
+            .create(name, role, &session.user, chrono::Utc::now())
+            .map(|token| (token, role))
+            .map_err(|problem| problem.to_string())
+    });
+    match made {
+        Ok((token, role)) => {
             tracing::info!(
                 by = session.user,
                 name,
@@ -180,43 +166,24 @@ pub fn create_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
                 StatusCode::OK,
             )
         }
-        Err(problem) => page(
-            &web,
-            &session,
-            None,
-            Some(problem.to_string()),
-            StatusCode::BAD_REQUEST,
-        ),
+        Err(problem) => answer(&web, &session, Err(problem)),
     }
 }
 
 /// Revokes an API token.
 pub fn revoke_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+    let session = match admit(&web, &caller, &form) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    if !csrf_ok(&session, &form) {
-        return respond::csrf_refused();
-    }
     let name = field(&form, "name");
-    match web.tokens.revoke(name) {
-        Ok(()) => {
+    let outcome = web
+        .tokens
+        .revoke(name)
+        .map(|()| {
             tracing::info!(by = session.user, name, "console: API token revoked");
-            page(
-                &web,
-                &session,
-                Some(format!("API token {name} revoked.")),
-                None,
-                StatusCode::OK,
-            )
-        }
-        Err(problem) => page(
-            &web,
-            &session,
-            None,
-            Some(problem.to_string()),
-            StatusCode::BAD_REQUEST,
-        ),
-    }
+            format!("API token {name} revoked.")
+        })
+        .map_err(|problem| problem.to_string());
+    answer(&web, &session, outcome)
 }

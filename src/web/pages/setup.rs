@@ -20,6 +20,8 @@ use crate::alarm::{CallSummary, Event};
 use crate::cloud_link::Control;
 use crate::cloud_settings::{self, FieldError, HubForm, OAuthForm};
 use crate::eventhub::consumer::ConsumerSettings;
+use crate::graph::subscription::SubscriptionStatus;
+use crate::graph::tokens::AuthStatus;
 use crate::web::respond;
 use crate::web::session::{Role, Session};
 use crate::web::state::{Caller, Kind, Web};
@@ -146,18 +148,7 @@ fn page(
         return respond::page_with_status(&unavailable(layout), status);
     };
     let store = &web.services.store;
-    let auth = web
-        .services
-        .status
-        .auth
-        .as_ref()
-        .map(|a| a.borrow().clone());
-    let subscription_status = web
-        .services
-        .status
-        .subscription
-        .as_ref()
-        .map(|s| s.borrow().clone());
+    let (auth, subscription_status) = statuses(web);
     let progress = progress(web, control);
     let open = progress.first_open();
     let steps = Step::ALL
@@ -179,7 +170,7 @@ fn page(
     let typed = typed.unwrap_or_default();
     let pick = |name: &str, stored: Option<String>| typed.get(name).or(stored).unwrap_or_default();
     let prompt = match &auth {
-        Some(crate::graph::tokens::AuthStatus::SigningIn { prompt }) => {
+        Some(AuthStatus::SigningIn { prompt }) => {
             let left = (prompt.expires_at - Utc::now()).num_seconds().max(0);
             Some(Prompt {
                 code: prompt.user_code.clone(),
@@ -311,19 +302,17 @@ fn unavailable(layout: Layout) -> SetupPage {
     }
 }
 
+/// The sign-in and subscription statuses as they are now.
+fn statuses(web: &Web) -> (Option<AuthStatus>, Option<SubscriptionStatus>) {
+    let status = &web.services.status;
+    (
+        status.auth.as_ref().map(|a| a.borrow().clone()),
+        status.subscription.as_ref().map(|s| s.borrow().clone()),
+    )
+}
+
 fn progress(web: &Web, control: &Control) -> Progress {
-    let auth = web
-        .services
-        .status
-        .auth
-        .as_ref()
-        .map(|a| a.borrow().clone());
-    let subscription = web
-        .services
-        .status
-        .subscription
-        .as_ref()
-        .map(|s| s.borrow().clone());
+    let (auth, subscription) = statuses(web);
     Progress::read(
         control,
         &web.services.store,
@@ -567,7 +556,7 @@ pub async fn sign_in(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     if let Some(auth) = auth.as_mut() {
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
-            auth.wait_for(|a| matches!(a, crate::graph::tokens::AuthStatus::SigningIn { .. })),
+            auth.wait_for(|a| matches!(a, AuthStatus::SigningIn { .. })),
         )
         .await;
     }
