@@ -211,11 +211,14 @@ pub fn redact_client_state(body: &[u8]) -> Vec<u8> {
         return body.to_vec();
     };
     let mut changed = false;
-    if let Some(items) = value
+    // Every casing of `value`: decoding reads the exact one, else the first of the others.
+    let collections = value
         .as_object_mut()
-        .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("value")))
-        .and_then(|(_, v)| v.as_array_mut())
-    {
+        .into_iter()
+        .flat_map(|o| o.iter_mut())
+        .filter(|(k, _)| k.eq_ignore_ascii_case("value"))
+        .filter_map(|(_, v)| v.as_array_mut());
+    for items in collections {
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
             for (key, v) in item.iter_mut() {
                 if key.eq_ignore_ascii_case("clientState") && v.is_string() {
@@ -237,11 +240,8 @@ pub fn redact_client_state(body: &[u8]) -> Vec<u8> {
 /// message is kept on its own). `None` when the body is not a collection with that item.
 pub fn kept_item(body: &[u8], index: usize) -> Option<Value> {
     let value = serde_json::from_slice::<Value>(body).ok()?;
-    let items = value
-        .as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-        .and_then(|(_, v)| v.as_array())?;
+    // The exact key decoding reads (another casing of it is not what was admitted).
+    let items = value.as_object()?.get("value")?.as_array()?;
     let mut item = items.get(index)?.as_object()?.clone();
     for (key, v) in item.iter_mut() {
         if key.eq_ignore_ascii_case("clientState") && v.is_string() {
@@ -440,5 +440,27 @@ mod tests {
         assert!(text.contains("messages('2')"));
         assert_eq!(kept_item(body, 2), None);
         assert_eq!(kept_item(b"not json", 0), None);
+    }
+
+    /// Found while writing the fuzz property (fuzz/fuzz_targets/notification_decode.rs): with
+    /// two casings of `value`, only the first (in key order, `Value` < `value`) was redacted,
+    /// while decoding reads the exact `value`: the kept body still held that clientState.
+    #[test]
+    fn redaction_covers_every_casing_of_value() {
+        let body = r#"{"Value":[{"subscriptionId":"s","lifecycleEvent":"missed","clientState":"x"}],"value":[{"subscriptionId":"s","lifecycleEvent":"missed","clientState":"e911-7Qy"}],"VALUE":[{"clientState":"y"}]}"#;
+        let redacted = redact_client_state(body.as_bytes());
+        let text = String::from_utf8(redacted.clone()).unwrap_or_default();
+        assert!(
+            !text.contains("e911-7Qy") && !text.contains("\"x\"") && !text.contains("\"y\""),
+            "{text}"
+        );
+        let Ok(items) = decode(&redacted) else {
+            panic!("still a collection")
+        };
+        for item in items.into_iter().flatten() {
+            if let Item::Lifecycle(l) = item {
+                assert_eq!(l.client_state.as_deref(), Some("(redacted)"));
+            }
+        }
     }
 }
