@@ -57,12 +57,20 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// Waits until the lamp is `on`, looking every millisecond without spinning (a spinning
+/// observer would take one of the two executor threads from the path it measures); the
+/// latency is read from the pin's own switch time, not from when it was seen.
 async fn until(lamp: &SimOutput, on: bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while lamp.is_on() != on {
         assert!(Instant::now() < deadline, "the strobe did not switch");
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// When the lamp was switched on.
+fn switched_on(lamp: &SimOutput) -> Instant {
+    lamp.switched_on_at().expect("the strobe was switched on")
 }
 
 /// Acknowledges and clears, and waits until the strobe is dark again.
@@ -131,7 +139,7 @@ fn main() {
                 )
                 .await;
             until(&lamps.strobe, true).await;
-            raise_to_pin.push(t0.elapsed());
+            raise_to_pin.push(switched_on(&lamps.strobe) - t0);
             reset(&alarm, &lamps.strobe).await;
         }
         println!("strobe latency on the simulated board, {n} alarms:");
@@ -232,7 +240,7 @@ fn main() {
                 tokio::spawn(async move { recogniser.handle(&entry).await })
             };
             until(&lamps.strobe, true).await;
-            let t_pin = Instant::now();
+            let t_pin = switched_on(&lamps.strobe);
             handling.await.expect("join").expect("recognised");
             delivered_to_pin.push(delivered.to_std().unwrap_or_default() + (t_pin - t_recv));
             send_to_pin.push(t_pin - t_send);

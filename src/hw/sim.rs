@@ -3,7 +3,8 @@
 //! appliance runs without GPIO.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use embedded_hal::digital::{ErrorKind, ErrorType, InputPin, OutputPin};
 
@@ -26,6 +27,8 @@ pub struct SimOutput {
     high: Arc<AtomicBool>,
     writes: Arc<AtomicUsize>,
     failing: Arc<AtomicBool>,
+    /// When the lamp last went from off to on (the write that energised it).
+    switched_on: Arc<Mutex<Option<Instant>>>,
     active_low: bool,
 }
 
@@ -50,6 +53,12 @@ impl SimOutput {
         self.is_high() != self.active_low
     }
 
+    /// When the lamp last went from off to on: the moment of the driver's write, for latency
+    /// figures that do not depend on how often someone looks.
+    pub fn switched_on_at(&self) -> Option<Instant> {
+        self.switched_on.lock().ok().and_then(|at| *at)
+    }
+
     /// How many times the pin was written.
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
@@ -65,7 +74,13 @@ impl SimOutput {
             return Err(SimError);
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
+        let was_on = self.is_on();
         self.high.store(high, Ordering::SeqCst);
+        if self.is_on() && !was_on {
+            if let Ok(mut at) = self.switched_on.lock() {
+                *at = Some(Instant::now());
+            }
+        }
         Ok(())
     }
 }
@@ -147,4 +162,26 @@ pub fn relays(active_low: bool) -> (Relays<SimOutput>, SimLamps) {
         relay(&lamps.trouble),
     );
     (relays, lamps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_on_time_is_the_write_that_energised_the_lamp() {
+        let mut line = SimOutput::new(true); // active-low: on when low
+        let watcher = line.clone();
+        assert_eq!(watcher.switched_on_at(), None);
+        let before = Instant::now();
+        line.set_low().unwrap();
+        let on = watcher.switched_on_at().expect("switched on");
+        assert!(on >= before);
+        // Writing "on" again is no new switch; off and on again is.
+        line.set_low().unwrap();
+        assert_eq!(watcher.switched_on_at(), Some(on));
+        line.set_high().unwrap();
+        line.set_low().unwrap();
+        assert!(watcher.switched_on_at() > Some(on));
+    }
 }
