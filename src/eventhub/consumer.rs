@@ -148,6 +148,8 @@ pub fn client_config(settings: &ConsumerSettings) -> ClientConfig {
 /// Routes librdkafka's log and errors into tracing and the status.
 struct Context {
     status: Arc<ConsumerStatus>,
+    /// The same error is logged once a minute while it lasts (see `repeats`).
+    errors: Mutex<super::repeats::Repeats>,
 }
 
 impl ClientContext for Context {
@@ -169,7 +171,15 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, reason, "Event Hub client error");
+        let text = format!("{error}: {reason}");
+        let admitted = self
+            .errors
+            .lock()
+            .ok()
+            .and_then(|mut repeats| repeats.admit(&text, Instant::now()));
+        if let Some(left_out) = admitted {
+            tracing::warn!(target: "librdkafka", %error, reason, left_out, "Event Hub client error");
+        }
         self.status.connected.store(false, Ordering::Relaxed);
         if let Ok(mut last) = self.status.last_error.lock() {
             *last = Some(format!("{error}: {reason}"));
@@ -241,6 +251,7 @@ pub fn spawn_reporting(
     let consumer: BaseConsumer<Context> =
         client_config(&settings).create_with_context(Context {
             status: status.clone(),
+            errors: Mutex::new(Default::default()),
         })?;
     consumer.subscribe(&[settings.target.topic()])?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -283,6 +294,7 @@ fn run(
     };
     let mut pending = Pending::new();
     let mut stopped_early = false;
+    let mut poll_errors = super::repeats::Repeats::default();
     'poll: while !stop.load(Ordering::Relaxed) {
         status.beat(Instant::now());
         let mut taken = 0;
@@ -295,7 +307,10 @@ fn run(
             let message = match polled {
                 Ok(message) => message,
                 Err(e) => {
-                    tracing::warn!(error = %e, "Event Hub poll error");
+                    let text = e.to_string();
+                    if let Some(left_out) = poll_errors.admit(&text, Instant::now()) {
+                        tracing::warn!(error = text, left_out, "Event Hub poll error");
+                    }
                     break;
                 }
             };

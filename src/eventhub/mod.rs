@@ -3,3 +3,4 @@
 pub mod connection;
 pub mod consumer;
 pub mod probe;
+pub mod repeats;

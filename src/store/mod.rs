@@ -24,6 +24,8 @@ use crate::secret::Secret;
 pub const SCHEMA_VERSION: u64 = 1;
 
 const SCHEMA_KEY: &str = "schema_version";
+/// sled's page cache (its default is 1 GiB); the store holds megabytes, not gigabytes.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Something went wrong with the store. Never contains a stored value.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +91,12 @@ impl Store {
             .map_err(|e| dir_error(e.to_string()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| dir_error(e.to_string()))?;
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        // sled's default page cache is 1 GiB: a quarter of a Pi 4's memory for a store of a
+        // few megabytes (and, over the service's memory limit, an error line at every start).
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         restrict(&dir.join("db")).map_err(|e| dir_error(e.to_string()))?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
