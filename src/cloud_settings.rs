@@ -263,19 +263,28 @@ pub fn check_hub(
     ))
 }
 
-/// Saves the OAuth step. A new app registration means a new sign-in and a new subscription:
-/// the subscription waits until the admin creates it again in the wizard.
+/// Saves the OAuth step. `in_force` is the (tenant, client id) in force before. A different
+/// app registration means a new sign-in and a new subscription: the subscription then waits
+/// until the admin creates it in the wizard. The same one (a new secret or expiry date) keeps
+/// the subscription kept as it is.
 pub fn save_oauth(
     store: &Store,
     choice: &OAuthChoice,
     secret: SecretChange,
+    in_force: (Option<&str>, Option<&str>),
 ) -> Result<(), StoreError> {
+    let same_registration = in_force.0 == Some(choice.tenant_id.as_str())
+        && in_force
+            .1
+            .is_some_and(|c| c.eq_ignore_ascii_case(&choice.client_id));
     store
         .settings
         .insert(OAUTH_KEY, &serde_json::json!(choice))?;
-    store
-        .settings
-        .insert(SUBSCRIBE_KEY, &serde_json::json!(false))?;
+    if !same_registration {
+        store
+            .settings
+            .insert(SUBSCRIBE_KEY, &serde_json::json!(false))?;
+    }
     match secret {
         SecretChange::Keep => {}
         SecretChange::Set(s) => store.set_secret(CLIENT_SECRET, &s)?,
@@ -505,7 +514,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        save_oauth(&store, &oauth, secret).unwrap();
+        save_oauth(&store, &oauth, secret, (Some("file.example.com"), None)).unwrap();
         let (hub, cs) = check_hub(
             &HubForm {
                 connection_string: CS,
@@ -539,5 +548,19 @@ mod tests {
         );
         want_subscription(&store).unwrap();
         assert!(subscribe_wanted(&store));
+        // A new expiry date for the same registration does not stop the subscription.
+        let same = OAuthChoice {
+            client_secret_expires: NaiveDate::from_ymd_opt(2028, 1, 1),
+            ..oauth.clone()
+        };
+        let in_force = (
+            Some(oauth.tenant_id.as_str()),
+            Some(oauth.client_id.as_str()),
+        );
+        save_oauth(&store, &same, SecretChange::Keep, in_force).unwrap();
+        assert!(
+            subscribe_wanted(&store),
+            "same registration: still subscribed"
+        );
     }
 }

@@ -376,7 +376,12 @@ pub async fn oauth(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             );
         }
     };
-    if let Err(e) = cloud_settings::save_oauth(&web.services.store, &choice, secret) {
+    let before = control.settings(&web.services.store);
+    let in_force = (
+        before.graph.tenant_id.as_deref(),
+        before.graph.client_id.as_deref(),
+    );
+    if let Err(e) = cloud_settings::save_oauth(&web.services.store, &choice, secret, in_force) {
         return store_failed(&web, &session, &e);
     }
     tracing::info!(
