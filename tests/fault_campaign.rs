@@ -165,6 +165,8 @@ impl Campaign {
                 ca: broker.ca.clone(),
                 cloud: ApplianceConfig::for_cloud(&cloud),
                 static_membership: static_membership(),
+                mqtt_port: None,
+                smtp_port: None,
             },
             &work.path().join("logs"),
         );
@@ -662,6 +664,8 @@ async fn disk_full(hold_secs: u64) -> FaultRow {
             ca,
             cloud: None,
             static_membership: static_membership(),
+            mqtt_port: None,
+            smtp_port: None,
         },
         logs.path(),
     );
