@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A real SMTP server for Beacon's notification tests (aiosmtpd, installed by scripts/test-env).
 
-Listens on 127.0.0.1 on a free port, prints the port on stdout once it accepts connections,
-and writes every message it accepts to DIR/<n>.eml (the raw message, as received). With
+Listens on 127.0.0.1 on a free port (or --port, to come back on the same one after a stop),
+prints the port on stdout once it accepts connections, and writes every message it accepts to
+DIR/<n>.eml (the raw message, as received; numbering continues after the files already there). With
 --cert/--key it offers STARTTLS and requires it; with --user/--password it requires AUTH
 (PLAIN/LOGIN, only after STARTTLS). Stops on SIGTERM or when stdin closes.
 
-  smtp-sink.py --dir DIR [--cert PEM --key PEM] [--user U --password P]
+  smtp-sink.py --dir DIR [--port N] [--cert PEM --key PEM] [--user U --password P]
 """
 import argparse
 import os
@@ -23,7 +24,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 class Sink:
     def __init__(self, directory):
         self.directory = directory
-        self.count = 0
+        # A restarted sink writing into the same directory must not overwrite what came before.
+        numbers = [int(n[:-4]) for n in os.listdir(directory) if n.endswith(".eml") and n[:-4].isdigit()]
+        self.count = max(numbers, default=0)
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -42,15 +45,18 @@ class Sink:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--user")
     parser.add_argument("--password")
     args = parser.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = args.port
+    if port == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
 
     kwargs = {}
     if args.cert:

@@ -21,6 +21,11 @@ pub struct ApplianceConfig {
     /// Kafka static membership (`group.instance.id`): a restarted appliance takes its old
     /// place in the group at once instead of waiting for the killed member's session to end.
     pub static_membership: bool,
+    /// `[mqtt]` to a Mosquitto on 127.0.0.1 at this port (`None`: no MQTT output).
+    pub mqtt_port: Option<u16>,
+    /// `[notify]` with an e-mail channel to an SMTP server on 127.0.0.1 at this port and one
+    /// recipient for every call (`None`: no notifications).
+    pub smtp_port: Option<u16>,
 }
 
 impl ApplianceConfig {
@@ -46,6 +51,21 @@ impl ApplianceConfig {
         if let Some((login, graph, tenant, client)) = &self.cloud {
             text.push_str(&format!(
                 "[graph]\nlogin_url = \"{login}\"\ngraph_url = \"{graph}\"\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n"
+            ));
+        }
+        if let Some(port) = self.mqtt_port {
+            // The broker away for 20 s is the "mqtt" trouble; a short keep-alive notices a
+            // silent link soon.
+            text.push_str(&format!(
+                "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\nkeepalive_secs = 10\ntrouble_after_secs = 20\n"
+            ));
+        }
+        if let Some(port) = self.smtp_port {
+            // Failing for 20 s is the "notify:email" trouble; retries every 2–5 s so that the
+            // outbox drains within seconds of the server's return.
+            text.push_str(&format!(
+                "[notify]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_security = \"none\"\nsmtp_from = \"Beacon <beacon@campaign.test>\"\nretry_first_seconds = 2\nretry_max_seconds = 5\nexpire_minutes = 60\ntrouble_after_seconds = 20\ntimeout_seconds = 10\n[[notify.recipients]]\nchannel = \"email\"\nto = \"{}\"\n",
+                super::outputs::RECIPIENT
             ));
         }
         text

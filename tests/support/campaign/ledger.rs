@@ -71,8 +71,14 @@ impl Ledger {
                 }
                 Some(action @ ("trouble_raised" | "trouble_cleared")) => {
                     let detail = record["detail"].as_str().unwrap_or_default();
-                    // Raised: "component: detail"; cleared: "component".
-                    let component = detail.split(':').next().unwrap_or_default().to_string();
+                    // Raised: "component: detail"; cleared: "component". A component may
+                    // hold a colon itself ("notify:email").
+                    let component = if action == "trouble_raised" {
+                        detail.split_once(": ").map_or(detail, |(c, _)| c)
+                    } else {
+                        detail
+                    }
+                    .to_string();
                     if let Some(at) = at {
                         ledger.troubles.push(TroubleEvent {
                             at,

@@ -1,6 +1,7 @@
 //! The fault campaign's helpers: a broker of its own that can be stopped, `beacon run` as a
 //! child process, emergencies injected with their offsets, a small filesystem to fill, the
-//! ground truth read from the store, and the summary table.
+//! ground truth read from the store, the MQTT broker and SMTP server the appliance's outputs
+//! talk to, and the summary table.
 #![allow(dead_code)]
 
 pub mod appliance;
@@ -8,6 +9,7 @@ pub mod broker;
 pub mod disk;
 pub mod inject;
 pub mod ledger;
+pub mod outputs;
 pub mod summary;
 
 /// A small deterministic generator for the random kill points (seed printed, so a run can be

@@ -47,6 +47,25 @@ pub struct Summary {
     /// every emergency in it was recognised.
     pub burst: Option<(usize, f64, f64)>,
     pub secrets_in_logs: Vec<String>,
+    /// What a fault's check after recovery found wrong ("row: what").
+    pub check_failures: Vec<String>,
+    /// The e-mails of the whole campaign, when the appliance had an e-mail channel.
+    pub email: Option<EmailTally>,
+}
+
+/// E-mails the campaign's SMTP server received over the whole campaign.
+#[derive(Debug, Clone, Default)]
+pub struct EmailTally {
+    /// Messages received.
+    pub messages: usize,
+    /// Emergencies injected, how many of them were e-mailed at least once, more than once.
+    pub emergencies: usize,
+    pub emailed: usize,
+    pub twice: usize,
+    /// The first few emergencies never e-mailed, with their phase.
+    pub not_emailed: Vec<String>,
+    /// The outbox at the end, per status ("412 delivered").
+    pub outbox: String,
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -107,6 +126,13 @@ impl Summary {
             )),
             None => out.push_str("burst: not run\n"),
         }
+        match &self.email {
+            Some(e) => out.push_str(&format!(
+                "e-mail: {} messages received; {} of {} emergencies e-mailed, {} more than once; outbox at the end: {}\n",
+                e.messages, e.emailed, e.emergencies, e.twice, e.outbox
+            )),
+            None => out.push_str("e-mail: no e-mail channel\n"),
+        }
         out.push_str(&format!(
             "secrets found in logs: {}\n",
             self.secrets_in_logs.len()
@@ -116,6 +142,15 @@ impl Summary {
             ("missing", &self.missing),
             ("committed but absent", &self.committed_absent),
             ("secret in logs", &self.secrets_in_logs),
+            ("check failed", &self.check_failures),
+            (
+                "not e-mailed",
+                &self
+                    .email
+                    .as_ref()
+                    .map(|e| e.not_emailed.clone())
+                    .unwrap_or_default(),
+            ),
         ] {
             for item in list.iter().take(20) {
                 out.push_str(&format!("  {what}: {item}\n"));
