@@ -3,11 +3,12 @@
 //! failed campaign can be read afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::fake_cloud::FakeCloud;
 use crate::support::kafka::connection_string;
+use crate::support::process::beacon;
 
 /// Where one appliance lives and what it connects to.
 pub struct ApplianceConfig {
@@ -80,17 +81,6 @@ pub struct Beacon {
     starts: u32,
 }
 
-fn command(args: &[&str], config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    cmd.args(args).arg("--config").arg(config);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
 impl Beacon {
     /// Writes the configuration beside `logs` (a directory for the log files).
     pub fn new(config: &ApplianceConfig, logs: &Path) -> Beacon {
@@ -107,7 +97,7 @@ impl Beacon {
 
     /// `beacon login`, approved by the person at the browser (the fake cloud).
     pub async fn login(&self, cloud: &FakeCloud) {
-        let mut login = command(&["login"], &self.config_file)
+        let mut login = beacon(&["login"], &self.config_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -133,7 +123,7 @@ impl Beacon {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
-        let child = command(&["run"], &self.config_file)
+        let child = beacon(&["run"], &self.config_file)
             .env("BEACON_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
