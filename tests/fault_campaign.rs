@@ -1283,3 +1283,21 @@ fn emergency_ids_are_found_in_an_email() {
     let ids: Vec<String> = emergency_ids(mail).into_iter().collect();
     assert_eq!(ids, ["em-b-18ab-000013", "em-r-18ab-000012"]);
 }
+
+/// The burst alone (10,000 notifications, one in a hundred an emergency) with the outputs on,
+/// on an appliance of its own: `cargo test --test fault_campaign burst_only -- --ignored`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a few minutes: the full campaign's burst on its own"]
+async fn burst_only() {
+    let summary = run_campaign(Plan {
+        kills: 0,
+        burst_per_kill: 0,
+        trouble_phases: false,
+        disk_full: false,
+        burst: 10_000,
+        outputs: true,
+        only: None,
+    })
+    .await;
+    assert_clean(&summary);
+}
