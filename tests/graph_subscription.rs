@@ -286,3 +286,37 @@ async fn creation_failures_become_sentences_that_name_the_fix() {
     assert!(status.problem.is_none());
     assert!(status.quota_warning.is_some_and(|w| w.contains("500")));
 }
+
+/// The running keeper acts on `subscriptionRemoved` at once: it does not sleep until its next
+/// renewal (days away) with no subscription, no trouble and no resync (found by the fault
+/// campaign: an emergency posted meanwhile was never found).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_keeper_recreates_a_removed_subscription_at_once() {
+    let s = setup(FakeOptions::default()).await;
+    let keeper = keeper(&s, "wake-hub");
+    let run = tokio::spawn(keeper.clone().run(std::future::pending::<()>()));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.cloud.subscriptions().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "created");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let first = s.cloud.subscriptions()[0].id.clone();
+    assert!(s.cloud.remove_subscription(&first).await);
+    keeper
+        .lifecycle(&first, LifecycleEvent::SubscriptionRemoved)
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = s.cloud.subscriptions();
+        if now.len() == 1 && now[0].id != first {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not recreated within 5 s of the lifecycle event: {:?}",
+            now.iter().map(|s| &s.id).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    run.abort();
+}

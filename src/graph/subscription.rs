@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
 
 use super::client::{GraphClient, GraphError};
 use super::client_state::ClientStates;
@@ -102,6 +102,8 @@ pub struct SubscriptionKeeper {
     settings: SubscriptionSettings,
     state: Mutex<KeeperState>,
     status: watch::Sender<SubscriptionStatus>,
+    /// Wakes [`SubscriptionKeeper::run`] when a lifecycle event changed what is due.
+    wake: Notify,
 }
 
 impl SubscriptionKeeper {
@@ -132,6 +134,7 @@ impl SubscriptionKeeper {
             settings,
             state: Mutex::new(state),
             status: watch::channel(status).0,
+            wake: Notify::new(),
         })
     }
 
@@ -163,6 +166,9 @@ impl SubscriptionKeeper {
             // reconcile sorts it out.
             _ => state.last_reconcile = None,
         }
+        drop(state);
+        // The schedule may be asleep until the next renewal (days): act on the event now.
+        self.wake.notify_one();
     }
 
     /// Does the next due step, if any. Returns what it did (or when it next wants to run).
@@ -402,6 +408,7 @@ impl SubscriptionKeeper {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
             }
         }
     }
