@@ -109,7 +109,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         handles,
     };
     let (control, mut restart_requests) = Control::new(handles_feed, Arc::new(config.clone()));
-    let mut link = CloudLink::start(&config, &core, &alarm, &feeds).await;
     let systemd = Notifier::from_env();
     let watchdog = Watchdog::spawn_from_env(&systemd, feeds.hub.clone(), &alarm);
     let (display_png, display_mirror) = watch::channel(Vec::new());
@@ -147,6 +146,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     start_display(&config, &services, display_png).await;
     let messages = crate::outputs::notify::task::start(&config.notify, &services).await;
     let console = crate::web::start_configured(&config, &services).await;
+    // The link last: calls it raises at once (inbox entries left from before a restart) must
+    // find MQTT and the notifiers already following the alarm's notices.
+    let mut link = CloudLink::start(&config, &core, &alarm, &feeds).await;
     systemd.ready(&if link.consuming() {
         format!("consuming the Event Hub as {}", core.device_id)
     } else {

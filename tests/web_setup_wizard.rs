@@ -57,13 +57,13 @@ async fn the_wizard_takes_an_unconfigured_appliance_to_a_working_subscription() 
         .expect("run");
     let mut log = Log::follow(&mut run);
     // An appliance with nothing set up starts, says so, and offers its console.
-    log.wait_for("not consuming: the Event Hub is not set up", WAIT)
-        .await;
     let code_line = log.wait_for("setup_code", WAIT).await;
     let code = field(&code_line, "setup_code").expect("setup code in the log");
     let listening = log.wait_for("console listening", WAIT).await;
     let addr = field(&listening, "addr").expect("console address");
     let base = format!("http://{addr}");
+    log.wait_for("not consuming: the Event Hub is not set up", WAIT)
+        .await;
 
     let browser = Browser::start().await;
     browser.goto(&base).await;
