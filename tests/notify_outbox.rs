@@ -2,7 +2,8 @@
 //! delivered once it is back — exactly once, also when the appliance restarts in between
 //! (same store) — a channel failing longer than `trouble_after_seconds` is a trouble that
 //! clears on the next success. (Expiry is a pure function of the entry and the time: see the
-//! unit tests in `outputs::notify::outbox`.)
+//! unit tests in `outputs::notify::outbox`.) Calls raised before the notifier follows the
+//! alarm (at start-up, or after a crash between the alarm and the outbox) are still sent.
 
 #[path = "support/fake_channels.rs"]
 mod fake_channels;
@@ -18,7 +19,7 @@ use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY, TWILIO_SID, TWILIO_TOKEN};
-use notify_harness::{call, captured_logs, stored_outbox, Bench};
+use notify_harness::{call, captured_logs, stored_outbox, Bench, DEVICE};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -168,6 +169,71 @@ async fn channels_down_for_a_while_deliver_everything_once_when_back() {
     // Give a duplicate the chance to show up before counting.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_exactly_once(&fake);
+    bench.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_raised_before_the_notifier_started_are_sent_once() {
+    captured_logs();
+    let fake = FakeChannels::start().await;
+    let mut bench = Bench::new();
+    // As when the appliance restarts into calls it recognised from its inbox, or crashed
+    // after the alarm and before the outbox: the calls exist, nothing was queued for them.
+    bench.record_call("early/m0", None, None);
+    bench
+        .raise("early/m0", call("Caller 0", "Building 7"))
+        .await;
+    bench.acknowledge("guard").await;
+    bench.record_call("early/m1", None, None);
+    bench
+        .raise("early/m1", call("Caller 1", "Building 7"))
+        .await;
+    assert!(bench.outbox().is_empty());
+
+    bench.start(&config(&fake));
+    let sms = fake.wait_accepted(Peer::Twilio, 2, WAIT).await;
+    assert_eq!(sms.len(), 2, "an SMS for each call");
+    let pd: Vec<_> = fake
+        .wait_accepted(Peer::PagerDuty, 3, WAIT)
+        .await
+        .iter()
+        .map(|r| {
+            let e = r.json();
+            (
+                e["dedup_key"].as_str().unwrap_or("").to_string(),
+                e["event_action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let pair = |k: &str, a: &str| (format!("beacon/{DEVICE}/{k}"), a.to_string());
+    assert_eq!(
+        pd,
+        [
+            pair("early/m0", "trigger"),
+            pair("early/m0", "acknowledge"),
+            pair("early/m1", "trigger"),
+        ],
+        "PagerDuty follows both incidents, the acknowledged one acknowledged after its trigger"
+    );
+    let webhook = fake.wait_accepted(Peer::Webhook, 3, WAIT).await;
+    let events: Vec<_> = webhook
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(events, ["alarm", "acknowledged", "alarm"]);
+    assert_eq!(
+        webhook[1].json()["who"].as_str(),
+        Some("guard"),
+        "the acknowledgement names who acknowledged"
+    );
+
+    // Started again on the same calls: nothing is sent twice.
+    let mut bench = bench.restart().await;
+    bench.start(&config(&fake));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.accepted(Peer::Twilio).len(), 2);
+    assert_eq!(fake.accepted(Peer::PagerDuty).len(), 3);
+    assert_eq!(fake.accepted(Peer::Webhook).len(), 3);
     bench.stop().await;
 }
 

@@ -1,8 +1,12 @@
 //! `beacon run` with `[notify]`: an emergency posted in Teams travels through the fake
 //! Microsoft cloud and the real broker, alarms, and reaches the webhook and PagerDuty fakes;
 //! SIGTERM still stops the service cleanly (the notifier gives its alarm handle back), the
-//! outbox records the deliveries, and the log holds none of the notification secrets.
+//! outbox records the deliveries, and the log holds none of the notification secrets. An
+//! emergency still in the inbox when the service died is recognised at the next start and
+//! e-mailed then.
 
+#[path = "support/campaign/outputs.rs"]
+mod smtp_sink;
 mod support;
 
 use std::process::{Command, Stdio};
@@ -157,4 +161,122 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
     for secret in [PAGERDUTY_KEY, HMAC, "hook-url-token-93e1"] {
         assert!(!log.contains(secret), "a notification secret is in the log");
     }
+}
+
+/// Waits until `run` has exited (SIGKILL sent by the caller); the log thread ends with it.
+async fn reap(run: &mut std::process::Child) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while run.try_wait().expect("wait").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "beacon did not die");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_left_in_the_inbox_by_a_crash_is_emailed_after_the_restart() {
+    let hub = unique("inbox-hub");
+    create_topic(&hub, 1).await;
+    let cloud = FakeCloud::start(FakeOptions {
+        kafka: true,
+        poll_interval_secs: 1,
+        ..FakeOptions::default()
+    })
+    .await;
+    let sink = smtp_sink::SmtpSink::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("beacon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"inbox-run\"\ndata_dir = \"{}\"\n\
+             [eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n\
+             [graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+             [notify]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"none\"\nsmtp_from = \"Beacon <beacon@inbox.test>\"\n\
+             [[notify.recipients]]\nchannel = \"email\"\nto = \"{}\"\n",
+            data.display(),
+            connection_string(&hub).expose(),
+            broker().bootstrap,
+            broker().ca.display(),
+            unique("beacon-inbox"),
+            cloud.login_url(),
+            cloud.graph_url(),
+            cloud.options().tenant_domain,
+            cloud.options().client_id,
+            sink.port,
+            smtp_sink::RECIPIENT,
+        ),
+    )
+    .expect("config");
+    let mut login = beacon(&["login"], &config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("login");
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(code) = cloud.pending_user_codes().first() {
+            cloud.approve(code);
+            break;
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success());
+
+    // First life: Graph answers every message fetch with 503, so the emergency's notification
+    // is taken from the hub into the inbox but cannot be read; then the service is killed.
+    let mut run = beacon(&["run"], &config)
+        .env("BEACON_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut log = Log::follow(&mut run);
+    log.wait_for("subscription created", Duration::from_secs(30))
+        .await;
+    cloud.server_error("/v1.0/chats", 10_000, 503);
+    cloud
+        .post_message(
+            CHAT,
+            json!({"importance": "high", "messageType": "message",
+                   "from": {"user": {"id": "u-4", "displayName": "Ana Lima"}},
+                   "body": {"contentType": "html", "content": "<p>Ana Lima has placed an Emergency Call to 911</p><p>Location: 9 Harbour Rd, Springfield</p>"}}),
+        )
+        .await;
+    log.wait_for("message not fetched; will retry", Duration::from_secs(30))
+        .await;
+    run.kill().expect("SIGKILL");
+    reap(&mut run).await;
+    assert!(
+        sink.messages().is_empty(),
+        "nothing could be sent before the message was read"
+    );
+
+    // Second life: Graph answers again; the inbox entry is recognised at start and e-mailed.
+    cloud.clear_faults();
+    let mut run = beacon(&["run"], &config)
+        .env("BEACON_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run again");
+    let mut log = Log::follow(&mut run);
+    log.wait_for("emergency call recognised", Duration::from_secs(30))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mails = loop {
+        let mails = sink.messages();
+        if !mails.is_empty() || tokio::time::Instant::now() >= deadline {
+            break mails;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    run.kill().expect("SIGKILL");
+    reap(&mut run).await;
+    assert_eq!(mails.len(), 1, "one e-mail for the one emergency");
+    assert!(mails[0].contains("Ana Lima"), "{}", mails[0]);
+    assert!(mails[0].contains("9 Harbour Rd"), "{}", mails[0]);
 }

@@ -3,6 +3,7 @@
 //! JSON over reqwest (no extra crate). Screenshots go to `$BEACON_SCREENSHOTS/<name>.png`
 //! when that variable is set.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -32,7 +33,10 @@ impl Browser {
     /// certificate is self-signed).
     pub async fn start() -> Browser {
         let port = free_port();
+        // A process group of its own, so that dropping the browser (also when a test panics)
+        // ends chromedriver and the Chromium processes it started.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -269,6 +273,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.driver.id()))
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -10,6 +10,11 @@
 //!
 //! A call whose zone is not known (its record was not found) goes to every recipient of the
 //! kind, zone filters or not: a message too many beats a missed emergency.
+//!
+//! [`standing`] turns the calls active now into the transitions that made them (raised, and
+//! acknowledged when they are), so a notifier that starts — or falls behind — after a call was
+//! raised still sends its messages; the outbox keeps one message per call, channel, recipient
+//! and kind, so what was queued before is not queued again.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::config::{display_recipient, NotifyConfig};
 use super::templates::Templates;
-use crate::alarm::{ActiveCall, AuditAction};
+use crate::alarm::{Acknowledgement, ActiveCall, AuditAction, AuditRecord, DisplayModel, Source};
 use crate::alarm_service::AlarmNotice;
 
 /// What a message is about (the outbox's `kind`).
@@ -168,6 +173,56 @@ pub fn plan(
         }
     }
     messages
+}
+
+/// The transitions behind the calls active in `display`, oldest call first: each call's
+/// raise, then (for an acknowledged call) its acknowledgement. Marked [`Source::Restore`]:
+/// they are replayed, not new.
+pub fn standing(display: &DisplayModel, now: DateTime<Utc>) -> Vec<AlarmNotice> {
+    let mut calls: Vec<_> = display.calls.iter().collect();
+    calls.sort_by_key(|c| c.raised_at);
+    let mut notices = Vec::new();
+    for view in calls {
+        let call = ActiveCall {
+            key: view.key.clone(),
+            summary: view.summary.clone(),
+            raised_at: view.raised_at,
+            acknowledged: view.acknowledged.then(|| Acknowledgement {
+                at: now,
+                source: Source::Restore,
+                who: view.acknowledged_by.clone(),
+            }),
+        };
+        let record = |action, at, who: Option<String>| AuditRecord {
+            at,
+            source: Source::Restore,
+            who,
+            action,
+            from: display.state,
+            to: display.state,
+            keys: vec![view.key.clone()],
+            detail: None,
+        };
+        notices.push(AlarmNotice {
+            record: record(AuditAction::CallRaised, view.raised_at, None),
+            calls: vec![call.clone()],
+        });
+        if view.acknowledged {
+            notices.push(AlarmNotice {
+                record: record(
+                    AuditAction::Acknowledged,
+                    now,
+                    Some(
+                        view.acknowledged_by
+                            .clone()
+                            .unwrap_or_else(|| "unknown".into()),
+                    ),
+                ),
+                calls: vec![call],
+            });
+        }
+    }
+    notices
 }
 
 fn details(call: &ActiveCall, context: &CallContext, who: Option<String>, device: &str) -> Details {

@@ -1,5 +1,6 @@
 //! The notifier's tasks: one follows the alarm's notices, plans the messages and writes them
-//! to the outbox (flushed before anything is sent); one per channel delivers that channel's
+//! to the outbox (flushed before anything is sent) — starting with the calls already active
+//! when it starts or falls behind, so none is left unsent; one per channel delivers that channel's
 //! pending entries — in order per recipient, so a PagerDuty acknowledge never overtakes its
 //! trigger — records each result, and raises or clears the channel's trouble
 //! (`notify:<channel>`). Channels deliver independently: a mail server that hangs does not
@@ -159,6 +160,8 @@ impl Planner {
         mut notices: broadcast::Receiver<AlarmNotice>,
         mut stopped: watch::Receiver<bool>,
     ) {
+        // Subscribed before looking: a call raised meanwhile is seen twice, and queued once.
+        self.catch_up(&mut stopped).await;
         loop {
             let notice = tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
@@ -179,9 +182,21 @@ impl Planner {
                             ),
                         })
                         .await;
+                    self.catch_up(&mut stopped).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
+        }
+    }
+
+    /// Queues what the calls active now should have sent — their alarm and, when acknowledged,
+    /// their acknowledgement — and the outbox drops what was queued before. So a call raised
+    /// before the notifier followed the alarm (an inbox entry recognised at start-up, a crash
+    /// between the alarm and the outbox write, a follower that fell behind) is still notified.
+    async fn catch_up(&self, stopped: &mut watch::Receiver<bool>) {
+        let display = self.alarm.view().borrow().display.clone();
+        for notice in plan::standing(&display, Utc::now()) {
+            self.handle(notice, stopped).await;
         }
     }
 
@@ -233,7 +248,7 @@ impl Planner {
         if let Err(e) = self.outbox.flush().await {
             tracing::error!(error = %e, "cannot flush the outbox");
         }
-        tracing::info!(queued, action = ?notice.record.action, "notifications queued");
+        tracing::info!(queued, action = ?notice.record.action, source = ?notice.record.source, "notifications queued");
         self.poke.notify_waiters();
     }
 
