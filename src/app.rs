@@ -95,6 +95,7 @@ impl Core {
 /// notifiers and console run from the start; the link to the cloud ([`CloudLink`]) runs with
 /// the settings in force and is restarted when the setup wizard saves new ones.
 pub async fn run(config: Config) -> Result<(), AppError> {
+    let shutdown = shutdown_signal();
     let core = Core::open(&config)?;
     let (alarm, alarm_task) =
         alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
@@ -157,7 +158,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             core.device_id
         )
     });
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -478,25 +478,36 @@ pub fn save_key(store: &Store, key: &EncryptionKey) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Waits for SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the future is
+/// first polled: a stop requested while `beacon run` is still starting is kept and acted on
+/// once it has started, instead of killing the process the default way (no clean shutdown).
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut term), Err(_)) => {
+                    term.recv().await;
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

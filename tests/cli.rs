@@ -1,4 +1,5 @@
-//! The command line as an operator uses it: `check-config` and `replay`.
+//! The command line as an operator uses it: `check-config` and `replay`; `beacon run` stopped
+//! by systemd while it is still starting.
 
 mod support;
 
@@ -235,4 +236,56 @@ fn parse_decrypts_a_rich_notification_with_key() {
     let out = beacon().arg("parse").arg(&file).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+}
+
+#[test]
+fn sigterm_while_beacon_run_is_starting_still_stops_it_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write(
+        dir.path(),
+        "beacon.toml",
+        &format!(
+            "device_id = \"starting\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let mut child = beacon()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("BEACON_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("beacon run");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // The first line comes from opening the store: start-up has only begun.
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(!first.is_empty(), "beacon run logged nothing");
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("beacon run did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let log = rest.join().expect("log reader").join("\n");
+    assert!(
+        status.success(),
+        "SIGTERM during start-up must stop beacon cleanly, not kill it: {status:?}"
+    );
+    assert!(log.contains("shutting down"), "{log}");
 }
