@@ -70,7 +70,20 @@ impl Bench {
         alarm_task.await.expect("alarm task");
         store.flush().expect("flush");
         drop(store);
-        let store = Store::open(&dir.path().join("data")).expect("store reopens");
+        // The alarm's last state flush may still hold the store on the blocking pool for a
+        // moment after its task ended (sled locks the directory until the last handle goes).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let store = loop {
+            match Store::open(&dir.path().join("data")) {
+                Ok(store) => break store,
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("store reopens: {e}"),
+            }
+        };
         let (alarm, alarm_task) = alarm_service::spawn(alarm_config(), store.clone(), Utc::now());
         Bench {
             dir,
