@@ -9,14 +9,14 @@
 mod smtp_sink;
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
 use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::{broker, connection_string, create_topic};
-use support::process::{beacon, Log};
+use support::kafka::create_topic;
+use support::process::{cloud_sections, run_logged, sign_in};
 use support::unique;
 
 const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
@@ -39,52 +39,19 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
     std::fs::write(
         &config,
         format!(
-            "device_id = \"notify-run\"\ndata_dir = \"{}\"\n\
-             [eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n\
-             [graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+            "device_id = \"notify-run\"\ndata_dir = \"{}\"\n{}\
              [notify]\nwebhook_url = \"{}\"\nwebhook_secret = \"{HMAC}\"\npagerduty_url = \"{}\"\npagerduty_routing_key = \"{PAGERDUTY_KEY}\"\n\
              [[notify.recipients]]\nchannel = \"webhook\"\n\
              [[notify.recipients]]\nchannel = \"pagerduty\"\n",
             data.display(),
-            connection_string(&hub).expose(),
-            broker().bootstrap,
-            broker().ca.display(),
-            unique("beacon-notify"),
-            cloud.login_url(),
-            cloud.graph_url(),
-            cloud.options().tenant_domain,
-            cloud.options().client_id,
+            cloud_sections(&hub, &cloud),
             fake.webhook_url(),
             fake.pagerduty_url(),
         ),
     )
     .expect("config");
-
-    let mut login = beacon(&["login"], &config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("login");
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(code) = cloud.pending_user_codes().first() {
-            cloud.approve(code);
-            break;
-        }
-    }
-    let status = tokio::task::spawn_blocking(move || login.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success());
-
-    let mut run = beacon(&["run"], &config)
-        .env("BEACON_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
-    let mut log = Log::follow(&mut run);
+    sign_in(&config, &cloud).await;
+    let (mut run, mut log) = run_logged(&config, "debug");
     log.wait_for("subscription created", Duration::from_secs(30))
         .await;
     cloud
@@ -189,52 +156,21 @@ async fn an_emergency_left_in_the_inbox_by_a_crash_is_emailed_after_the_restart(
     std::fs::write(
         &config,
         format!(
-            "device_id = \"inbox-run\"\ndata_dir = \"{}\"\n\
-             [eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n\
-             [graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+            "device_id = \"inbox-run\"\ndata_dir = \"{}\"\n{}\
              [notify]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"none\"\nsmtp_from = \"Beacon <beacon@inbox.test>\"\n\
              [[notify.recipients]]\nchannel = \"email\"\nto = \"{}\"\n",
             data.display(),
-            connection_string(&hub).expose(),
-            broker().bootstrap,
-            broker().ca.display(),
-            unique("beacon-inbox"),
-            cloud.login_url(),
-            cloud.graph_url(),
-            cloud.options().tenant_domain,
-            cloud.options().client_id,
+            cloud_sections(&hub, &cloud),
             sink.port,
             smtp_sink::RECIPIENT,
         ),
     )
     .expect("config");
-    let mut login = beacon(&["login"], &config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("login");
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(code) = cloud.pending_user_codes().first() {
-            cloud.approve(code);
-            break;
-        }
-    }
-    let status = tokio::task::spawn_blocking(move || login.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success());
+    sign_in(&config, &cloud).await;
 
     // First life: Graph answers every message fetch with 503, so the emergency's notification
     // is taken from the hub into the inbox but cannot be read; then the service is killed.
-    let mut run = beacon(&["run"], &config)
-        .env("BEACON_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
-    let mut log = Log::follow(&mut run);
+    let (mut run, mut log) = run_logged(&config, "debug");
     log.wait_for("subscription created", Duration::from_secs(30))
         .await;
     cloud.server_error("/v1.0/chats", 10_000, 503);
@@ -257,13 +193,7 @@ async fn an_emergency_left_in_the_inbox_by_a_crash_is_emailed_after_the_restart(
 
     // Second life: Graph answers again; the inbox entry is recognised at start and e-mailed.
     cloud.clear_faults();
-    let mut run = beacon(&["run"], &config)
-        .env("BEACON_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run again");
-    let mut log = Log::follow(&mut run);
+    let (mut run, mut log) = run_logged(&config, "debug");
     log.wait_for("emergency call recognised", Duration::from_secs(30))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -5,13 +5,13 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::{broker, connection_string, create_topic};
-use support::process::{beacon, Log};
+use support::kafka::create_topic;
+use support::process::{cloud_sections, run_logged, sign_in};
 use support::unique;
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
@@ -32,50 +32,16 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
     std::fs::write(
         &config,
         format!(
-            "device_id = \"run-test\"\ndata_dir = \"{}\"\n[eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n[graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n",
+            "device_id = \"run-test\"\ndata_dir = \"{}\"\n{}",
             data.display(),
-            connection_string(&hub).expose(),
-            broker().bootstrap,
-            broker().ca.display(),
-            unique("beacon-run"),
-            cloud.login_url(),
-            cloud.graph_url(),
-            cloud.options().tenant_domain,
-            cloud.options().client_id
+            cloud_sections(&hub, &cloud)
         ),
     )
     .expect("config");
 
-    // `beacon login`, approved by the person at the browser.
-    let mut login = beacon(&["login"], &config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("login");
-    let approve = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(code) = cloud.pending_user_codes().first() {
-                cloud.approve(code);
-                return;
-            }
-        }
-    };
-    approve.await;
-    let status = tokio::task::spawn_blocking(move || login.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success());
-
-    // The service.
-    let mut run = beacon(&["run"], &config)
-        .env("BEACON_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
-    let mut log = Log::follow(&mut run);
+    // `beacon login`, approved by the person at the browser; then the service.
+    sign_in(&config, &cloud).await;
+    let (mut run, mut log) = run_logged(&config, "info");
     log.wait_for("subscription created", Duration::from_secs(30))
         .await;
     assert_eq!(cloud.subscriptions().len(), 1);

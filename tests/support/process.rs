@@ -1,14 +1,19 @@
 //! `beacon` as a child process, the way the service runs it: the command (with the test
 //! runner's own `BEACON_*` settings removed), its log lines as they come (and all of them
-//! kept), and waiting for a line.
+//! kept), and waiting for a line; the configuration sections and the `beacon login` of an
+//! appliance wired to the test broker and the fake Microsoft cloud.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::fake_cloud::FakeCloud;
+use super::kafka::{broker, connection_string};
+use super::unique;
 
 /// `beacon <args> --config <config>`.
 pub fn beacon(args: &[&str], config: &Path) -> Command {
@@ -91,4 +96,60 @@ pub async fn terminate(child: Child) -> bool {
         .expect("join")
         .expect("wait");
     killed && status.success()
+}
+
+/// The `[eventhub]` and `[graph]` sections of an appliance that consumes `hub` on the test
+/// broker (a consumer group of its own) and signs in to `cloud`.
+pub fn cloud_sections(hub: &str, cloud: &FakeCloud) -> String {
+    format!(
+        "[eventhub]\nconnection_string = \"{}\"\nbootstrap_override = \"{}\"\nca_file = \"{}\"\nconsumer_group = \"{}\"\n\
+         [graph]\nlogin_url = \"{}\"\ngraph_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n",
+        connection_string(hub).expose(),
+        broker().bootstrap,
+        broker().ca.display(),
+        unique("beacon-group"),
+        cloud.login_url(),
+        cloud.graph_url(),
+        cloud.options().tenant_domain,
+        cloud.options().client_id,
+    )
+}
+
+/// `beacon login` with `config`, its device code approved at the fake sign-in page as the
+/// person at the browser would; panics unless the login succeeds.
+pub async fn sign_in(config: &Path, cloud: &FakeCloud) {
+    let mut login = beacon(&["login"], config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("beacon login");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(code) = cloud.pending_user_codes().first() {
+            cloud.approve(code);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "beacon login showed no device code"
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "beacon login: {status:?}");
+}
+
+/// `beacon run` with `config`, logging at `level`; its log followed.
+pub fn run_logged(config: &Path, level: &str) -> (Child, Log) {
+    let mut child = beacon(&["run"], config)
+        .env("BEACON_LOG", level)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("beacon run");
+    let log = Log::follow(&mut child);
+    (child, log)
 }
