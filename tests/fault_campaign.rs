@@ -649,7 +649,10 @@ impl Campaign {
             && s.check_failures.is_empty()
             && s.rows
                 .iter()
-                .all(|r| !r.note.contains("NOT") && !r.note.contains("NO "));
+                .all(|r| !r.note.contains("NOT") && !r.note.contains("NO "))
+            && s.rows
+                .iter()
+                .all(|r| r.to_trouble.is_none_or(|t| t <= Duration::from_secs(60)));
         if !clean {
             let kept = self._work.keep();
             println!(

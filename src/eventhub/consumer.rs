@@ -52,7 +52,11 @@ pub struct ConsumerSettings {
 /// What the consumer can report to health and the web page.
 #[derive(Debug)]
 pub struct ConsumerStatus {
-    /// Whether the last poll reached the broker (cleared on transport errors).
+    /// Whether the hub is reachable: set by a record, cleared by a transport error, and set
+    /// either way from librdkafka's view of its broker connections every
+    /// [`STATS_INTERVAL_MS`] (librdkafka hands a broker failure to the error callback only at
+    /// error level, and not when it repeats that broker's last error within 30 s, so an
+    /// outage can pass without any callback).
     pub connected: AtomicBool,
     /// The last error librdkafka reported, in words.
     pub last_error: Mutex<Option<String>>,
@@ -168,6 +172,13 @@ impl ClientContext for Context {
         self.status
             .lag
             .store(lag_of(&statistics), Ordering::Relaxed);
+        let brokers = statistics
+            .brokers
+            .values()
+            .map(|b| (b.source.as_str(), b.state.as_str()));
+        if let Some(up) = hub_reachable(brokers) {
+            self.status.connected.store(up, Ordering::Relaxed);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -188,6 +199,23 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {}
+
+/// Whether librdkafka holds a working connection to one of the hub's brokers, from each
+/// broker's `(source, state)` in its statistics: one in state `UP` among the brokers it was
+/// given or learned is enough (its internal and logical brokers do not count). `None` while it
+/// knows no broker.
+fn hub_reachable<'a>(brokers: impl Iterator<Item = (&'a str, &'a str)>) -> Option<bool> {
+    let mut known = false;
+    for (source, state) in brokers {
+        if source == "learned" || source == "configured" {
+            known = true;
+            if state == "UP" {
+                return Some(true);
+            }
+        }
+    }
+    known.then_some(false)
+}
 
 /// The consumer lag over the partitions librdkafka knows a lag for (-1: none known yet).
 fn lag_of(statistics: &rdkafka::Statistics) -> i64 {
@@ -444,6 +472,27 @@ fn flush_and_commit(
 mod tests {
     use super::*;
     use crate::secret::Secret;
+
+    #[test]
+    fn the_hub_is_reachable_while_one_of_its_brokers_is_up() {
+        let up = [
+            ("configured", "INIT"),
+            ("learned", "UP"),
+            ("internal", "UP"),
+        ];
+        assert_eq!(hub_reachable(up.into_iter()), Some(true));
+        // The broker stopped: librdkafka tries to reconnect; its own brokers do not count.
+        let down = [
+            ("configured", "DOWN"),
+            ("learned", "CONNECT"),
+            ("internal", "UP"),
+            ("logical", "UP"),
+        ];
+        assert_eq!(hub_reachable(down.into_iter()), Some(false));
+        let bootstrap_only = [("configured", "AUTH_HANDSHAKE")];
+        assert_eq!(hub_reachable(bootstrap_only.into_iter()), Some(false));
+        assert_eq!(hub_reachable([("internal", "UP")].into_iter()), None);
+    }
 
     #[test]
     fn event_hubs_settings() {
