@@ -273,8 +273,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // `--` before the negative pid: procps' kill reads `-KILL -1234` as signal options and
+        // sent SIGKILL to group -1 (every process this user may signal).
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", self.driver.id()))
             .stderr(Stdio::null())
             .status();
