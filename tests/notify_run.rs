@@ -9,29 +9,18 @@
 mod smtp_sink;
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
-use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::create_topic;
-use support::process::{cloud_sections, run_logged, sign_in};
-use support::unique;
+use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
 
 const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
 const HMAC: &str = "run-hmac-secret-0f3c";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops() {
-    let hub = unique("notify-hub");
-    create_topic(&hub, 1).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (hub, cloud) = hub_and_cloud("notify-hub", 1).await;
     let fake = FakeChannels::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
@@ -79,27 +68,7 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
     assert_eq!(pd.len(), 1);
     assert_eq!(pd[0].json()["event_action"], "trigger");
 
-    let pid = run.id().to_string();
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(&pid)
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    // Polls, so that a service that does not stop is killed (and the test fails) instead of
-    // hanging the test binary.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = run.try_wait().expect("wait") {
-            break status;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let _ = run.kill();
-            let _ = run.wait();
-            panic!("beacon run did not exit within 30 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = sigterm_and_wait(&mut run, Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
 
     let store = beacon::store::Store::open(&data).expect("store");
@@ -141,14 +110,7 @@ async fn reap(run: &mut std::process::Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_emergency_left_in_the_inbox_by_a_crash_is_emailed_after_the_restart() {
-    let hub = unique("inbox-hub");
-    create_topic(&hub, 1).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (hub, cloud) = hub_and_cloud("inbox-hub", 1).await;
     let sink = smtp_sink::SmtpSink::start();
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");

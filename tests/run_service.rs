@@ -5,27 +5,16 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::create_topic;
-use support::process::{cloud_sections, run_logged, sign_in};
-use support::unique;
+use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
-    let hub = unique("run-hub");
-    create_topic(&hub, 2).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (hub, cloud) = hub_and_cloud("run-hub", 2).await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let config = dir.path().join("beacon.toml");
@@ -61,17 +50,7 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
     assert!(line.contains(&id), "{line}");
 
     // SIGTERM: a clean stop.
-    let pid = run.id().to_string();
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(&pid)
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || run.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let status = sigterm_and_wait(&mut run, Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
 
     let store = beacon::store::Store::open(&data).expect("store");

@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::browser::Browser;
-use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::{broker, connection_string, create_topic};
-use support::process::{beacon, field, terminate, Log};
+use support::kafka::{broker, connection_string};
+use support::process::{beacon, field, hub_and_cloud, terminate, Log};
 use support::unique;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -26,14 +25,7 @@ const ADMIN_PASSWORD: &str = "the chief's password";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_wizard_takes_an_unconfigured_appliance_to_a_working_subscription() {
-    let hub = unique("wizard-hub");
-    create_topic(&hub, 2).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (hub, cloud) = hub_and_cloud("wizard-hub", 2).await;
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("beacon.toml");
     std::fs::write(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::fake_cloud::FakeCloud;
-use super::kafka::{broker, connection_string};
+use super::fake_cloud::{FakeCloud, FakeOptions};
+use super::kafka::{broker, connection_string, create_topic};
 use super::unique;
 
 /// `beacon <args> --config <config>`.
@@ -152,4 +152,41 @@ pub fn run_logged(config: &Path, level: &str) -> (Child, Log) {
         .expect("beacon run");
     let log = Log::follow(&mut child);
     (child, log)
+}
+
+/// A new hub (topic) on the test broker with `partitions`, and a fake cloud that publishes
+/// its change notifications there (polling for new messages every second).
+pub async fn hub_and_cloud(prefix: &str, partitions: i32) -> (String, FakeCloud) {
+    let hub = unique(prefix);
+    create_topic(&hub, partitions).await;
+    let cloud = FakeCloud::start(FakeOptions {
+        kafka: true,
+        poll_interval_secs: 1,
+        ..FakeOptions::default()
+    })
+    .await;
+    (hub, cloud)
+}
+
+/// Sends SIGTERM and waits up to `within` for the child to exit; a child that does not is
+/// killed and the test fails (instead of hanging the test binary).
+pub async fn sigterm_and_wait(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "kill -TERM failed");
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("beacon did not exit within {within:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
