@@ -1233,7 +1233,7 @@ async fn short_campaign_every_emergency_alarms_exactly_once() {
 /// The full campaign (`scripts/fault-campaign`): 100 kills, every fault kind with its trouble,
 /// a full disk and a burst of 10,000 notifications.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the full fault campaign takes about half an hour: scripts/fault-campaign"]
+#[ignore = "the full fault campaign takes about 15 minutes: scripts/fault-campaign"]
 async fn full_campaign() {
     let summary = run_campaign(Plan {
         kills: 100,
