@@ -11,8 +11,8 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
 use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
+use support::notifications::emergency_message;
 use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
 
 const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
@@ -46,9 +46,7 @@ async fn an_emergency_reaches_the_webhook_and_pagerduty_and_sigterm_still_stops(
     cloud
         .post_message(
             CHAT,
-            json!({"importance": "high", "messageType": "message",
-                   "from": {"user": {"id": "u-9", "displayName": "Kim Park"}},
-                   "body": {"contentType": "html", "content": "<p>Kim Park has placed an Emergency Call to 911</p><p>Location: 1 Main St, Springfield</p>"}}),
+            emergency_message("u-9", "Kim Park", "1 Main St, Springfield"),
         )
         .await;
 
@@ -139,9 +137,7 @@ async fn an_emergency_left_in_the_inbox_by_a_crash_is_emailed_after_the_restart(
     cloud
         .post_message(
             CHAT,
-            json!({"importance": "high", "messageType": "message",
-                   "from": {"user": {"id": "u-4", "displayName": "Ana Lima"}},
-                   "body": {"contentType": "html", "content": "<p>Ana Lima has placed an Emergency Call to 911</p><p>Location: 9 Harbour Rd, Springfield</p>"}}),
+            emergency_message("u-4", "Ana Lima", "9 Harbour Rd, Springfield"),
         )
         .await;
     log.wait_for("message not fetched; will retry", Duration::from_secs(30))

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
+use support::notifications::emergency_message;
 use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
@@ -39,9 +39,7 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
     let id = cloud
         .post_message(
             CHAT,
-            json!({"importance": "high", "messageType": "message",
-                   "from": {"user": {"id": "u-9", "displayName": "Kim Park"}},
-                   "body": {"contentType": "html", "content": "<p>Kim Park has placed an Emergency Call to 911</p><p>Location: 1 Main St, Springfield</p>"}}),
+            emergency_message("u-9", "Kim Park", "1 Main St, Springfield"),
         )
         .await;
     let line = log

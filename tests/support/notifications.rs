@@ -75,3 +75,12 @@ pub fn validation() -> String {
         "resource": "NA", "resourceData": {"@odata.type": "NA", "@odata.id": "NA", "id": "NA"}
     }]}).to_string()
 }
+
+/// The "important" chat message Teams posts when `caller` dials 911 from `location`, as the
+/// fake cloud's `post_message` takes it.
+pub fn emergency_message(user_id: &str, caller: &str, location: &str) -> serde_json::Value {
+    json!({"importance": "high", "messageType": "message",
+           "from": {"user": {"id": user_id, "displayName": caller}},
+           "body": {"contentType": "html", "content": format!(
+               "<p>{caller} has placed an Emergency Call to 911</p><p>Location: {location}</p>")}})
+}
