@@ -13,8 +13,7 @@ use beacon::graph::subscription::SubscriptionKeeper;
 use beacon::recognise::{CallRecord, MessageSource, Recogniser};
 use chrono::Utc;
 use serde_json::json;
-use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::kafka::create_topic;
+use support::fake_cloud::FakeCloud;
 use support::{unique, Appliance};
 
 const CHAT: &str = "19:e2e0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
@@ -29,14 +28,7 @@ struct Subscribed {
 }
 
 async fn subscribed(prefix: &str, partitions: i32) -> Subscribed {
-    let hub = unique(prefix);
-    create_topic(&hub, partitions).await;
-    let cloud = FakeCloud::start(FakeOptions {
-        kafka: true,
-        poll_interval_secs: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (hub, cloud) = support::process::hub_and_cloud(prefix, partitions).await;
     let appliance = Appliance::new();
     let store = appliance.store.clone();
     // Sign in the service account and learn who it is.

@@ -6,10 +6,10 @@
 
 #[path = "support/notify_harness.rs"]
 mod notify_harness;
+#[path = "support/campaign/outputs.rs"]
+mod smtp_sink;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use beacon::outputs::notify::channel::Channel;
@@ -19,6 +19,7 @@ use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use notify_harness::{call, captured_logs, stored_outbox, test_call, Bench};
+use smtp_sink::SmtpSink;
 
 const PASSWORD: &str = "smtp-pass-7c41e9";
 
@@ -30,80 +31,43 @@ fn tls_dir() -> PathBuf {
     )
 }
 
-/// A running smtp-sink.py; killed when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// The test's SMTP server (`support/campaign/outputs.rs`), optionally with STARTTLS and a
+/// required login.
+fn sink(tls: bool, auth: bool) -> SmtpSink {
+    let certs = tls_dir();
+    let (cert, key) = (certs.join("server.pem"), certs.join("server.key"));
+    let mut options = Vec::new();
+    if tls {
+        options.extend([
+            "--cert".to_string(),
+            cert.display().to_string(),
+            "--key".to_string(),
+            key.display().to_string(),
+        ]);
+    }
+    if auth {
+        options.extend(["--user", "beacon", "--password", PASSWORD].map(str::to_string));
+    }
+    SmtpSink::start_with(&options.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The messages `sink` received so far, in order, decoded.
+fn received(sink: &SmtpSink) -> Vec<Mail> {
+    sink.raw_messages()
+        .iter()
+        .map(|raw| Mail::parse(raw))
+        .collect()
 }
 
-impl Sink {
-    fn start(tls: bool, auth: bool) -> Sink {
-        let python = std::env::var("BEACON_TEST_SMTP_PYTHON")
-            .expect("BEACON_TEST_SMTP_PYTHON: run eval \"$(scripts/test-env)\" first");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp-sink.py");
-        let mut command = Command::new(python);
-        command.arg(script).arg("--dir").arg(dir.path());
-        if tls {
-            let dir = tls_dir();
-            command
-                .arg("--cert")
-                .arg(dir.join("server.pem"))
-                .arg("--key")
-                .arg(dir.join("server.key"));
+/// Waits until `sink` holds `n` messages (or `timeout` passed); returns them.
+async fn wait(sink: &SmtpSink, n: usize, timeout: Duration) -> Vec<Mail> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let got = received(sink);
+        if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            return got;
         }
-        if auth {
-            command.args(["--user", "beacon", "--password", PASSWORD]);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start smtp-sink.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line.trim().parse().expect("smtp-sink.py printed its port");
-        Sink { child, port, dir }
-    }
-
-    /// The messages received so far, in order, decoded.
-    fn messages(&self) -> Vec<Mail> {
-        let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(self.dir.path())
-            .expect("sink dir")
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let n = name.strip_suffix(".eml")?.parse().ok()?;
-                Some((n, e.path()))
-            })
-            .collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|(_, p)| Mail::parse(&std::fs::read_to_string(p).expect("message")))
-            .collect()
-    }
-
-    async fn wait(&self, n: usize, timeout: Duration) -> Vec<Mail> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let got = self.messages();
-            if got.len() >= n || tokio::time::Instant::now() >= deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -169,7 +133,7 @@ fn quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn email_config(sink: &Sink, security: SmtpSecurity, to: &[&str]) -> NotifyConfig {
+fn email_config(sink: &SmtpSink, security: SmtpSecurity, to: &[&str]) -> NotifyConfig {
     NotifyConfig {
         smtp_host: Some("127.0.0.1".into()),
         smtp_port: Some(sink.port),
@@ -194,7 +158,7 @@ fn email_config(sink: &Sink, security: SmtpSecurity, to: &[&str]) -> NotifyConfi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_email_arrives_with_caller_callback_location_and_map_link() {
-    let sink = Sink::start(false, false);
+    let sink = sink(false, false);
     let mut bench = Bench::new();
     bench.start(&email_config(
         &sink,
@@ -209,7 +173,7 @@ async fn alarm_email_arrives_with_caller_callback_location_and_map_link() {
         )
         .await;
 
-    let mails = sink.wait(1, Duration::from_secs(20)).await;
+    let mails = wait(&sink, 1, Duration::from_secs(20)).await;
     assert_eq!(mails.len(), 1, "one e-mail");
     let mail = &mails[0];
     assert_eq!(mail.header("x-sink-rcpt-to"), Some("guard@example.test"));
@@ -251,7 +215,7 @@ async fn alarm_email_arrives_with_caller_callback_location_and_map_link() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_call_email_says_this_is_a_test() {
-    let sink = Sink::start(false, false);
+    let sink = sink(false, false);
     let mut bench = Bench::new();
     bench.start(&email_config(
         &sink,
@@ -262,7 +226,7 @@ async fn test_call_email_says_this_is_a_test() {
     bench
         .raise("chat-1/m-2", test_call("Bob Jones", "Lobby"))
         .await;
-    let mails = sink.wait(2, Duration::from_secs(20)).await;
+    let mails = wait(&sink, 2, Duration::from_secs(20)).await;
     assert_eq!(mails.len(), 2, "one e-mail per recipient");
     for mail in &mails {
         let subject = mail.header("subject").unwrap_or_default();
@@ -292,7 +256,7 @@ async fn test_call_email_says_this_is_a_test() {
 async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
     captured_logs();
     let ca = tls_dir().join("ca.pem");
-    let sink = Sink::start(true, true);
+    let sink = sink(true, true);
     let mut config = email_config(&sink, SmtpSecurity::Starttls, &["guard@example.test"]);
     config.smtp_ca_file = Some(ca);
     config.smtp_username = Some("beacon".into());
@@ -302,7 +266,7 @@ async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
     bench.start(&config);
     bench.record_call("chat-2/m-1", None, None);
     bench.raise("chat-2/m-1", call("Cy Doe", "Warehouse")).await;
-    let mails = sink.wait(1, Duration::from_secs(20)).await;
+    let mails = wait(&sink, 1, Duration::from_secs(20)).await;
     assert_eq!(mails.len(), 1, "delivered over STARTTLS with AUTH");
     bench.stop().await;
 
@@ -331,7 +295,7 @@ async fn starttls_with_auth_delivers_and_wrong_password_is_a_trouble() {
         assert!(!logs.contains(password), "a password is in the logs");
     }
     assert!(logs.contains("notify:email"), "the trouble is logged");
-    assert_eq!(sink.messages().len(), 1, "nothing more arrived");
+    assert_eq!(received(&sink).len(), 1, "nothing more arrived");
     bench.stop().await;
 }
 

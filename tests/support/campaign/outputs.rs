@@ -4,6 +4,9 @@
 //! aiosmtpd, the `[notify]` e-mail channel), which it can stop and start again on the same
 //! port while the messages it received stay readable in its directory.
 
+// Shared by the campaign, notify_run and notify_email; each uses part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,15 +22,23 @@ pub struct SmtpSink {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra arguments of the sink (STARTTLS certificate, a required login).
+    options: Vec<String>,
 }
 
 impl SmtpSink {
     /// Starts the sink on a free port.
     pub fn start() -> SmtpSink {
+        SmtpSink::start_with(&[])
+    }
+
+    /// Starts the sink with `options` (`--cert F --key F`, `--user U --password P`).
+    pub fn start_with(options: &[&str]) -> SmtpSink {
         let mut sink = SmtpSink {
             port: 0,
             dir: tempfile::tempdir().expect("sink dir"),
             child: None,
+            options: options.iter().map(|o| o.to_string()).collect(),
         };
         sink.resume();
         sink
@@ -42,7 +53,11 @@ impl SmtpSink {
             .expect("BEACON_TEST_SMTP_PYTHON: run eval \"$(scripts/test-env)\" first");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp-sink.py");
         let mut command = Command::new(python);
-        command.arg(script).arg("--dir").arg(self.dir.path());
+        command
+            .arg(script)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.options);
         if self.port != 0 {
             command.arg("--port").arg(self.port.to_string());
         }
@@ -91,6 +106,14 @@ impl SmtpSink {
     /// Every message received so far (over every start), headers unfolded and the body
     /// decoded, in arrival order.
     pub fn messages(&self) -> Vec<String> {
+        self.raw_messages()
+            .iter()
+            .map(|raw| readable(raw))
+            .collect()
+    }
+
+    /// Every message received so far, as the server stored it, in arrival order.
+    pub fn raw_messages(&self) -> Vec<String> {
         let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(self.dir.path())
             .map(|dir| {
                 dir.flatten()
@@ -106,7 +129,6 @@ impl SmtpSink {
         files
             .into_iter()
             .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
-            .map(|raw| readable(&raw))
             .collect()
     }
 }
