@@ -200,14 +200,12 @@ fn main() {
         );
         let handle =
             consumer::spawn(settings(&format!("{topic}-beacon")), ingest).expect("consumer");
-        let recogniser = Recogniser {
-            store: store.clone(),
-            rules: Arc::new(Rules::default()),
-            alarm: alarm.clone(),
-            source: MessageSource::Unavailable,
-            service_account_id: None,
-            lifecycle: None,
-        };
+        let recogniser = Recogniser::new(
+            store.clone(),
+            Arc::new(Rules::default()),
+            alarm.clone(),
+            MessageSource::Unavailable,
+        );
         tokio::time::sleep(Duration::from_secs(3)).await; // both groups joined
         let sender = kafka::Sender::new(&topic);
         let (mut delivered_to_pin, mut send_to_pin, mut send_to_bare) =

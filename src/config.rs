@@ -35,7 +35,7 @@ pub struct Config {
     /// The alarm's timers and output patterns.
     pub alarm: crate::alarm::AlarmConfig,
     /// Strobe, siren and trouble relays and the acknowledge button (GPIO lines).
-    pub outputs: crate::outputs::relays::OutputsConfig,
+    pub outputs: crate::outputs::config::OutputsConfig,
     /// MQTT broker, topics and Home Assistant discovery.
     pub mqtt: crate::outputs::mqtt::MqttConfig,
     /// E-mail, SMS, webhooks and PagerDuty: channels, recipients, templates, retries.
@@ -54,7 +54,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
-            outputs: crate::outputs::relays::OutputsConfig::default(),
+            outputs: crate::outputs::config::OutputsConfig::default(),
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
             notify: crate::outputs::notify::NotifyConfig::default(),
             web: None,
@@ -149,16 +149,16 @@ impl Default for IngestConfig {
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
     File(PathBuf),
     Env(String),
 }
 
-impl std::fmt::Display for Source {
+impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::File(path) => write!(f, "{}", path.display()),
-            Source::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
         }
     }
 }
@@ -177,7 +177,7 @@ pub enum ConfigError {
     },
     #[error("{origin}: `{key}`: {reason}")]
     Invalid {
-        origin: Source,
+        origin: Origin,
         key: String,
         reason: String,
     },
@@ -226,8 +226,8 @@ impl Config {
                 let key = e.path().to_string();
                 let source = overridden
                     .get(&key)
-                    .map(|var| Source::Env(var.clone()))
-                    .unwrap_or_else(|| Source::File(path.to_path_buf()));
+                    .map(|var| Origin::Env(var.clone()))
+                    .unwrap_or_else(|| Origin::File(path.to_path_buf()));
                 ConfigError::Invalid {
                     origin: source,
                     key,
@@ -239,8 +239,8 @@ impl Config {
             .map_err(|(key, reason)| ConfigError::Invalid {
                 origin: overridden
                     .get(key)
-                    .map(|var| Source::Env(var.clone()))
-                    .unwrap_or_else(|| Source::File(path.to_path_buf())),
+                    .map(|var| Origin::Env(var.clone()))
+                    .unwrap_or_else(|| Origin::File(path.to_path_buf())),
                 key: key.to_string(),
                 reason,
             })?;
@@ -422,7 +422,7 @@ fn apply_env(
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                 let toml::Value::Table(inner) = entry else {
                     return Err(ConfigError::Invalid {
-                        origin: Source::Env(var.clone()),
+                        origin: Origin::Env(var.clone()),
                         key: section,
                         reason: "the file sets this section to a value, not a table".into(),
                     });

@@ -29,16 +29,24 @@
 //! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
-//! 0700/0600), [`secret`] (values that never print), [`health`] (counters; the supervisor that
-//! turns faults into troubles within 60 s), [`commands`] (`beacon parse`), [`app`] (wiring of
-//! `run`, `replay`, `login`; shutdown; [`services`]: what the side parts are handed),
-//! [`cloud_link`] (sign-in, subscription, recognition and consumer as one restartable unit),
-//! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`] (systemd readiness, status and the
-//! watchdog fed only while the pipeline turns), [`hw::failsafe`] (outputs de-energised on a
-//! panic). The command line is in `main.rs`.
+//! 0700/0600, no domain types), [`secret`] (values that never print), [`health`] (counters;
+//! the supervisor that turns faults into troubles within 60 s), [`feeds`] (the parts' statuses
+//! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
+//! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
+//! (systemd readiness, status and the watchdog fed only while the pipeline turns),
+//! [`hw::failsafe`] (outputs de-energised on a panic).
 //!
-//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics) and
-//! [`demo`] (`beacon demo`: the whole appliance on the simulated board with a replay source).
+//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics).
+//!
+//! On top: [`app`], the one assembly of the appliance ([`app::Appliance`], used by `beacon
+//! run`, `beacon demo` and the tests; shutdown passed in as a future; one start-failure
+//! policy), the cloud link (sign-in, subscription, recognition and consumer as one restartable
+//! unit) and the `login`, `replay` and `demo` commands. The command line is in `main.rs`.
+//!
+//! Layers point down: a module imports only from the modules below it on this page's path and
+//! its own children — `secret`, `store` → `graph` → `ingest` → `emergency` → `recognise` →
+//! `alarm` → `outputs` → `feeds`, `health` → `web` → `app`. Nothing but `main.rs` names
+//! `crate::app`; `../shared/tools/cycles.py .` lists any import cycle between files.
 //!
 //! Rules that hold everywhere: the core is pure (time is passed in); outputs never wait for
 //! the disk or the network; an offset is committed only after what it carried is flushed to
@@ -47,13 +55,13 @@
 pub mod alarm;
 pub mod alarm_service;
 pub mod app;
-pub mod cloud_link;
+pub mod calls;
 pub mod cloud_settings;
 pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod emergency;
 pub mod eventhub;
+pub mod feeds;
 pub mod graph;
 pub mod health;
 pub mod hw;
@@ -62,6 +70,5 @@ pub mod outputs;
 pub mod recognise;
 pub mod secret;
 pub mod service_manager;
-pub mod services;
 pub mod store;
 pub mod web;

@@ -146,12 +146,12 @@ fn main() -> ExitCode {
                     "the demo serves plain HTTP: use a loopback address (127.0.0.1)".into(),
                 );
             }
-            let options = beacon::demo::DemoOptions {
+            let options = beacon::app::demo::DemoOptions {
                 listen,
                 every: std::time::Duration::from_secs(every),
                 first_after: std::time::Duration::from_secs(first_after),
             };
-            beacon::demo::run(options, |url, user, password| {
+            beacon::app::demo::run(options, |url, user, password| {
                 let then = if every == 0 {
                     "then only".to_string()
                 } else {

@@ -4,7 +4,7 @@
 //!
 //! The notify protocol is one datagram of `KEY=value` lines sent to the `AF_UNIX` socket named
 //! by `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace), so it is written here
-//! rather than taken from a crate: a [`Notifier`] can then be aimed at any socket without
+//! rather than taken from a crate: a [`SystemdNotifier`] can then be aimed at any socket without
 //! touching the process environment, which is what lets the tests bind a fake socket per test
 //! while other tests run in parallel. Outside systemd (no `$NOTIFY_SOCKET`) every call is a
 //! no-op. Sending never fails the service: a lost datagram is logged and the watchdog, if
@@ -40,14 +40,14 @@ impl NotifyAddress {
 
 /// Sends service-manager notifications, or nothing when there is no service manager.
 #[derive(Debug, Clone, Default)]
-pub struct Notifier {
+pub struct SystemdNotifier {
     address: Option<NotifyAddress>,
 }
 
-impl Notifier {
+impl SystemdNotifier {
     /// The notifier systemd asked for through `$NOTIFY_SOCKET` (a no-op one when unset).
-    pub fn from_env() -> Notifier {
-        Notifier {
+    pub fn from_env() -> SystemdNotifier {
+        SystemdNotifier {
             address: std::env::var("NOTIFY_SOCKET")
                 .ok()
                 .and_then(|v| NotifyAddress::parse(&v)),
@@ -55,8 +55,8 @@ impl Notifier {
     }
 
     /// A notifier aimed at `address` (tests, or a caller that already parsed the variable).
-    pub fn to(address: NotifyAddress) -> Notifier {
-        Notifier {
+    pub fn to(address: NotifyAddress) -> SystemdNotifier {
+        SystemdNotifier {
             address: Some(address),
         }
     }

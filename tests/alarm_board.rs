@@ -72,14 +72,12 @@ async fn a_notification_lights_the_strobe_a_restart_keeps_it_and_an_ack_ends_it(
         .await
         .pop()
         .expect("handed on");
-    let recogniser = Recogniser {
-        store: appliance.store.clone(),
-        rules: Arc::new(Rules::default()),
-        alarm: alarm.clone(),
-        source: MessageSource::Unavailable,
-        service_account_id: None,
-        lifecycle: None,
-    };
+    let recogniser = Recogniser::new(
+        appliance.store.clone(),
+        Arc::new(Rules::default()),
+        alarm.clone(),
+        MessageSource::Unavailable,
+    );
     recogniser.handle(&entry).await.expect("recognised");
     assert!(
         lights_within(&lamps.strobe, Duration::from_secs(2)).await,

@@ -31,12 +31,10 @@ async fn the_mirror_follows_the_alarm() {
     let store = beacon::store::Store::open(&dir.path().join("data")).expect("store");
     let (alarm, _task) = beacon::alarm_service::spawn(Default::default(), store, Utc::now());
     let (mirror_tx, mut mirror) = tokio::sync::watch::channel(Vec::new());
-    tokio::spawn(beacon::outputs::display::task::run::<NoBus, _>(
-        alarm.view(),
-        context,
-        None,
-        mirror_tx,
-    ));
+    tokio::spawn(beacon::outputs::display::task::run::<
+        beacon::hw::sim::NoBus,
+        _,
+    >(alarm.view(), context, None, mirror_tx));
     let ready = next_picture(&mut mirror).await;
     assert!(ready.starts_with(b"\x89PNG"), "a PNG");
 
@@ -80,23 +78,6 @@ fn lit(png_bytes: &[u8], x: usize, y: usize) -> bool {
     let width = info.width as usize;
     let bytes_per_pixel = info.line_size / width;
     buf[y * info.line_size + x * bytes_per_pixel] > 127
-}
-
-/// No panel: the loop only feeds the mirror.
-struct NoBus;
-
-impl embedded_hal::i2c::ErrorType for NoBus {
-    type Error = embedded_hal::i2c::ErrorKind;
-}
-
-impl embedded_hal::i2c::I2c for NoBus {
-    fn transaction(
-        &mut self,
-        _address: u8,
-        _operations: &mut [embedded_hal::i2c::Operation<'_>],
-    ) -> Result<(), Self::Error> {
-        Err(embedded_hal::i2c::ErrorKind::Other)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon::alarm::AlarmState;
+use beacon::calls::CallRecord;
 use beacon::emergency::Rules;
 use beacon::graph::subscription::SubscriptionKeeper;
-use beacon::recognise::{CallRecord, MessageSource, Recogniser};
+use beacon::recognise::{MessageSource, Recogniser};
 use chrono::Utc;
 use serde_json::json;
 use support::fake_cloud::FakeCloud;
@@ -71,12 +72,13 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
     let mut view = alarm.view();
     let mut running = appliance.consume(&hub, &unique("beacon-e2e"), true);
     let recogniser = Recogniser {
-        store: store.clone(),
-        rules: Arc::new(Rules::default()),
-        alarm: alarm.clone(),
-        source: MessageSource::Graph(graph.clone()),
         service_account_id: Some(account.id.clone()),
-        lifecycle: None,
+        ..Recogniser::new(
+            store.clone(),
+            Arc::new(Rules::default()),
+            alarm.clone(),
+            MessageSource::Graph(graph.clone()),
+        )
     };
 
     // Someone dials 911; Teams posts the notification to the group chat.

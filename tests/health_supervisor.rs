@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon::app::StatusFeeds;
 use beacon::eventhub::consumer::ConsumerStatus;
+use beacon::feeds::StatusFeeds;
 use beacon::health::{HealthReport, IngestCounters, Limits, Supervisor};
 use chrono::Utc;
 use tokio::sync::watch;
@@ -58,7 +58,7 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 hub: hub.clone(),
                 last_call,
                 mqtt: None,
-                setup_code: beacon::services::no_setup_code(),
+                setup_code: beacon::feeds::no_setup_code(),
             },
             counters: Arc::new(IngestCounters::default()),
             limits: Limits {

@@ -211,7 +211,7 @@ async fn the_last_call_gets_its_latency_once_the_call_record_is_written() {
     rig.raise(key, false).await;
     // The recogniser writes the record right after raising the alarm.
     let now = Utc::now();
-    let record = beacon::recognise::CallRecord {
+    let record = beacon::calls::CallRecord {
         key: key.into(),
         kind: beacon::emergency::Kind::Emergency,
         reason: "test".into(),

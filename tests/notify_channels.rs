@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::config::Recipient;
+use beacon::outputs::notify::message_kind::MessageKind;
 use beacon::outputs::notify::outbox::Status;
-use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY, TWILIO_SID, TWILIO_TOKEN};
@@ -159,7 +159,14 @@ async fn pagerduty_triggers_acknowledges_and_resolves_one_incident() {
         .as_str()
         .is_some_and(|s| s.contains("EMERGENCY CALL 911")));
     let kinds: Vec<_> = bench.outbox().iter().map(|(_, e)| e.kind).collect();
-    assert_eq!(kinds, [Kind::Alarm, Kind::Acknowledged, Kind::Cleared]);
+    assert_eq!(
+        kinds,
+        [
+            MessageKind::Alarm,
+            MessageKind::Acknowledged,
+            MessageKind::Cleared
+        ]
+    );
     bench.stop().await;
     assert_no_secrets(&fake, &bench);
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::config::{Recipient, SmtpSecurity};
+use beacon::outputs::notify::message_kind::MessageKind;
 use beacon::outputs::notify::outbox::Status;
-use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use notify_harness::{call, captured_logs, stored_outbox, test_call, Bench};
@@ -206,7 +206,7 @@ async fn alarm_email_arrives_with_caller_callback_location_and_map_link() {
     assert_eq!(entries.len(), 1);
     let entry = &entries[0].1;
     assert_eq!(entry.status, Status::Delivered);
-    assert_eq!(entry.kind, Kind::Alarm);
+    assert_eq!(entry.kind, MessageKind::Alarm);
     assert_eq!(entry.call_key.as_deref(), Some("chat-1/m-1"));
     assert_eq!(entry.recipient, "guard@example.test");
     assert_eq!(entry.attempts, 1);
@@ -248,7 +248,7 @@ async fn test_call_email_says_this_is_a_test() {
     to.sort();
     assert_eq!(to, ["guard@example.test", "office@example.test"]);
     let entries = bench.outbox();
-    assert!(entries.iter().all(|(_, e)| e.kind == Kind::Test));
+    assert!(entries.iter().all(|(_, e)| e.kind == MessageKind::Test));
     bench.stop().await;
 }
 

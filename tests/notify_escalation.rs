@@ -12,8 +12,8 @@ use std::time::Duration;
 use beacon::alarm::AlarmConfig;
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::config::{EscalationRecipient, Recipient};
+use beacon::outputs::notify::message_kind::MessageKind;
 use beacon::outputs::notify::outbox::Status;
-use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use fake_channels::{FakeChannels, Peer, TWILIO_SID, TWILIO_TOKEN};
@@ -71,12 +71,12 @@ async fn an_unacknowledged_call_reaches_the_escalation_recipients_once() {
     let entries = bench
         .wait_outbox(Duration::from_secs(20), |e| {
             e.iter()
-                .any(|(_, e)| e.kind == Kind::Escalation && e.status == Status::Delivered)
+                .any(|(_, e)| e.kind == MessageKind::Escalation && e.status == Status::Delivered)
         })
         .await;
     let escalations = entries
         .iter()
-        .filter(|(_, e)| e.kind == Kind::Escalation)
+        .filter(|(_, e)| e.kind == MessageKind::Escalation)
         .count();
     assert_eq!(escalations, 1, "escalated once: {entries:?}");
     // Nothing more after the escalation (it fires once per episode).

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::config::Recipient;
+use beacon::outputs::notify::message_kind::MessageKind;
 use beacon::outputs::notify::outbox::Status;
-use beacon::outputs::notify::plan::Kind;
 use beacon::outputs::notify::NotifyConfig;
 use beacon::secret::Secret;
 use fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY, TWILIO_SID, TWILIO_TOKEN};
@@ -48,10 +48,10 @@ fn config(fake: &FakeChannels) -> NotifyConfig {
                 to: None,
                 zones: Vec::new(),
                 on: Some(vec![
-                    Kind::Alarm,
-                    Kind::Test,
-                    Kind::Acknowledged,
-                    Kind::Cleared,
+                    MessageKind::Alarm,
+                    MessageKind::Test,
+                    MessageKind::Acknowledged,
+                    MessageKind::Cleared,
                 ]),
             },
             Recipient {
@@ -363,17 +363,19 @@ async fn the_same_message_is_queued_once_also_after_a_restart() {
     let bench = Bench::new();
     let outbox = Outbox::open(bench.store.clone());
     assert!(outbox
-        .enqueue(message(Kind::Alarm), now, &policy)
+        .enqueue(message(MessageKind::Alarm), now, &policy)
         .ok()
         .flatten()
         .is_some());
     assert_eq!(
-        outbox.enqueue(message(Kind::Alarm), now, &policy).ok(),
+        outbox
+            .enqueue(message(MessageKind::Alarm), now, &policy)
+            .ok(),
         Some(None)
     );
     assert!(
         outbox
-            .enqueue(message(Kind::Acknowledged), now, &policy)
+            .enqueue(message(MessageKind::Acknowledged), now, &policy)
             .ok()
             .flatten()
             .is_some(),
@@ -383,7 +385,9 @@ async fn the_same_message_is_queued_once_also_after_a_restart() {
     let bench = bench.restart().await;
     let outbox = Outbox::open(bench.store.clone());
     assert_eq!(
-        outbox.enqueue(message(Kind::Alarm), now, &policy).ok(),
+        outbox
+            .enqueue(message(MessageKind::Alarm), now, &policy)
+            .ok(),
         Some(None),
         "known after reopening the store"
     );

@@ -10,7 +10,8 @@ use beacon::alarm::{ActiveCall, AlarmState, AuditAction, AuditRecord, CallSummar
 use beacon::alarm_service::AlarmNotice;
 use beacon::config::Config;
 use beacon::outputs::notify::channel::Channel;
-use beacon::outputs::notify::plan::{plan, CallContext, Kind, Message};
+use beacon::outputs::notify::message_kind::MessageKind;
+use beacon::outputs::notify::plan::{plan, CallContext, Message};
 use beacon::outputs::notify::NotifyConfig;
 use chrono::{DateTime, FixedOffset, Utc};
 
@@ -134,7 +135,7 @@ fn run(notice: &AlarmNotice, calls: &BTreeMap<String, CallContext>) -> Vec<Messa
     )
 }
 
-fn targets(messages: &[Message]) -> Vec<(Channel, String, Kind)> {
+fn targets(messages: &[Message]) -> Vec<(Channel, String, MessageKind)> {
     messages
         .iter()
         .map(|m| (m.channel, m.recipient.clone(), m.kind))
@@ -150,9 +151,13 @@ fn a_call_in_a_zone_reaches_that_zones_desk_and_the_all_zone_recipients() {
     assert_eq!(
         targets(&messages),
         [
-            (Channel::Email, "hq-desk@example.com".into(), Kind::Alarm),
-            (Channel::Sms, "+14255550100".into(), Kind::Alarm),
-            (Channel::Pagerduty, "pagerduty".into(), Kind::Alarm),
+            (
+                Channel::Email,
+                "hq-desk@example.com".into(),
+                MessageKind::Alarm
+            ),
+            (Channel::Sms, "+14255550100".into(), MessageKind::Alarm),
+            (Channel::Pagerduty, "pagerduty".into(), MessageKind::Alarm),
         ]
     );
     assert_eq!(messages[0].subject, "911 from Ann Smith", "edited template");
@@ -188,8 +193,12 @@ fn a_test_call_is_marked_and_goes_only_to_who_wants_tests() {
     assert_eq!(
         targets(&messages),
         [
-            (Channel::Email, "hq-desk@example.com".into(), Kind::Test),
-            (Channel::Pagerduty, "pagerduty".into(), Kind::Test),
+            (
+                Channel::Email,
+                "hq-desk@example.com".into(),
+                MessageKind::Test
+            ),
+            (Channel::Pagerduty, "pagerduty".into(), MessageKind::Test),
         ],
         "the SMS recipient asked for real alarms only"
     );
@@ -207,7 +216,7 @@ fn escalation_goes_to_the_escalation_list_only() {
     );
     assert_eq!(
         targets(&messages),
-        [(Channel::Sms, "+14255550199".into(), Kind::Escalation)]
+        [(Channel::Sms, "+14255550199".into(), MessageKind::Escalation)]
     );
     assert!(messages[0].subject.starts_with("NOT ACKNOWLEDGED"));
     assert!(messages[0].body.contains("Call-back number: +14255550123"));
@@ -221,7 +230,11 @@ fn acknowledgement_and_clearing_follow_the_incident_on_pagerduty_only_by_default
     );
     assert_eq!(
         targets(&ack),
-        [(Channel::Pagerduty, "pagerduty".into(), Kind::Acknowledged)]
+        [(
+            Channel::Pagerduty,
+            "pagerduty".into(),
+            MessageKind::Acknowledged
+        )]
     );
     assert!(
         ack[0].body.contains("guard-7 acknowledged"),
@@ -234,7 +247,7 @@ fn acknowledgement_and_clearing_follow_the_incident_on_pagerduty_only_by_default
     );
     assert_eq!(
         targets(&cleared),
-        [(Channel::Pagerduty, "pagerduty".into(), Kind::Cleared)]
+        [(Channel::Pagerduty, "pagerduty".into(), MessageKind::Cleared)]
     );
     for quiet in [
         AuditAction::CallUpdated,

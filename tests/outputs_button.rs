@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use beacon::alarm::{Event, Source};
 use beacon::hw::sim::SimInput;
-use beacon::outputs::button::{Button, ButtonAction, ButtonConfig, Debouncer};
+use beacon::outputs::button::{Button, ButtonAction, Debouncer};
+use beacon::outputs::config::ButtonConfig;
 use embedded_hal_mock::eh1::digital::{Mock, State, Transaction as T};
 
 use ButtonAction::{Acknowledge, LampTest};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use beacon::outputs::relays::{BoardPreset, LineId, LineSpec, OutputsConfig, Wiring};
+use beacon::outputs::config::{BoardPreset, LineId, LineSpec, OutputsConfig, Wiring};
 
 fn parse(toml: &str) -> Result<OutputsConfig, String> {
     #[derive(serde::Deserialize)]
@@ -177,7 +177,7 @@ mod linux {
             other => panic!("{other:?}"),
         }
         assert!(errors[1].to_string().contains("no GPIO line has this name"));
-        let button = beacon::outputs::button::ButtonConfig::default();
+        let button = beacon::outputs::config::ButtonConfig::default();
         let e = open_button(&wiring, &button).unwrap_err();
         assert_eq!(e.what, "button");
         assert!(open_output("strobe", wiring.strobe.as_ref().unwrap()).is_err());

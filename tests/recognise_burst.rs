@@ -26,14 +26,12 @@ async fn a_burst_of_rich_notifications_loses_no_emergency() {
     let store = appliance.store.clone();
     let (alarm, _task) =
         beacon::alarm_service::spawn(AlarmConfig::default(), store.clone(), Utc::now());
-    let recogniser = Recogniser {
-        store: store.clone(),
-        rules: Arc::new(Rules::default()),
-        alarm: alarm.clone(),
-        source: MessageSource::Unavailable,
-        service_account_id: None,
-        lifecycle: None,
-    };
+    let recogniser = Recogniser::new(
+        store.clone(),
+        Arc::new(Rules::default()),
+        alarm.clone(),
+        MessageSource::Unavailable,
+    );
     let (tx, rx) = mpsc::channel(1024);
     let stage = tokio::spawn(recogniser.run(rx));
     let n = 3_000;

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use beacon::alarm::{AlarmConfig, AuditAction};
 use beacon::alarm_service::{AlarmHandle, AlarmNotice};
+use beacon::calls::CallRecord;
 use beacon::emergency::Rules;
 use beacon::graph::client::GraphClient;
 use beacon::graph::notification::ChangeType;
 use beacon::ingest::{InboxEntry, Notification};
-use beacon::recognise::{CallRecord, MessageSource, Recogniser};
+use beacon::recognise::{MessageSource, Recogniser};
 use beacon::store::Store;
 use chrono::Utc;
 use serde_json::json;
@@ -58,14 +59,12 @@ async fn bench() -> Bench {
 
 impl Bench {
     fn recogniser(&self) -> Recogniser {
-        Recogniser {
-            store: self.appliance.store.clone(),
-            rules: Arc::new(Rules::default()),
-            alarm: self.alarm.clone(),
-            source: MessageSource::Graph(self.graph.clone()),
-            service_account_id: None,
-            lifecycle: None,
-        }
+        Recogniser::new(
+            self.appliance.store.clone(),
+            Arc::new(Rules::default()),
+            self.alarm.clone(),
+            MessageSource::Graph(self.graph.clone()),
+        )
     }
 
     /// Posts an emergency message in Teams (the fake); returns its id.
@@ -312,7 +311,9 @@ async fn the_periodic_retry_does_not_take_an_entry_whose_fetch_is_in_flight() {
     );
     let mut pending = entry(&store, "pending", &id, ChangeType::Created, None);
     pending.received_at = Utc::now() - chrono::Duration::minutes(10);
-    store.inbox.insert("pending", &pending).expect("inbox");
+    beacon::ingest::inbox(&store)
+        .insert("pending", &pending)
+        .expect("inbox");
     tx.send(pending).await.expect("handed on");
     let key = format!("{CHAT}/{id}");
     bench

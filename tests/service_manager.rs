@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use beacon::eventhub::consumer::ConsumerStatus;
 use beacon::service_manager::watchdog::{self, judge, AlarmProbe, Limits, Stall, Verdict};
-use beacon::service_manager::{watchdog_interval, Notifier, NotifyAddress};
+use beacon::service_manager::{watchdog_interval, NotifyAddress, SystemdNotifier};
 use support::kafka::{broker, connection_string, create_topic};
 use support::unique;
 
@@ -36,8 +36,8 @@ impl FakeManager {
         }
     }
 
-    fn notifier(&self) -> Notifier {
-        Notifier::to(NotifyAddress::Path(self.path.clone()))
+    fn notifier(&self) -> SystemdNotifier {
+        SystemdNotifier::to(NotifyAddress::Path(self.path.clone()))
     }
 
     /// The next datagram within `timeout`, or `None`.
@@ -121,7 +121,7 @@ fn abstract_namespace_sockets_are_reached() {
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let notifier = Notifier::to(NotifyAddress::parse(&format!("@{name}")).expect("parse"));
+    let notifier = SystemdNotifier::to(NotifyAddress::parse(&format!("@{name}")).expect("parse"));
     notifier.watchdog();
     let mut buf = [0u8; 64];
     let n = socket.recv(&mut buf).expect("received");
@@ -133,12 +133,12 @@ fn without_a_service_manager_nothing_is_sent_and_nothing_fails() {
     assert_eq!(NotifyAddress::parse(""), None);
     assert_eq!(NotifyAddress::parse("relative/notify"), None);
     assert_eq!(NotifyAddress::parse("@"), None);
-    let notifier = Notifier::default();
+    let notifier = SystemdNotifier::default();
     assert!(!notifier.is_active());
     notifier.ready("up");
     notifier.watchdog();
     // A socket that is gone: logged, not fatal.
-    let gone = Notifier::to(NotifyAddress::Path("/nonexistent/notify".into()));
+    let gone = SystemdNotifier::to(NotifyAddress::Path("/nonexistent/notify".into()));
     gone.ready("up");
 }
 

@@ -90,7 +90,7 @@ async fn every_route_refuses_without_a_session() {
 async fn the_setup_code_sets_the_admin_password_once() {
     let console = Console::start().await;
     let code = console
-        .server
+        .server()
         .setup_code()
         .expect("a setup code while no admin exists");
     let mut client = Client::new(&console.url());
@@ -150,7 +150,7 @@ async fn the_setup_code_sets_the_admin_password_once() {
         200,
         "logged in as admin"
     );
-    assert_eq!(console.server.setup_code(), None, "used once");
+    assert_eq!(console.server().setup_code(), None, "used once");
 
     // The code is spent: a second visitor cannot take the appliance over.
     let mut other = Client::new(&console.url());

@@ -38,7 +38,7 @@ async fn log_in(browser: &Browser, console: &Console, user: &str, password: &str
 #[tokio::test(flavor = "multi_thread")]
 async fn first_start_the_setup_code_sets_the_admin_password() {
     let console = Console::start().await;
-    let code = console.server.setup_code().expect("setup code");
+    let code = console.server().setup_code().expect("setup code");
     let browser = Browser::start().await;
     browser.goto(&console.url()).await;
     browser.wait_for("#code", WAIT).await;

@@ -40,7 +40,7 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let port = console.server.addr.port();
+    let port = console.server().addr.port();
     let response = trusting
         .get(format!("https://localhost:{port}/login"))
         .send()
@@ -68,7 +68,7 @@ async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() 
     assert!(cookie.contains("; Secure"), "{cookie}");
 
     // Plain HTTP is sent to HTTPS, same host and path.
-    let redirect = console.server.redirect_addr.expect("redirect listener");
+    let redirect = console.server().redirect_addr.expect("redirect listener");
     let plain = Client::new(&format!("http://{redirect}"))
         .http
         .get(format!("http://localhost:{}/calls?x=1", redirect.port()))

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `counters.rs` | ingest counters (records, refusals, duplicates, last record) |
 //! | `assess.rs` | pure: one [`Observation`] (+ memory of earlier ones) → the faults now |
+//! | `report.rs` | the last assessment (what the page, API and MQTT show) |
 //! | `supervisor.rs` | the loop: observe every 10 s, raise/clear troubles, publish a report |
 //!
 //! Parts that know their own faults best raise them directly on the alarm (MQTT, each
@@ -15,8 +16,10 @@
 
 pub mod assess;
 pub mod counters;
+pub mod report;
 pub mod supervisor;
 
 pub use assess::{Assessor, Fault, Limits, Observation};
 pub use counters::{IngestCounters, IngestSnapshot};
-pub use supervisor::{HealthReport, Supervisor};
+pub use report::HealthReport;
+pub use supervisor::Supervisor;

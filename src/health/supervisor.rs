@@ -11,34 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::watch;
 
-use super::assess::{Assessor, Fault, Limits, Observation};
+use super::assess::{Assessor, Limits, Observation};
+use super::report::HealthReport;
 use super::IngestCounters;
 use crate::alarm::Event;
 use crate::alarm_service::AlarmHandle;
-use crate::app::StatusFeeds;
+use crate::feeds::StatusFeeds;
 use crate::store::Store;
 
 /// How often the supervisor looks (well inside the 60 s promise with the grace periods).
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
 const PROBE_KEY: &str = "health/probe";
-
-/// The last assessment.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct HealthReport {
-    /// `None` until the first check.
-    pub checked_at: Option<DateTime<Utc>>,
-    pub faults: Vec<Fault>,
-}
-
-impl HealthReport {
-    pub fn healthy(&self) -> bool {
-        self.checked_at.is_some() && self.faults.is_empty()
-    }
-}
 
 /// See the module docs.
 pub struct Supervisor {
@@ -134,7 +120,7 @@ impl Supervisor {
 fn inbox_age(store: &Store) -> (usize, Option<DateTime<Utc>>) {
     let mut count = 0;
     let mut oldest: Option<DateTime<Utc>> = None;
-    for (_, entry) in store.inbox.iter() {
+    for (_, entry) in crate::ingest::inbox(store).iter() {
         count += 1;
         if let Ok(entry) = entry {
             oldest = Some(oldest.map_or(entry.received_at, |o| o.min(entry.received_at)));

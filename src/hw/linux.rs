@@ -9,8 +9,9 @@ use gpiocdev::line::{Bias, Value};
 use gpiocdev::request::Builder;
 
 use crate::alarm::Event;
-use crate::outputs::button::{Button, ButtonConfig, Debouncer};
-use crate::outputs::relays::{LineId, LineSpec, Relay, Relays, Wiring};
+use crate::outputs::button::{Button, Debouncer};
+use crate::outputs::config::{ButtonConfig, LineId, LineSpec, Wiring};
+use crate::outputs::relays::{Relay, Relays};
 
 pub use gpiocdev_embedded_hal::{InputPin as GpioInput, OutputPin as GpioOutput};
 
@@ -57,7 +58,7 @@ impl DisplayOpenError {
 
 /// Opens the SSD1306 on its I2C bus (linux-embedded-hal's `I2cdev`, embedded-hal 1.0).
 pub fn open_display(
-    config: &crate::outputs::relays::DisplayConfig,
+    config: &crate::outputs::config::DisplayConfig,
 ) -> Result<crate::outputs::display::Ssd1306<linux_embedded_hal::I2cdev>, DisplayOpenError> {
     let bus = linux_embedded_hal::I2cdev::new(&config.i2c_bus).map_err(|e| DisplayOpenError {
         bus: config.i2c_bus.clone(),

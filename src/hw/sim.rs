@@ -1,6 +1,6 @@
 //! In-memory pins whose state is shared: a clone observes (or, for an input, drives) the same
 //! line. Tests read the lamps and press the button through them; so can the web page when the
-//! appliance runs without GPIO.
+//! appliance runs without GPIO. [`NoBus`] is the display bus with nothing on it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,6 +162,25 @@ pub fn relays(active_low: bool) -> (Relays<SimOutput>, SimLamps) {
         relay(&lamps.trouble),
     );
     (relays, lamps)
+}
+
+/// An I2C bus with nothing on it: every transaction succeeds and goes nowhere. For an
+/// appliance that mirrors its display to the web page only (`beacon demo`, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBus;
+
+impl embedded_hal::i2c::ErrorType for NoBus {
+    type Error = std::convert::Infallible;
+}
+
+impl embedded_hal::i2c::I2c for NoBus {
+    fn transaction(
+        &mut self,
+        _address: u8,
+        _operations: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

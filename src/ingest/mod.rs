@@ -26,7 +26,7 @@ use crate::graph::client_state::{ClientStates, Verdict};
 use crate::graph::crypto::{DecryptError, KeyRing};
 use crate::graph::notification::{self, ChangeType, Item, LifecycleEvent};
 use crate::health::IngestCounters;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Typed};
 
 /// A notification accepted from the hub, as recognition receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,20 +63,9 @@ pub struct InboxEntry {
     pub raw: Option<serde_json::Value>,
 }
 
-impl InboxEntry {
-    #[doc(hidden)]
-    pub fn lifecycle_for_tests(subscription_id: &str) -> InboxEntry {
-        InboxEntry {
-            key: format!("test-{subscription_id}"),
-            received_at: Utc::now(),
-            position: "test".into(),
-            notification: Notification::Lifecycle {
-                subscription_id: subscription_id.into(),
-                event: LifecycleEvent::Missed,
-            },
-            raw: None,
-        }
-    }
+/// The durable inbox: notifications accepted from the hub and not yet fully handled.
+pub fn inbox(store: &Store) -> Typed<InboxEntry> {
+    store.inbox.read_as()
 }
 
 /// One record as taken from the hub (or a replay file).

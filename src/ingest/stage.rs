@@ -13,7 +13,7 @@ pub async fn resume(
     handoff: &mpsc::Sender<InboxEntry>,
 ) -> Result<usize, StoreError> {
     let mut pending = 0;
-    for (_, entry) in store.inbox.iter() {
+    for (_, entry) in super::inbox(store).iter() {
         match entry {
             Ok(entry) => {
                 if handoff.send(entry).await.is_err() {

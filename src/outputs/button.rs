@@ -13,71 +13,10 @@
 use std::time::{Duration, Instant};
 
 use embedded_hal::digital::InputPin;
-use serde::{Deserialize, Serialize};
 
-use super::relays::{LineConfig, OutputsConfigError};
+use super::config::ButtonConfig;
 use crate::alarm::{Event, Source};
 use crate::alarm_service::AlarmHandle;
-
-/// The `[outputs.button]` section: the line (as for a relay) and the timing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ButtonConfig {
-    pub chip: Option<String>,
-    pub offset: Option<u32>,
-    pub name: Option<String>,
-    /// Pressed pulls the line low (the usual wiring: button to ground, pull-up).
-    pub active_low: bool,
-    /// Ask the kernel for the internal pull-up.
-    pub pull_up: bool,
-    /// How long a level must be stable to count.
-    pub debounce_ms: u32,
-    /// How long a press must be held to start a lamp test.
-    pub long_press_ms: u32,
-}
-
-impl Default for ButtonConfig {
-    fn default() -> Self {
-        Self {
-            chip: None,
-            offset: None,
-            name: None,
-            active_low: true,
-            pull_up: true,
-            debounce_ms: 30,
-            long_press_ms: 3000,
-        }
-    }
-}
-
-impl ButtonConfig {
-    pub(super) fn line(&self) -> LineConfig {
-        LineConfig {
-            chip: self.chip.clone(),
-            offset: self.offset,
-            name: self.name.clone(),
-            active_low: self.active_low,
-        }
-    }
-
-    pub(super) fn timing_errors(&self) -> Vec<OutputsConfigError> {
-        [
-            ("debounce_ms", self.debounce_ms, 1, 500),
-            ("long_press_ms", self.long_press_ms, 1000, 30_000),
-        ]
-        .into_iter()
-        .filter(|(_, value, min, max)| !(min..=max).contains(&value))
-        .map(
-            |(field, value, min, max)| OutputsConfigError::ButtonTiming {
-                field,
-                value,
-                min,
-                max,
-            },
-        )
-        .collect()
-    }
-}
 
 /// What a press asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,13 +28,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::alarm::{CallSummary, Event};
 use crate::alarm_service::AlarmHandle;
+use crate::calls::{CallLog, CallRecord};
 use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, Rules};
 use crate::graph::client::GraphClient;
 use crate::graph::notification::{ChangeType, LifecycleEvent};
@@ -101,32 +101,6 @@ fn encode(id: &str) -> String {
         .collect()
 }
 
-/// What the `calls` tree holds for one call (key `chat-id/message-id`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CallRecord {
-    pub key: String,
-    pub kind: Kind,
-    /// Why, in words.
-    pub reason: String,
-    pub call: EmergencyCall,
-    /// The zone that matched, when zones are configured.
-    pub zone: Option<String>,
-    /// Whether this appliance's outputs fired for it.
-    pub alarmed_locally: bool,
-    /// Found after a gap (resync) or delivered long after it was sent.
-    pub late: bool,
-    pub received_at: DateTime<Utc>,
-    pub recognised_at: DateTime<Utc>,
-    /// Edits merged in, and when the last one was.
-    pub updates: u32,
-    pub updated_at: Option<DateTime<Utc>>,
-    pub deleted: bool,
-    /// The change notification that brought it, as it arrived (`clientState` redacted,
-    /// ciphertext left out); absent when it was found by a resync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<Value>,
-}
-
 /// What handling one entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -148,6 +122,8 @@ pub enum Handled {
 #[derive(Clone)]
 pub struct Recogniser {
     pub store: Store,
+    /// The call log in `store`.
+    pub calls: CallLog,
     pub rules: Arc<Rules>,
     pub alarm: AlarmHandle,
     pub source: MessageSource,
@@ -157,6 +133,34 @@ pub struct Recogniser {
 }
 
 impl Recogniser {
+    /// Recognition with `rules`, raising the calls it recognises on `alarm` and reading basic
+    /// notifications' messages from `source`. The service account whose own messages are never
+    /// calls is the one signed in (read from the store); no lifecycle events are forwarded
+    /// until [`Recogniser::forward_lifecycle`] says where.
+    pub fn new(
+        store: Store,
+        rules: Arc<Rules>,
+        alarm: AlarmHandle,
+        source: MessageSource,
+    ) -> Recogniser {
+        let service_account_id = crate::graph::account::stored(&store).map(|a| a.id);
+        Recogniser {
+            calls: CallLog::of(&store),
+            store,
+            rules,
+            alarm,
+            source,
+            service_account_id,
+            lifecycle: None,
+        }
+    }
+
+    /// Sends the subscriptions' lifecycle events to `keeper`.
+    pub fn forward_lifecycle(mut self, keeper: mpsc::Sender<(String, LifecycleEvent)>) -> Self {
+        self.lifecycle = Some(keeper);
+        self
+    }
+
     /// Handles one entry and, unless deferred, removes it from the inbox.
     pub async fn handle(&self, entry: &InboxEntry) -> Result<Handled, StoreError> {
         let handled = match &entry.notification {
@@ -219,12 +223,7 @@ impl Recogniser {
             received_at: Some(entry.received_at),
         };
         let now = Utc::now();
-        if let Some(mut record) = self
-            .store
-            .calls
-            .get(key)?
-            .and_then(|v| serde_json::from_value::<CallRecord>(v).ok())
-        {
+        if let Some(mut record) = self.known_call(key) {
             // An edit of a known call: merge, update the text, never raise again.
             if let Ok(outcome) =
                 emergency::merge_update(&record.call, message, &context, &self.rules)
@@ -241,7 +240,7 @@ impl Recogniser {
                             })
                             .await;
                     }
-                    self.store.calls.insert(key, &serde_json::json!(record))?;
+                    self.calls.put(&record)?;
                     self.flush().await?;
                 }
             }
@@ -293,7 +292,7 @@ impl Recogniser {
             notification: entry.raw.clone(),
         };
         tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
-        self.store.calls.insert(key, &serde_json::json!(record))?;
+        self.calls.put(&record)?;
         self.flush().await?;
         Ok(Handled::Raised {
             key: key.to_string(),
@@ -311,15 +310,23 @@ impl Recogniser {
         }
     }
 
+    /// The record of a call recognised before. One that cannot be read is said in the log and
+    /// treated as unknown: the message is recognised afresh and its record written anew (an
+    /// alarm raised twice beats a call lost).
+    fn known_call(&self, key: &str) -> Option<CallRecord> {
+        match self.calls.get(key) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(key, %error, "the call's record cannot be read: recognising it afresh");
+                None
+            }
+        }
+    }
+
     fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
-        if let Some(mut record) = self
-            .store
-            .calls
-            .get(key)?
-            .and_then(|v| serde_json::from_value::<CallRecord>(v).ok())
-        {
+        if let Some(mut record) = self.known_call(key) {
             record.deleted = true;
-            self.store.calls.insert(key, &serde_json::json!(record))?;
+            self.calls.put(&record)?;
         }
         Ok(Handled::Deleted)
     }
@@ -353,7 +360,7 @@ impl Recogniser {
                 _ = lanes.join_next(), if lanes.running() > 0 => {}
                 _ = retry.tick() => {
                     let cutoff = Utc::now() - chrono::Duration::from_std(every).unwrap_or_default();
-                    let pending: Vec<InboxEntry> = self.store.inbox.iter()
+                    let pending: Vec<InboxEntry> = crate::ingest::inbox(&self.store).iter()
                         .filter_map(|(_, e)| e.ok())
                         .filter(|e| e.received_at < cutoff && !lanes.contains(&e.key))
                         .collect();

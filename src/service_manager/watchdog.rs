@@ -14,7 +14,7 @@ use crate::alarm::Event;
 use crate::alarm_service::AlarmHandle;
 use crate::eventhub::consumer::ConsumerStatus;
 
-use super::Notifier;
+use super::SystemdNotifier;
 
 /// Upper bound on how long the alarm task may take to answer a tick.
 const MAX_ALARM_ANSWER: Duration = Duration::from_secs(5);
@@ -108,7 +108,7 @@ pub async fn probe_alarm(alarm: &AlarmHandle, deadline: Duration) -> AlarmProbe 
 /// Checks every `limits.period` and pings while the pipeline turns. Says once in the log and
 /// in `systemctl status` when it stops pinging, and when it resumes.
 pub async fn run(
-    notifier: Notifier,
+    notifier: SystemdNotifier,
     limits: Limits,
     consumer: Arc<ConsumerStatus>,
     alarm: AlarmHandle,
@@ -155,7 +155,7 @@ pub struct Watchdog {
 impl Watchdog {
     /// Starts [`run`] when `$WATCHDOG_USEC` applies to this process; otherwise nothing runs.
     pub fn spawn_from_env(
-        notifier: &Notifier,
+        notifier: &SystemdNotifier,
         consumer: Arc<ConsumerStatus>,
         alarm: &AlarmHandle,
     ) -> Watchdog {

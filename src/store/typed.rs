@@ -33,6 +33,12 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
         }
     }
 
+    /// The same tree with its values read as `W`: the layer that owns a value type reads a
+    /// tree the store keeps untyped (the store knows no domain types).
+    pub fn read_as<W: Serialize + DeserializeOwned>(&self) -> Typed<W> {
+        Typed::new(self.tree.clone(), self.name)
+    }
+
     pub(super) fn tree(&self) -> &sled::Tree {
         &self.tree
     }
@@ -59,6 +65,29 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
     /// Removes `key`; returns whether it was there.
     pub fn remove(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.tree.remove(key)?.is_some())
+    }
+
+    /// The value under `key`, waiting up to `within` for another task to write it (sled's
+    /// subscription on the key, no polling); `None` when it was not written in time.
+    pub async fn wait_for(
+        &self,
+        key: &str,
+        within: std::time::Duration,
+    ) -> Result<Option<V>, StoreError> {
+        // Subscribe before looking, so a write between the look and the wait is not missed.
+        let mut written = self.tree.watch_prefix(key);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(value) = self.get(key)? {
+                return Ok(Some(value));
+            }
+            match tokio::time::timeout_at(deadline, &mut written).await {
+                // A write under the prefix (this key or a longer one): look again.
+                Ok(Some(_)) => continue,
+                // Time is up, or the tree is gone: one last look.
+                Ok(None) | Err(_) => return self.get(key),
+            }
+        }
     }
 
     /// Whether `key` is present.

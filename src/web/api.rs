@@ -11,10 +11,11 @@ use warp::reply::Response;
 use super::pages::call_detail;
 use super::records::{all_calls, call_id, kind_name, page_of, timeline, CallFilter, TimelineEntry};
 use super::respond;
+use super::respond::Audience;
 use super::session::Role;
-use super::state::{Caller, Kind, Web};
+use super::state::{Caller, Web};
 use super::status;
-use crate::recognise::CallRecord;
+use crate::calls::CallRecord;
 
 /// A call in the API's lists.
 #[derive(Serialize)]
@@ -27,7 +28,7 @@ struct CallItem<'a> {
 
 /// `GET /api/calls`.
 pub fn calls(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Api) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {
         return refused;
     }
     if let Some(problem) = filter.problem() {
@@ -36,7 +37,7 @@ pub fn calls(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
             StatusCode::BAD_REQUEST,
         );
     }
-    let (page, total) = page_of(all_calls(&web.services.store), &filter);
+    let (page, total) = page_of(all_calls(&web.context.store), &filter);
     let items: Vec<CallItem> = page
         .iter()
         .map(|record| CallItem {
@@ -50,12 +51,12 @@ pub fn calls(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
 
 /// `GET /api/calls/{id}`: the record and its timeline.
 pub fn call(web: &Web, caller: &Caller, id: &str) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Api) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {
         return refused;
     }
     match call_detail::find(web, id) {
         Some(record) => {
-            let timeline: Vec<TimelineEntry> = timeline(&web.services.store, &record);
+            let timeline: Vec<TimelineEntry> = timeline(&web.context.store, &record);
             respond::json(&serde_json::json!({
                 "id": call_id(&record.key),
                 "kind": kind_name(&record),
@@ -72,10 +73,10 @@ pub fn call(web: &Web, caller: &Caller, id: &str) -> Response {
 
 /// `GET /api/health`: the status; 503 when not healthy (for monitoring).
 pub fn health(web: &Web, caller: &Caller) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Api) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {
         return refused;
     }
-    let status = status::read(&web.services, Utc::now());
+    let status = status::read(&web.context, Utc::now());
     let code = if status.healthy() {
         StatusCode::OK
     } else {

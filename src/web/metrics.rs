@@ -7,13 +7,14 @@ use chrono::Utc;
 use warp::http::header;
 use warp::reply::{Reply, Response};
 
+use super::respond::Audience;
 use super::session::Role;
-use super::state::{Caller, Kind, Web};
+use super::state::{Caller, Web};
 use super::status;
 use crate::alarm::AlarmState;
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Api) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {
         return refused;
     }
     let text = render(web);
@@ -27,9 +28,9 @@ pub fn show(web: &Web, caller: &Caller) -> Response {
 
 /// The exposition text.
 pub fn render(web: &Web) -> String {
-    let services = &web.services;
-    let counters = services.counters.snapshot();
-    let status = status::read(services, Utc::now());
+    let context = &web.context;
+    let counters = context.counters.snapshot();
+    let status = status::read(context, Utc::now());
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = write!(

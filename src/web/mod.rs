@@ -17,7 +17,9 @@ pub mod api;
 pub mod api_tokens;
 pub mod assets;
 pub mod config;
+pub mod context;
 pub mod csrf;
+pub mod link;
 pub mod metrics;
 pub mod pages;
 pub mod password;
@@ -47,8 +49,9 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 pub use config::WebConfig;
+pub use context::ConsoleContext;
+pub use link::{LinkControl, LinkHandles};
 
-use crate::app::Services;
 use pages::Form;
 use records::CallFilter;
 use server::{Listeners, Peer};
@@ -66,7 +69,7 @@ pub enum WebError {
     Tls(#[from] tls::TlsError),
 }
 
-/// What the console is started with besides the services.
+/// What the console is started with besides the context.
 #[derive(Default)]
 pub struct Options {
     /// The configuration in force as (key, value) rows for the settings page (secrets "set").
@@ -115,10 +118,10 @@ impl WebServer {
 pub async fn start(
     config: &WebConfig,
     data_dir: &std::path::Path,
-    services: &Services,
+    context: &ConsoleContext,
     options: Options,
 ) -> Result<WebServer, WebError> {
-    let users = password::Users::new(services.store.clone());
+    let users = password::Users::new(context.store.clone());
     let setup_code = if users.has_admin() {
         None
     } else {
@@ -127,11 +130,11 @@ pub async fn start(
             setup_code = code,
             "first start: no console administrator yet. Open the console and enter this setup code to set the admin password"
         );
-        services.status.setup_code.send_replace(Some(code.clone()));
+        context.status.setup_code.send_replace(Some(code.clone()));
         Some(code)
     };
     let web = Arc::new(Web {
-        services: services.clone(),
+        context: context.clone(),
         config: config.clone(),
         users,
         sessions: session::Sessions::new(chrono::Duration::minutes(i64::from(
@@ -144,7 +147,7 @@ pub async fn start(
         summary: options.summary,
         demo_call: options.demo_call,
         sections: options.sections,
-        tokens: api_tokens::ApiTokens::new(services.store.clone()),
+        tokens: api_tokens::ApiTokens::new(context.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
     });
@@ -184,37 +187,6 @@ pub async fn start(
         redirect_addr,
         web,
     })
-}
-
-/// `beacon run`'s console: started when `[web]` is configured. A console that cannot start
-/// (port taken, certificate unreadable) is a trouble on the alarm, never a failed start.
-pub async fn start_configured(
-    config: &crate::config::Config,
-    services: &Services,
-) -> Option<WebServer> {
-    let Some(web) = &config.web else {
-        tracing::info!("no [web] section: the console is off");
-        return None;
-    };
-    let options = Options {
-        summary: summary(config),
-        demo_call: None,
-        sections: settings_view::sections(config),
-    };
-    match start(web, &config.data_dir, services, options).await {
-        Ok(server) => Some(server),
-        Err(error) => {
-            tracing::error!(%error, "the console could not start");
-            services
-                .alarm
-                .send(crate::alarm::Event::TroubleRaised {
-                    component: "console".into(),
-                    detail: error.to_string(),
-                })
-                .await;
-            None
-        }
-    }
 }
 
 /// Every route, with the security headers on every answer.

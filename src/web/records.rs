@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alarm::AuditRecord;
+use crate::calls::{CallLog, CallRecord};
 use crate::emergency::Kind;
-use crate::recognise::CallRecord;
 use crate::store::Store;
 
 /// Calls per page of the table.
@@ -95,21 +95,7 @@ pub fn call_key(id: &str) -> Option<String> {
 
 /// Every readable call record, newest first. Unreadable ones are logged (by key) and skipped.
 pub fn all_calls(store: &Store) -> Vec<CallRecord> {
-    let mut calls: Vec<CallRecord> = store
-        .calls
-        .iter()
-        .filter_map(
-            |(key, value)| match value.map(serde_json::from_value::<CallRecord>) {
-                Ok(Ok(record)) => Some(record),
-                _ => {
-                    tracing::warn!(key, "console: an unreadable call record is not shown");
-                    None
-                }
-            },
-        )
-        .collect();
-    calls.sort_by_key(|c| std::cmp::Reverse(c.received_at));
-    calls
+    CallLog::of(store).all("console")
 }
 
 /// One page of the filtered calls, and how many pass the filter.

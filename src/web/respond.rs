@@ -7,7 +7,13 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::session::Session;
-use super::state::Kind;
+
+/// Whether a refused request should get a page (redirect to the login) or a bare status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Page,
+    Api,
+}
 
 /// A rendered page (500 with a plain sentence if the template fails).
 pub fn page<T: Template>(template: &T) -> Response {
@@ -75,18 +81,18 @@ pub fn unauthorized() -> Response {
 }
 
 /// 403: logged in, but the role does not allow it.
-pub fn forbidden(session: &Session, kind: Kind) -> Response {
+pub fn forbidden(session: &Session, audience: Audience) -> Response {
     let sentence = format!(
         "You are logged in as {} ({}); this needs an administrator.",
         session.user,
         session.role.name()
     );
-    match kind {
-        Kind::Api => json_status(
+    match audience {
+        Audience::Api => json_status(
             &serde_json::json!({ "error": sentence }),
             StatusCode::FORBIDDEN,
         ),
-        Kind::Page => text(StatusCode::FORBIDDEN, &sentence),
+        Audience::Page => text(StatusCode::FORBIDDEN, &sentence),
     }
 }
 

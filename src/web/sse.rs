@@ -13,12 +13,13 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use warp::filters::sse::Event;
 use warp::reply::{Reply, Response};
 
+use super::respond::Audience;
 use super::session::Role;
-use super::state::{Caller, Kind, Web};
+use super::state::{Caller, Web};
 use crate::alarm_service::AlarmNotice;
 
 pub fn events(web: &Web, caller: &Caller) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Api) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {
         return refused;
     }
     let stream = stream_of(web);
@@ -32,7 +33,7 @@ pub fn events(web: &Web, caller: &Caller) -> Response {
 
 /// The merged event stream (no alarm handle inside: only the notices' and watches' receivers).
 fn stream_of(web: &Web) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    let notices = BroadcastStream::new(web.services.alarm.notices()).map(|notice| match notice {
+    let notices = BroadcastStream::new(web.context.alarm.notices()).map(|notice| match notice {
         Ok(notice) => alarm_event(&notice),
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
             tracing::error!(
@@ -42,12 +43,12 @@ fn stream_of(web: &Web) -> impl Stream<Item = Result<Event, Infallible>> + Send 
             Event::default().event("resync").data(missed.to_string())
         }
     });
-    let views = WatchStream::from_changes(web.services.alarm.view()).map(|view| {
+    let views = WatchStream::from_changes(web.context.alarm.view()).map(|view| {
         Event::default()
             .event("view")
             .data(format!("{:?}", view.state).to_lowercase())
     });
-    let display = WatchStream::from_changes(web.services.display_png.clone())
+    let display = WatchStream::from_changes(web.context.display_png.clone())
         .map(|_| Event::default().event("display").data("redrawn"));
     let hello = stream::once(async { Event::default().event("hello").data("connected") });
     hello

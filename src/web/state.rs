@@ -1,6 +1,6 @@
-//! What every route shares: the appliance's services, the `[web]` settings, users, sessions,
-//! the first-run setup code and the login limiter; and the access check every route but the
-//! login, first-run and static ones starts with.
+//! What every route shares: the appliance's parts ([`ConsoleContext`]), the `[web]` settings,
+//! users, sessions, the first-run setup code and the login limiter; and the access check every
+//! route but the login, first-run and static ones starts with.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -12,14 +12,14 @@ use warp::reply::Response;
 use super::config::WebConfig;
 use super::password::Users;
 use super::rate_limit::LoginLimiter;
-use super::respond;
+use super::respond::{self, Audience};
 use super::server::Peer;
 use super::session::{self, Role, Session, Sessions};
-use crate::app::Services;
+use crate::web::context::ConsoleContext;
 
 /// Shared by every route.
 pub struct Web {
-    pub services: Services,
+    pub context: ConsoleContext,
     pub config: WebConfig,
     pub users: Users,
     pub sessions: Sessions,
@@ -70,13 +70,6 @@ impl Caller {
     }
 }
 
-/// Whether a refused request should get a page (redirect to the login) or a bare status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Page,
-    Api,
-}
-
 impl Web {
     /// The caller's session and its token, when logged in.
     pub fn session(&self, caller: &Caller) -> Option<(String, Session)> {
@@ -91,8 +84,13 @@ impl Web {
     // The refusal is the response itself, made once per refused request: boxing it would only
     // add a dereference at every route.
     #[allow(clippy::result_large_err)]
-    pub fn require(&self, caller: &Caller, role: Role, kind: Kind) -> Result<Session, Response> {
-        if let (Kind::Api, Some(bearer)) = (kind, &caller.bearer) {
+    pub fn require(
+        &self,
+        caller: &Caller,
+        role: Role,
+        audience: Audience,
+    ) -> Result<Session, Response> {
+        if let (Audience::Api, Some(bearer)) = (audience, &caller.bearer) {
             // A machine's token: only on the API, never for pages.
             return match self.tokens.check(bearer.expose()) {
                 Some(token) if token.role.allows(role) => Ok(Session {
@@ -110,8 +108,8 @@ impl Web {
         }
         match self.session(caller) {
             Some((_, session)) if session.role.allows(role) => Ok(session),
-            Some((_, session)) => Err(respond::forbidden(&session, kind)),
-            None if kind == Kind::Api => Err(respond::unauthorized()),
+            Some((_, session)) => Err(respond::forbidden(&session, audience)),
+            None if audience == Audience::Api => Err(respond::unauthorized()),
             None if !self.users.has_admin() => Err(respond::redirect("/first-run")),
             None => Err(respond::redirect("/login")),
         }

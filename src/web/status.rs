@@ -1,6 +1,6 @@
 //! The appliance's status in words and numbers, as the dashboard, `/api/health` and
 //! `/metrics` show it: sign-in, subscription, hub connection, last notification, outbox,
-//! alarm and lamps. Read from the services' watches; never a secret.
+//! alarm and lamps. Read from the status feeds; never a secret.
 
 use std::sync::atomic::Ordering;
 
@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alarm::{AlarmState, Output};
-use crate::app::Services;
 use crate::graph::tokens::AuthStatus;
+use crate::web::context::ConsoleContext;
 
 /// One line of the status table.
 #[derive(Debug, Clone, Serialize)]
@@ -48,10 +48,10 @@ impl Status {
 }
 
 /// Reads the status now.
-pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
-    let view = services.alarm.view().borrow().clone();
+pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
+    let view = context.alarm.view().borrow().clone();
     let mut lines = Vec::new();
-    let auth = services.status.auth.as_ref().map(|a| a.borrow().clone());
+    let auth = context.status.auth.as_ref().map(|a| a.borrow().clone());
     let signed_in = matches!(auth, Some(AuthStatus::SignedIn { .. }));
     lines.push(match auth {
         None => line(
@@ -87,7 +87,7 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         }
         Some(AuthStatus::Retrying { sentence, .. }) => line("Microsoft sign-in", "warn", sentence),
     });
-    let subscription = services
+    let subscription = context
         .status
         .subscription
         .as_ref()
@@ -116,15 +116,15 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
     if let Some(warning) = subscription.as_ref().and_then(|s| s.quota_warning.clone()) {
         lines.push(line("Graph quota", "warn", warning));
     }
-    let hub_connected = services.status.hub.connected.load(Ordering::Relaxed);
-    let hub_error = services
+    let hub_connected = context.status.hub.connected.load(Ordering::Relaxed);
+    let hub_error = context
         .status
         .hub
         .last_error
         .lock()
         .map(|e| e.clone())
         .unwrap_or_default();
-    let lag = services.status.hub.lag();
+    let lag = context.status.hub.lag();
     lines.push(match (hub_connected, hub_error) {
         (true, _) => match lag {
             Some(0) => line("Event Hub", "ok", "connected, nothing waiting".into()),
@@ -138,8 +138,8 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         (false, Some(error)) => line("Event Hub", "fault", format!("not connected: {error}")),
         (false, None) => line("Event Hub", "off", "not connected".into()),
     });
-    let counters = services.counters.snapshot();
-    let last_ms = services.counters.last_record_ms.load(Ordering::Relaxed);
+    let counters = context.counters.snapshot();
+    let last_ms = context.counters.last_record_ms.load(Ordering::Relaxed);
     let last_notification = (last_ms > 0)
         .then(|| DateTime::<Utc>::from_timestamp_millis(last_ms))
         .flatten();
@@ -157,7 +157,7 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
             None => "none since start".into(),
         },
     ));
-    let outbox_pending = services
+    let outbox_pending = context
         .store
         .outbox
         .iter()
@@ -171,7 +171,7 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         if outbox_pending > 0 { "warn" } else { "ok" },
         format!("{outbox_pending} messages waiting to be delivered"),
     ));
-    let mqtt = services.status.mqtt.as_ref().map(|m| m.borrow().clone());
+    let mqtt = context.status.mqtt.as_ref().map(|m| m.borrow().clone());
     lines.push(match mqtt {
         None => line("MQTT", "off", "not configured".into()),
         Some(m) if m.connected => line(
@@ -200,14 +200,14 @@ pub fn read(services: &Services, now: DateTime<Utc>) -> Status {
         ));
     }
     Status {
-        device_id: services.device_id.clone(),
+        device_id: context.device_id.clone(),
         alarm: view.state,
         strobe: view.outputs.strobe != Output::Off,
         siren: view.outputs.siren != Output::Off,
         trouble: view.outputs.trouble != Output::Off,
         troubles: view.display.troubles.len(),
         outbox_pending,
-        calls: services.store.calls.len(),
+        calls: context.store.calls.len(),
         last_notification,
         hub_connected,
         hub_lag: lag,

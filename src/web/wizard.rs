@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::cloud_link::{Control, Handles};
+use super::link::{LinkControl, LinkHandles};
 use crate::graph::account::Account;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
@@ -65,7 +65,7 @@ pub struct Progress {
 impl Progress {
     /// Reads what is done. Pure apart from the reads of `store` (via `control`).
     pub fn read(
-        control: &Control,
+        control: &LinkControl,
         store: &Store,
         auth: Option<&AuthStatus>,
         subscription: Option<&SubscriptionStatus>,
@@ -247,7 +247,7 @@ pub fn subscription_words(status: &SubscriptionStatus) -> String {
 }
 
 /// Whether the link has what the step needs, or why not.
-pub fn link_ready(handles: &Handles, step: Step) -> Result<(), String> {
+pub fn link_ready(handles: &LinkHandles, step: Step) -> Result<(), String> {
     match step {
         Step::SignIn if handles.tokens.is_none() => {
             Err("sign-in is not available: save the OAuth settings first".into())

@@ -1,41 +1,22 @@
-//! The console on a test appliance: a store, the alarm, the simulated board, the display
-//! mirror, recognition fed directly with notifications (as a rich notification decrypts to),
-//! and the web console on 127.0.0.1 (plain HTTP, or HTTPS with the self-signed certificate).
+//! The console on a test appliance: the one assembly (`beacon::app::Appliance`) on the
+//! simulated board, fed directly with notifications (as a rich notification decrypts to), with
+//! the web console on 127.0.0.1 (plain HTTP, or HTTPS with the self-signed certificate).
 //! Plus a cookie-keeping HTTP client that logs in the way a browser does (CSRF cookie, form).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use beacon::alarm_service::AlarmHandle;
-use beacon::app::{Services, StatusFeeds};
+use beacon::app::{Appliance, Core, Options};
 use beacon::config::Config;
 use beacon::graph::notification::ChangeType;
 use beacon::hw::sim::SimLamps;
 use beacon::ingest::{InboxEntry, Notification};
-use beacon::recognise::{MessageSource, Recogniser};
 use beacon::store::Store;
 use beacon::web::session::Role;
 use beacon::web::{WebConfig, WebServer};
 use chrono::Utc;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-
-/// A display bus with nothing on it.
-pub struct NoBus;
-
-impl embedded_hal::i2c::ErrorType for NoBus {
-    type Error = std::convert::Infallible;
-}
-
-impl embedded_hal::i2c::I2c for NoBus {
-    fn transaction(
-        &mut self,
-        _address: u8,
-        _operations: &mut [embedded_hal::i2c::Operation<'_>],
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
 
 /// The admin and guard passwords of [`Console::with_users`].
 pub const ADMIN: (&str, &str) = ("admin", "admin password 1");
@@ -47,10 +28,8 @@ pub struct Console {
     pub store: Store,
     pub alarm: AlarmHandle,
     pub lamps: SimLamps,
-    pub server: WebServer,
-    pub services: Services,
+    appliance: Appliance,
     inbox: mpsc::Sender<InboxEntry>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Console {
@@ -77,83 +56,25 @@ impl Console {
         prepare: P,
     ) -> Console {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("data")).expect("store");
-        prepare(&store);
-        let (alarm, alarm_task) =
-            beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
-        let (board, lamps) = beacon::hw::sim::relays(true);
-        let mut tasks = vec![tokio::spawn(beacon::outputs::relays::run(
-            alarm.view(),
-            board,
-        ))];
-        let recogniser = Recogniser {
-            store: store.clone(),
-            rules: Arc::new(beacon::emergency::Rules::default()),
-            alarm: alarm.clone(),
-            source: MessageSource::Unavailable,
-            service_account_id: None,
-            lifecycle: None,
+        let config = Config {
+            device_id: Some("web-test".into()),
+            data_dir: dir.path().join("data"),
+            web: Some(web),
+            ..config.clone()
         };
-        let (inbox, rx) = mpsc::channel(16);
-        tasks.push(tokio::spawn(async move {
-            let _ = recogniser.run(rx).await;
-        }));
-        let (png_tx, png) = tokio::sync::watch::channel(Vec::new());
-        tasks.push(tokio::spawn(
-            beacon::outputs::display::task::run::<NoBus, _>(
-                alarm.view(),
-                |tick| beacon::outputs::display::ScreenContext {
-                    now: Utc::now().fixed_offset(),
-                    tick,
-                    status: Default::default(),
-                    last_call: None,
-                    setup: None,
-                },
-                None,
-                png_tx,
-            ),
-        ));
-        tasks.push(tokio::spawn(async move {
-            let _ = alarm_task.await;
-        }));
-        let services = Services {
-            store: store.clone(),
-            device_id: "web-test".into(),
-            alarm: alarm.clone(),
-            counters: Arc::new(Default::default()),
-            status: StatusFeeds {
-                auth: None,
-                subscription: None,
-                hub: Arc::new(Default::default()),
-                last_call: beacon::outputs::display::last_call::follow(&store, &alarm),
-                mqtt: None,
-                setup_code: beacon::services::no_setup_code(),
-            },
-            display_png: png,
-            health: tokio::sync::watch::channel(Default::default()).1,
-            cloud: None,
-        };
-        let server = beacon::web::start(
-            &web,
-            &dir.path().join("data"),
-            &services,
-            beacon::web::Options {
-                summary: beacon::web::summary(config),
-                demo_call: None,
-                sections: beacon::web::settings_view::sections(config),
-            },
-        )
-        .await
-        .expect("console starts");
+        let core = Core::open(&config).expect("store");
+        prepare(&core.store);
+        let appliance = Appliance::start(config, core, Options::simulated())
+            .await
+            .expect("appliance starts");
+        assert!(appliance.console().is_some(), "console starts");
         Console {
             dir,
-            store,
-            alarm,
-            lamps,
-            server,
-            services,
-            inbox,
-            tasks,
+            store: appliance.store().clone(),
+            alarm: appliance.alarm().clone(),
+            lamps: appliance.lamps().cloned().expect("simulated board"),
+            inbox: appliance.inbox().expect("fed directly"),
+            appliance,
         }
     }
 
@@ -171,8 +92,15 @@ impl Console {
         .await
     }
 
+    /// The running console.
+    pub fn server(&self) -> &WebServer {
+        self.appliance
+            .console()
+            .expect("started with the appliance")
+    }
+
     pub fn url(&self) -> String {
-        self.server.url()
+        self.server().url()
     }
 
     /// Hands a chat message to recognition as a notification received now; returns the call
@@ -213,24 +141,24 @@ impl Console {
             })
             .await
             .expect("recognition running");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.store.calls.get(&key).ok().flatten().is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "call {key} not recorded"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        beacon::calls::CallLog::of(&self.store)
+            .wait_for(&key, Duration::from_secs(10))
+            .await
+            .expect("readable")
+            .unwrap_or_else(|| panic!("call {key} not recorded"));
         key
     }
 
-    /// Stops the console and the appliance's tasks.
+    /// Stops the appliance the way `beacon run` stops (console, recognition, outputs, alarm).
     pub async fn stop(self) {
-        let Console { server, tasks, .. } = self;
-        server.stop().await;
-        for task in tasks {
-            task.abort();
-        }
+        let Console {
+            appliance,
+            inbox,
+            alarm,
+            ..
+        } = self;
+        drop((inbox, alarm));
+        appliance.stop().await.expect("clean stop");
     }
 }
 

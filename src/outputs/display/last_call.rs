@@ -6,15 +6,15 @@ use tokio::sync::{broadcast, watch};
 use super::LastCall;
 use crate::alarm::AuditAction;
 use crate::alarm_service::{AlarmHandle, AlarmNotice};
-use crate::recognise::CallRecord;
+use crate::calls::CallLog;
 use crate::store::Store;
 
-/// The newest call in the `calls` tree (by recognition time); unreadable entries are skipped.
+/// The newest call in the call log (by recognition time); unreadable records are logged and
+/// skipped.
 pub fn newest_recorded(store: &Store) -> Option<LastCall> {
-    store
-        .calls
-        .iter()
-        .filter_map(|(_, value)| serde_json::from_value::<CallRecord>(value.ok()?).ok())
+    CallLog::of(store)
+        .all("display")
+        .into_iter()
         .filter(|record| !record.deleted)
         .max_by_key(|record| record.recognised_at)
         .map(|record| LastCall {

@@ -24,33 +24,3 @@ pub mod topics;
 
 pub use config::MqttConfig;
 pub use service::{spawn, MqttService, MqttStatus};
-
-use crate::alarm::Event;
-use crate::app::Services;
-
-/// Starts MQTT when `[mqtt] enabled`; `None` when it is off or cannot start (then the reason
-/// is logged and shown as the `mqtt` trouble).
-pub async fn start(config: &crate::config::Config, services: &Services) -> Option<MqttService> {
-    if !config.mqtt.enabled {
-        return None;
-    }
-    match spawn(
-        &config.mqtt,
-        &services.device_id,
-        services.store.clone(),
-        services.alarm.clone(),
-    ) {
-        Ok(service) => Some(service),
-        Err(error) => {
-            tracing::error!(%error, "MQTT cannot start");
-            services
-                .alarm
-                .send(Event::TroubleRaised {
-                    component: service::TROUBLE_COMPONENT.into(),
-                    detail: format!("MQTT cannot start: {error}"),
-                })
-                .await;
-            None
-        }
-    }
-}

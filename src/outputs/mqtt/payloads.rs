@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::alarm::{ActiveCall, AlarmState, AuditAction, CallView, DisplayMode, Source};
 use crate::alarm_service::{AlarmNotice, AlarmView};
-use crate::recognise::CallRecord;
+use crate::calls::CallRecord;
 
 /// `…/alarm` (retained).
 #[derive(Debug, Clone, PartialEq, Serialize)]

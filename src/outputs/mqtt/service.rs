@@ -32,7 +32,7 @@ use super::tls::{self, TlsError};
 use super::topics::{self, Topics};
 use crate::alarm::{ActiveCall, Effect, Event, Source};
 use crate::alarm_service::{AlarmHandle, AlarmNotice, AlarmView};
-use crate::recognise::CallRecord;
+use crate::calls::{CallLog, CallRecord};
 use crate::store::Store;
 
 /// The trouble component of the broker link.
@@ -50,7 +50,6 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long the last call's record is looked for (it is written right after the alarm).
 const RECORD_WAIT: Duration = Duration::from_secs(10);
-const RECORD_POLL: Duration = Duration::from_millis(100);
 /// Largest message accepted from the broker, and sent.
 const MAX_INCOMING: usize = 64 * 1024;
 const MAX_OUTGOING: usize = 256 * 1024;
@@ -647,23 +646,12 @@ async fn find_record(
     call: ActiveCall,
     found: mpsc::Sender<(ActiveCall, CallRecord)>,
 ) {
-    let deadline = Instant::now() + RECORD_WAIT;
-    loop {
-        let record = store
-            .calls
-            .get(&call.key)
-            .ok()
-            .flatten()
-            .and_then(|value| serde_json::from_value::<CallRecord>(value).ok());
-        if let Some(record) = record {
+    match CallLog::of(&store).wait_for(&call.key, RECORD_WAIT).await {
+        Ok(Some(record)) => {
             let _ = found.send((call, record)).await;
-            return;
         }
-        if Instant::now() >= deadline {
-            tracing::debug!(key = call.key, "no call record to take the latency from");
-            return;
-        }
-        tokio::time::sleep(RECORD_POLL).await;
+        Ok(None) => tracing::debug!(key = call.key, "no call record to take the latency from"),
+        Err(error) => tracing::warn!(key = call.key, %error, "the call record cannot be read"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
-use super::plan::Kind;
+use super::message_kind::MessageKind;
 use super::templates::{TemplateError, Templates, TemplatesConfig};
 use crate::secret::Secret;
 
@@ -130,7 +130,7 @@ pub struct Recipient {
     /// Which messages: `alarm`, `test`, `acknowledged`, `cleared`. Default: alarm and test;
     /// for PagerDuty all four (trigger, acknowledge, resolve).
     #[serde(default)]
-    pub on: Option<Vec<Kind>>,
+    pub on: Option<Vec<MessageKind>>,
 }
 
 /// One `[[notify.escalation]]` entry.
@@ -146,13 +146,18 @@ pub struct EscalationRecipient {
 
 impl Recipient {
     /// The message kinds this recipient receives.
-    pub fn kinds(&self) -> Vec<Kind> {
+    pub fn kinds(&self) -> Vec<MessageKind> {
         match (&self.on, self.channel) {
             (Some(kinds), _) => kinds.clone(),
             (None, Channel::Pagerduty) => {
-                vec![Kind::Alarm, Kind::Test, Kind::Acknowledged, Kind::Cleared]
+                vec![
+                    MessageKind::Alarm,
+                    MessageKind::Test,
+                    MessageKind::Acknowledged,
+                    MessageKind::Cleared,
+                ]
             }
-            (None, _) => vec![Kind::Alarm, Kind::Test],
+            (None, _) => vec![MessageKind::Alarm, MessageKind::Test],
         }
     }
 }
@@ -245,7 +250,7 @@ impl NotifyConfig {
             self.check_target(&format!("recipients[{i}]"), r.channel, r.to.as_deref())?;
             if r.on
                 .as_ref()
-                .is_some_and(|on| on.contains(&Kind::Escalation))
+                .is_some_and(|on| on.contains(&MessageKind::Escalation))
             {
                 return Err(format!(
                     "recipients[{i}].on: escalation recipients are listed under [[notify.escalation]]"

@@ -5,6 +5,7 @@
 //! | concern | file | IO? |
 //! |---|---|---|
 //! | `[notify]` settings and validation | [`config`] | no |
+//! | what a message is about (alarm, test, escalation, …) | [`message_kind`] | no |
 //! | message texts with `{variables}` | [`templates`] | no |
 //! | which messages a transition produces, for whom | [`plan`] | no |
 //! | durable queue, retry schedule, expiry | [`outbox`] | store |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod email;
 pub mod health;
 pub mod http;
+pub mod message_kind;
 pub mod outbox;
 pub mod pagerduty;
 pub mod plan;

@@ -21,7 +21,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::{Channel, DeliveryError};
-use super::plan::{Details, Kind, Message};
+use super::message_kind::MessageKind;
+use super::plan::{Details, Message};
 use crate::store::{Store, StoreError};
 
 /// Where an entry stands.
@@ -39,7 +40,7 @@ pub struct OutboxEntry {
     pub call_key: Option<String>,
     pub channel: Channel,
     pub recipient: String,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub status: Status,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -112,7 +113,12 @@ impl OutboxEntry {
     }
 }
 
-fn once_key(call_key: Option<&str>, channel: Channel, recipient: &str, kind: Kind) -> String {
+fn once_key(
+    call_key: Option<&str>,
+    channel: Channel,
+    recipient: &str,
+    kind: MessageKind,
+) -> String {
     format!(
         "{}|{}|{}|{}",
         call_key.unwrap_or("-"),
@@ -308,7 +314,7 @@ mod tests {
             call_key: Some("c/m".into()),
             channel: Channel::Sms,
             recipient: "+14255550100".into(),
-            kind: Kind::Alarm,
+            kind: MessageKind::Alarm,
             status: Status::Pending,
             attempts: 0,
             created_at: now,

@@ -10,8 +10,8 @@ use openssl::hash::{hash, MessageDigest};
 use serde_json::{json, Value};
 
 use super::channel::DeliveryError;
+use super::message_kind::MessageKind;
 use super::outbox::OutboxEntry;
-use super::plan::Kind;
 use crate::secret::Secret;
 
 /// The PagerDuty incident key of a call: `beacon/<device>/<call key>`, or its SHA-256 when
@@ -34,11 +34,11 @@ pub fn dedup_key(device: &str, call_key: Option<&str>) -> String {
 }
 
 /// `trigger`, `acknowledge` or `resolve`.
-pub fn event_action(kind: Kind) -> &'static str {
+pub fn event_action(kind: MessageKind) -> &'static str {
     match kind {
-        Kind::Alarm | Kind::Test | Kind::Escalation => "trigger",
-        Kind::Acknowledged => "acknowledge",
-        Kind::Cleared => "resolve",
+        MessageKind::Alarm | MessageKind::Test | MessageKind::Escalation => "trigger",
+        MessageKind::Acknowledged => "acknowledge",
+        MessageKind::Cleared => "resolve",
     }
 }
 

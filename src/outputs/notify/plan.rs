@@ -23,32 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
 use super::config::{display_recipient, NotifyConfig};
+use super::message_kind::MessageKind;
 use super::templates::Templates;
 use crate::alarm::{Acknowledgement, ActiveCall, AuditAction, AuditRecord, DisplayModel, Source};
 use crate::alarm_service::AlarmNotice;
-
-/// What a message is about (the outbox's `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Alarm,
-    Test,
-    Escalation,
-    Acknowledged,
-    Cleared,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Alarm => "alarm",
-            Kind::Test => "test",
-            Kind::Escalation => "escalation",
-            Kind::Acknowledged => "acknowledged",
-            Kind::Cleared => "cleared",
-        }
-    }
-}
 
 /// What the store knows about a call beyond the alarm's summary.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,7 +63,7 @@ pub struct Message {
     pub channel: Channel,
     /// Address or number (e-mail, SMS); the label or channel name otherwise.
     pub recipient: String,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub subject: String,
     pub body: String,
     pub details: Details,
@@ -103,11 +81,11 @@ pub fn plan(
 ) -> Vec<Message> {
     let record = &notice.record;
     let kind_of = |call: &ActiveCall| match record.action {
-        AuditAction::CallRaised if call.summary.is_test => Some(Kind::Test),
-        AuditAction::CallRaised => Some(Kind::Alarm),
-        AuditAction::Escalated => Some(Kind::Escalation),
-        AuditAction::Acknowledged => Some(Kind::Acknowledged),
-        AuditAction::Cleared | AuditAction::AutoCleared => Some(Kind::Cleared),
+        AuditAction::CallRaised if call.summary.is_test => Some(MessageKind::Test),
+        AuditAction::CallRaised => Some(MessageKind::Alarm),
+        AuditAction::Escalated => Some(MessageKind::Escalation),
+        AuditAction::Acknowledged => Some(MessageKind::Acknowledged),
+        AuditAction::Cleared | AuditAction::AutoCleared => Some(MessageKind::Cleared),
         _ => None,
     };
     let mut messages = Vec::new();
@@ -124,7 +102,7 @@ pub fn plan(
                     .as_ref()
                     .is_none_or(|zone| zones.iter().any(|z| z.eq_ignore_ascii_case(zone)))
         };
-        let targets: Vec<(Channel, Option<&str>)> = if kind == Kind::Escalation {
+        let targets: Vec<(Channel, Option<&str>)> = if kind == MessageKind::Escalation {
             config
                 .escalation
                 .iter()
@@ -143,7 +121,7 @@ pub fn plan(
             continue;
         }
         let who = match kind {
-            Kind::Acknowledged | Kind::Cleared => Some(
+            MessageKind::Acknowledged | MessageKind::Cleared => Some(
                 record
                     .who
                     .clone()
@@ -259,7 +237,7 @@ pub fn map_link(context: &CallContext, location: Option<&str>) -> Option<String>
 
 /// The template variables of a message.
 pub fn variables(
-    kind: Kind,
+    kind: MessageKind,
     details: &Details,
     offset: FixedOffset,
 ) -> BTreeMap<&'static str, String> {

@@ -26,37 +26,13 @@ use super::send::Senders;
 use super::templates::Templates;
 use crate::alarm::{AuditAction, Event};
 use crate::alarm_service::{AlarmHandle, AlarmNotice};
+use crate::calls::CallLog;
 use crate::store::Store;
 
 /// How long a raised call's record is waited for (it is written just after the alarm).
 const RECORD_WAIT: StdDuration = StdDuration::from_secs(3);
 /// The longest a channel loop sleeps without looking at the outbox.
 const IDLE_LOOK: StdDuration = StdDuration::from_secs(60);
-
-/// Starts the notifier of `beacon run` (nothing when no channel is configured). A notifier
-/// that cannot start is a trouble, never a failed start.
-pub async fn start(config: &NotifyConfig, services: &crate::app::Services) -> Option<Notifier> {
-    let started = Notifier::start(
-        config,
-        services.store.clone(),
-        &services.device_id,
-        services.alarm.clone(),
-    );
-    match started {
-        Ok(notifier) => notifier,
-        Err(detail) => {
-            tracing::error!(error = %detail, "notifications cannot start");
-            services
-                .alarm
-                .send(Event::TroubleRaised {
-                    component: "notify".into(),
-                    detail,
-                })
-                .await;
-            None
-        }
-    }
-}
 
 /// The running notifier.
 pub struct Notifier {
@@ -255,25 +231,33 @@ impl Planner {
     /// The call's zone and coordinates from its record, waiting briefly for a new call's
     /// record; an unknown context sends to every zone.
     async fn context(&self, key: &str, stopped: &mut watch::Receiver<bool>) -> CallContext {
-        let deadline = tokio::time::Instant::now() + RECORD_WAIT;
-        loop {
-            if let Ok(Some(record)) = self.store.calls.get(key) {
-                let location = &record["call"]["location"];
-                return CallContext {
-                    known: true,
-                    zone: record["zone"].as_str().map(str::to_string),
-                    latitude: location["latitude"].as_f64(),
-                    longitude: location["longitude"].as_f64(),
-                };
-            }
-            if tokio::time::Instant::now() >= deadline || *stopped.borrow() {
+        let calls = CallLog::of(&self.store);
+        let found = tokio::select! {
+            found = calls.wait_for(key, RECORD_WAIT) => found,
+            _ = stopped.wait_for(|stop| *stop) => calls.get(key),
+        };
+        match found {
+            Ok(Some(record)) => CallContext {
+                known: true,
+                zone: record.zone,
+                latitude: record.call.location.latitude,
+                longitude: record.call.location.longitude,
+            },
+            Ok(None) => {
                 tracing::warn!(
                     key,
                     "call record not found: notifying every zone's recipients"
                 );
-                return CallContext::default();
+                CallContext::default()
             }
-            tokio::time::sleep(StdDuration::from_millis(25)).await;
+            Err(error) => {
+                tracing::warn!(
+                    key,
+                    %error,
+                    "call record unreadable: notifying every zone's recipients"
+                );
+                CallContext::default()
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::Kind;
+use super::message_kind::MessageKind;
 
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -204,12 +204,16 @@ impl Templates {
     }
 
     /// (subject, body) for a message of `kind`.
-    pub fn render(&self, kind: Kind, vars: &BTreeMap<&'static str, String>) -> (String, String) {
+    pub fn render(
+        &self,
+        kind: MessageKind,
+        vars: &BTreeMap<&'static str, String>,
+    ) -> (String, String) {
         let (subject, body) = match kind {
-            Kind::Alarm | Kind::Test => &self.alarm,
-            Kind::Escalation => &self.escalation,
-            Kind::Acknowledged => &self.acknowledged,
-            Kind::Cleared => &self.cleared,
+            MessageKind::Alarm | MessageKind::Test => &self.alarm,
+            MessageKind::Escalation => &self.escalation,
+            MessageKind::Acknowledged => &self.acknowledged,
+            MessageKind::Cleared => &self.cleared,
         };
         (subject.render(vars), body.render(vars))
     }

@@ -7,11 +7,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{time, Layout};
-use crate::recognise::CallRecord;
+use crate::calls::{CallLog, CallRecord};
 use crate::web::records::{call_key, chat_lines, kind_name, timeline, ChatLine};
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::Role;
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 
 /// Messages of the chat shown under the call.
 const HISTORY: usize = 50;
@@ -48,7 +49,7 @@ struct CallPage {
 }
 
 pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
-    let session = match web.require(caller, Role::Guard, Kind::Page) {
+    let session = match web.require(caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -90,11 +91,11 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
         received: time(record.received_at),
         is_test: call.is_test,
         map,
-        timeline: timeline(&web.services.store, &record)
+        timeline: timeline(&web.context.store, &record)
             .into_iter()
             .map(|e| (time(e.at), e.what))
             .collect(),
-        history: chat_lines(&web.services.store, Some(&call.chat_id), HISTORY),
+        history: chat_lines(&web.context.store, Some(&call.chat_id), HISTORY),
         raw_message: serde_json::to_string_pretty(&call.raw).unwrap_or_default(),
         raw_notification: match &record.notification {
             Some(n) => serde_json::to_string_pretty(n).unwrap_or_default(),
@@ -111,8 +112,13 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
 /// The stored call of URL id `id`.
 pub fn find(web: &Web, id: &str) -> Option<CallRecord> {
     let key = call_key(id)?;
-    let value = web.services.store.calls.get(&key).ok()??;
-    serde_json::from_value(value).ok()
+    match CallLog::of(&web.context.store).get(&key) {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(key, %error, "console: the call's record cannot be read");
+            None
+        }
+    }
 }
 
 /// The record with the message and the notification left out (they are shown above it).

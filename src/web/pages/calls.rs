@@ -8,11 +8,12 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::{time, Layout};
-use crate::recognise::CallRecord;
+use crate::calls::CallRecord;
 use crate::web::records::{self, all_calls, call_id, kind_name, page_of, CallFilter, PAGE_SIZE};
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::Role;
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 
 /// One row of the table.
 struct Row {
@@ -61,7 +62,7 @@ struct CallsPage {
 
 /// The table.
 pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
-    let session = match web.require(caller, Role::Guard, Kind::Page) {
+    let session = match web.require(caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -71,7 +72,7 @@ pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
     } else {
         filter
     };
-    let calls = all_calls(&web.services.store);
+    let calls = all_calls(&web.context.store);
     let zones = records::zones(&calls);
     let (rows, total) = page_of(calls, &filter);
     let page = CallsPage {
@@ -98,14 +99,14 @@ pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
 
 /// The filtered calls (all pages) as CSV.
 pub fn csv(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Page) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Page) {
         return refused;
     }
     if let Some(problem) = filter.problem() {
         return respond::text(StatusCode::BAD_REQUEST, &problem);
     }
     let mut out = String::from("received_at,kind,caller,upn,dial_string,callback_number,location,latitude,longitude,zone,alarmed_locally,key\r\n");
-    for record in all_calls(&web.services.store)
+    for record in all_calls(&web.context.store)
         .iter()
         .filter(|c| filter.admits(c))
     {

@@ -7,8 +7,9 @@ use warp::reply::Response;
 use super::Layout;
 use crate::web::records::{chat_lines, ChatLine};
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::Role;
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 
 /// Messages shown.
 const LIMIT: usize = 200;
@@ -21,12 +22,12 @@ struct ChatsPage {
 }
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
-    let session = match web.require(caller, Role::Guard, Kind::Page) {
+    let session = match web.require(caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
     respond::page(&ChatsPage {
         layout: Layout::new("Chat activity", "chats", &session),
-        lines: chat_lines(&web.services.store, None, LIMIT),
+        lines: chat_lines(&web.context.store, None, LIMIT),
     })
 }

@@ -15,8 +15,9 @@ use super::{csrf_ok, time, Form, Layout};
 use crate::alarm::{AlarmState, Event, Source};
 use crate::web::records::call_id;
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::{Role, Session};
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 use crate::web::status::{self, StatusLine};
 
 #[derive(Template)]
@@ -57,7 +58,7 @@ struct LivePart {
 
 /// The whole dashboard.
 pub fn show(web: &Web, caller: &Caller) -> Response {
-    let session = match web.require(caller, Role::Guard, Kind::Page) {
+    let session = match web.require(caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -77,15 +78,15 @@ pub fn show(web: &Web, caller: &Caller) -> Response {
 
 /// The part that follows the alarm (reloaded by the page on every event).
 pub fn live(web: &Web, caller: &Caller) -> Response {
-    match web.require(caller, Role::Guard, Kind::Page) {
+    match web.require(caller, Role::Guard, Audience::Page) {
         Ok(session) => respond::page(&live_part(web, &session)),
         Err(refused) => refused,
     }
 }
 
 fn live_part(web: &Web, session: &Session) -> LivePart {
-    let view = web.services.alarm.view().borrow().clone();
-    let status = status::read(&web.services, Utc::now());
+    let view = web.context.alarm.view().borrow().clone();
+    let status = status::read(&web.context, Utc::now());
     let calls = view
         .display
         .calls
@@ -129,7 +130,7 @@ fn live_part(web: &Web, session: &Session) -> LivePart {
 
 /// Acknowledges every active call as the logged-in user.
 pub async fn acknowledge(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Guard, Kind::Page) {
+    let session = match web.require(&caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -137,7 +138,7 @@ pub async fn acknowledge(web: Arc<Web>, caller: Caller, form: Form) -> Response 
         return respond::csrf_refused();
     }
     tracing::info!(user = session.user, "console: acknowledge");
-    web.services
+    web.context
         .alarm
         .send(Event::Acknowledge {
             source: Source::Web,
@@ -149,7 +150,7 @@ pub async fn acknowledge(web: Arc<Web>, caller: Caller, form: Form) -> Response 
 
 /// `beacon demo`: plays a demonstration call.
 pub async fn demo_call(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Guard, Kind::Page) {
+    let session = match web.require(&caller, Role::Guard, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -170,10 +171,10 @@ pub async fn demo_call(web: Arc<Web>, caller: Caller, form: Form) -> Response {
 
 /// The display as PNG.
 pub fn display_png(web: &Web, caller: &Caller) -> Response {
-    if let Err(refused) = web.require(caller, Role::Guard, Kind::Page) {
+    if let Err(refused) = web.require(caller, Role::Guard, Audience::Page) {
         return refused;
     }
-    let png = web.services.display_png.borrow().clone();
+    let png = web.context.display_png.borrow().clone();
     if png.is_empty() {
         return respond::text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -125,7 +125,7 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     if let Ok(mut code) = web.setup_code.lock() {
         *code = None;
     }
-    web.services.status.setup_code.send_replace(None);
+    web.context.status.setup_code.send_replace(None);
     match std::fs::remove_file(&web.setup_code_file) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -10,8 +10,9 @@ use warp::reply::Response;
 use super::{csrf_ok, field, Form, Layout};
 use crate::web::password;
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::{Role, Session};
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -29,7 +30,7 @@ struct SettingsPage {
 }
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
-    match web.require(caller, Role::Admin, Kind::Page) {
+    match web.require(caller, Role::Admin, Audience::Page) {
         Ok(session) => page(web, &session, None, None, StatusCode::OK),
         Err(refused) => refused,
     }
@@ -57,8 +58,8 @@ fn page_with_token(
         &SettingsPage {
             layout: Layout::new("Settings", "settings", session),
             // What the setup wizard saved is in force too: show the file with it laid over.
-            config: match &web.services.cloud {
-                Some(control) => crate::web::summary(&control.settings(&web.services.store)),
+            config: match &web.context.cloud {
+                Some(control) => crate::web::summary(&control.settings(&web.context.store)),
                 None => web.summary.clone(),
             },
             sections: web.sections.clone(),
@@ -85,7 +86,7 @@ fn page_with_token(
 /// The checks every settings form starts with: an admin's session and its CSRF token.
 #[allow(clippy::result_large_err)]
 fn admit(web: &Web, caller: &Caller, form: &Form) -> Result<Session, Response> {
-    let session = web.require(caller, Role::Admin, Kind::Page)?;
+    let session = web.require(caller, Role::Admin, Audience::Page)?;
     if !csrf_ok(&session, form) {
         return Err(respond::csrf_refused());
     }

@@ -17,14 +17,15 @@ use warp::reply::Response;
 
 use super::{csrf_ok, field, time, Form, Layout};
 use crate::alarm::{CallSummary, Event};
-use crate::cloud_link::Control;
 use crate::cloud_settings::{self, FieldError, HubForm, OAuthForm};
 use crate::eventhub::consumer::ConsumerSettings;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
+use crate::web::link::LinkControl;
 use crate::web::respond;
+use crate::web::respond::Audience;
 use crate::web::session::{Role, Session};
-use crate::web::state::{Caller, Kind, Web};
+use crate::web::state::{Caller, Web};
 use crate::web::wizard::{self, Outcome, Progress, Step};
 
 /// How long the live Event Hub test may take.
@@ -106,7 +107,7 @@ struct SetupPage {
 }
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
-    match web.require(caller, Role::Admin, Kind::Page) {
+    match web.require(caller, Role::Admin, Audience::Page) {
         Ok(session) => page(web, &session, None, None, StatusCode::OK),
         Err(refused) => refused,
     }
@@ -144,10 +145,10 @@ fn page(
     status: StatusCode,
 ) -> Response {
     let layout = Layout::new("Setup", "setup", session);
-    let Some(control) = &web.services.cloud else {
+    let Some(control) = &web.context.cloud else {
         return respond::page_with_status(&unavailable(layout), status);
     };
-    let store = &web.services.store;
+    let store = &web.context.store;
     let (auth, subscription_status) = statuses(web);
     let progress = progress(web, control);
     let open = progress.first_open();
@@ -250,7 +251,7 @@ fn page(
                 .map(|p| p.to_string()),
         ),
         connection_string_set: config.eventhub.connection_string.is_some(),
-        default_group: format!("beacon-{}", web.services.device_id),
+        default_group: format!("beacon-{}", web.context.device_id),
         hub_test: web.wizard.hub_test().map(Said::from),
         refresh: signing_in || prompt.is_some(),
         prompt,
@@ -304,18 +305,18 @@ fn unavailable(layout: Layout) -> SetupPage {
 
 /// The sign-in and subscription statuses as they are now.
 fn statuses(web: &Web) -> (Option<AuthStatus>, Option<SubscriptionStatus>) {
-    let status = &web.services.status;
+    let status = &web.context.status;
     (
         status.auth.as_ref().map(|a| a.borrow().clone()),
         status.subscription.as_ref().map(|s| s.borrow().clone()),
     )
 }
 
-fn progress(web: &Web, control: &Control) -> Progress {
+fn progress(web: &Web, control: &LinkControl) -> Progress {
     let (auth, subscription) = statuses(web);
     Progress::read(
         control,
-        &web.services.store,
+        &web.context.store,
         auth.as_ref(),
         subscription.as_ref(),
         web.wizard.test_alarm().is_some(),
@@ -330,12 +331,12 @@ fn admit(
     caller: &Caller,
     form: &Form,
     step: Step,
-) -> Result<(Session, Control), Response> {
-    let session = web.require(caller, Role::Admin, Kind::Page)?;
+) -> Result<(Session, LinkControl), Response> {
+    let session = web.require(caller, Role::Admin, Audience::Page)?;
     if !csrf_ok(&session, form) {
         return Err(respond::csrf_refused());
     }
-    let Some(control) = web.services.cloud.clone() else {
+    let Some(control) = web.context.cloud.clone() else {
         return Err(respond::text(
             StatusCode::CONFLICT,
             "Setup runs on the appliance (`beacon run`); this console has no link to set up.",
@@ -376,12 +377,12 @@ pub async fn oauth(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             );
         }
     };
-    let before = control.settings(&web.services.store);
+    let before = control.settings(&web.context.store);
     let in_force = (
         before.graph.tenant_id.as_deref(),
         before.graph.client_id.as_deref(),
     );
-    if let Err(e) = cloud_settings::save_oauth(&web.services.store, &choice, secret, in_force) {
+    if let Err(e) = cloud_settings::save_oauth(&web.context.store, &choice, secret, in_force) {
         return store_failed(&web, &session, &e);
     }
     tracing::info!(
@@ -400,7 +401,7 @@ pub async fn event_hub(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let store = web.services.store.clone();
+    let store = web.context.store.clone();
     let stored = cloud_settings::stored_connection_string(&store)
         .or_else(|| control.file.eventhub.connection_string.clone());
     let typed = Typed::of(&form, &["namespace", "hub", "consumer_group", "partitions"]);
@@ -455,8 +456,8 @@ pub async fn event_hub(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         group_id: choice
             .consumer_group
             .clone()
-            .unwrap_or_else(|| format!("beacon-{}", web.services.device_id)),
-        client_id: format!("{}-setup", web.services.device_id),
+            .unwrap_or_else(|| format!("beacon-{}", web.context.device_id)),
+        client_id: format!("{}-setup", web.context.device_id),
         ca_file: trial.eventhub.ca_file.clone(),
         instance_id: None,
         max_batch: 1,
@@ -538,7 +539,7 @@ pub async fn sign_in(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         let outcome = match result {
             Err(e) => Outcome::Failed(format!("Sign-in did not complete: {e}")),
             Ok(()) => {
-                match crate::graph::account::fetch_and_store(&graph, &task_web.services.store).await
+                match crate::graph::account::fetch_and_store(&graph, &task_web.context.store).await
                 {
                     Ok(account) => Outcome::Worked(format!(
                         "Signed in as {}.",
@@ -557,7 +558,7 @@ pub async fn sign_in(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         }
     });
     // Let the keeper fetch the code before the page shows, so it shows it at once.
-    let mut auth = web.services.status.auth.clone();
+    let mut auth = web.context.status.auth.clone();
     if let Some(auth) = auth.as_mut() {
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
@@ -570,7 +571,7 @@ pub async fn sign_in(web: Arc<Web>, caller: Caller, form: Form) -> Response {
 
 /// Step 3: stops waiting for the person.
 pub async fn cancel_sign_in(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match web.require(&caller, Role::Admin, Kind::Page) {
+    let session = match web.require(&caller, Role::Admin, Audience::Page) {
         Ok(s) => s,
         Err(refused) => return refused,
     };
@@ -594,7 +595,7 @@ pub async fn subscription(web: Arc<Web>, caller: Caller, form: Form) -> Response
     let Some(keeper) = handles.keeper else {
         return respond::text(StatusCode::CONFLICT, "sign in first");
     };
-    if let Err(e) = cloud_settings::want_subscription(&web.services.store) {
+    if let Err(e) = cloud_settings::want_subscription(&web.context.store) {
         return store_failed(&web, &session, &e);
     }
     let outcome = match keeper.settle(Utc::now()).await {
@@ -619,7 +620,7 @@ pub async fn test_alarm(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         Err(refused) => return refused,
     };
     let now = Utc::now();
-    web.services
+    web.context
         .alarm
         .send(Event::CallRaised {
             key: format!("setup-test/{}", now.timestamp_millis()),

@@ -90,7 +90,7 @@ impl Ledger {
                 _ => {}
             }
         }
-        for (key, entry) in store.inbox.iter() {
+        for (key, entry) in beacon::ingest::inbox(&store).iter() {
             let entry = entry.map_err(|e| format!("inbox/{key}: {e}"))?;
             if let beacon::ingest::Notification::Message {
                 chat_id,

@@ -7,23 +7,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::app::{AppError, Core, Services, StatusFeeds};
+use super::{AppError, Appliance, Core, Options};
 use crate::config::Config;
 use crate::graph::notification::ChangeType;
 use crate::ingest::{InboxEntry, Notification};
-use crate::recognise::{MessageSource, Recogniser};
 use crate::web::session::Role;
 
 /// The demonstration call: a Teams emergency message with caller, UPN, call-back number,
 /// civic address and coordinates.
-const CALL: &str = include_str!("../tests/fixtures/emergency/en_h7_html_and_card.json");
+const CALL: &str = include_str!("../../tests/fixtures/emergency/en_h7_html_and_card.json");
 /// The demo's notification group chat.
 const CHAT_ID: &str = "19:beacon-demo-emergency-group@thread.v2";
 /// The printed login.
@@ -50,23 +48,6 @@ impl Default for DemoOptions {
     }
 }
 
-/// A bus with no display on it: the demo mirrors the display to the page only.
-struct NoBus;
-
-impl embedded_hal::i2c::ErrorType for NoBus {
-    type Error = std::convert::Infallible;
-}
-
-impl embedded_hal::i2c::I2c for NoBus {
-    fn transaction(
-        &mut self,
-        _address: u8,
-        _operations: &mut [embedded_hal::i2c::Operation<'_>],
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
 /// Runs the demo until Ctrl-C / SIGTERM. `announce` gets the console's URL, user and password.
 pub async fn run<A>(options: DemoOptions, announce: A) -> Result<(), AppError>
 where
@@ -84,84 +65,42 @@ async fn run_in<A>(options: DemoOptions, data_dir: PathBuf, announce: A) -> Resu
 where
     A: FnOnce(&str, &str, &str),
 {
-    let web_config = crate::web::WebConfig {
-        listen: options.listen,
-        https: false,
-        ..crate::web::WebConfig::default()
-    };
+    let shutdown = super::shutdown_signal();
     let config = Config {
         device_id: Some("beacon-demo".into()),
         data_dir,
-        web: Some(web_config.clone()),
+        web: Some(crate::web::WebConfig {
+            listen: options.listen,
+            https: false,
+            ..crate::web::WebConfig::default()
+        }),
         ..Config::default()
     };
     let core = Core::open(&config)?;
-    let (alarm, alarm_task) =
-        crate::alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
-    let (board, _lamps) = crate::hw::sim::relays(true);
-    let relays = tokio::spawn(crate::outputs::relays::run(alarm.view(), board));
-    let recogniser = Recogniser {
-        store: core.store.clone(),
-        rules: Arc::new(
-            crate::emergency::Rules::compile(&config.emergency)
-                .map_err(|e| AppError::Config(e.to_string()))?,
-        ),
-        alarm: alarm.clone(),
-        source: MessageSource::Unavailable,
-        service_account_id: None,
-        lifecycle: None,
-    };
-    let (inbox, rx) = mpsc::channel(16);
-    let stage = tokio::spawn(recogniser.run(rx));
-    let (display_png, display_mirror) = tokio::sync::watch::channel(Vec::new());
-    let services = Services {
-        store: core.store.clone(),
-        device_id: core.device_id.clone(),
-        alarm: alarm.clone(),
-        counters: core.counters.clone(),
-        status: StatusFeeds {
-            auth: None,
-            subscription: None,
-            hub: Arc::new(Default::default()),
-            last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
-            mqtt: None,
-            setup_code: crate::services::no_setup_code(),
-        },
-        display_png: display_mirror,
-        // No supervisor in the demo (there is no hub or sign-in to watch).
-        health: tokio::sync::watch::channel(Default::default()).1,
-        cloud: None,
-    };
-    let statuses = services.status.clone();
-    let display = tokio::spawn(crate::outputs::display::task::run::<NoBus, _>(
-        alarm.view(),
-        move |tick| {
-            let mut screen = statuses.screen(tick);
-            screen.setup = None;
-            screen
-        },
-        None,
-        display_png,
-    ));
     let password = crate::web::session::random_token()[..12].to_string();
     crate::web::password::Users::new(core.store.clone())
         .set(DEMO_USER, &password, Role::Admin)
         .map_err(|e| AppError::Config(e.to_string()))?;
     let (play_tx, mut play_rx) = mpsc::channel(4);
-    let web = crate::web::start(
-        &web_config,
-        &config.data_dir,
-        &services,
-        crate::web::Options {
-            summary: crate::web::summary(&config),
+    let appliance = Appliance::start(
+        config,
+        core,
+        Options {
             demo_call: Some(play_tx),
-            sections: crate::web::settings_view::sections(&config),
+            ..Options::simulated()
         },
     )
-    .await
-    .map_err(|e| AppError::Config(e.to_string()))?;
-    announce(&web.url(), DEMO_USER, &password);
-    let counters = core.counters.clone();
+    .await?;
+    let Some(console) = appliance.console() else {
+        return Err(AppError::Config(
+            "the demo's console could not start (see the log)".into(),
+        ));
+    };
+    announce(&console.url(), DEMO_USER, &password);
+    let Some(inbox) = appliance.inbox() else {
+        return Err(AppError::Config("the demo is fed directly".into()));
+    };
+    let counters = appliance.context().counters.clone();
     let (every, first_after) = (options.every, options.first_after);
     let player = tokio::spawn(async move {
         let mut next = Some(tokio::time::Instant::now() + first_after);
@@ -191,19 +130,12 @@ where
             }
         }
     });
-    crate::app::shutdown_signal().await;
+    shutdown.await;
     tracing::info!("demo: shutting down");
-    web.stop().await;
+    // The player holds the inbox: gone before the appliance drains recognition.
     player.abort();
     let _ = player.await;
-    let _ = stage.await;
-    drop(services);
-    drop(alarm);
-    let _ = alarm_task.await;
-    display.abort();
-    relays.abort();
-    core.store.flush()?;
-    Ok(())
+    appliance.stop().await
 }
 
 /// A demonstration notification received `now`: the fixture message with a new id and time.

@@ -1,13 +1,13 @@
 //! The link to Microsoft's cloud: the token keeper (sign-in), the subscription keeper,
 //! recognition, the Event Hub consumer and resync after gaps — everything that depends on the
-//! cloud settings. `app::run` starts it from the settings in force (the file with what the setup
-//! wizard saved laid over it) and restarts it when the wizard saves new ones, while the alarm,
-//! outputs, display and console stay up. An appliance that is not set up yet runs the link
+//! cloud settings. The appliance starts it from the settings in force (the file with what the
+//! setup wizard saved laid over it) and restarts it when the wizard saves new ones, while the
+//! alarm, outputs, display and console stay up. An appliance that is not set up yet runs the link
 //! with whatever is there: no consumer without an Event Hub, no sign-in without OAuth settings.
 //!
-//! The link reports into [`Feeds`] that outlive it, so the display, the page, health and the
-//! watchdog follow one status across restarts; [`Handles`] lets the wizard reach the running
-//! token and subscription keepers.
+//! The link reports into [`LinkReports`] that outlive it, so the display, the page, health and
+//! the watchdog follow one status across restarts; [`LinkHandles`] lets the wizard reach the
+//! running token and subscription keepers.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::{AppError, Core};
 use crate::alarm_service::AlarmHandle;
-use crate::app::{AppError, Core};
 use crate::config::Config;
 use crate::emergency::Rules;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
@@ -29,72 +29,18 @@ use crate::graph::tokens::{AuthStatus, TokenKeeper};
 use crate::ingest;
 use crate::recognise::{MessageSource, Recogniser};
 use crate::store::Store;
+use crate::web::LinkHandles;
 
 /// How long a stopping link waits for recognition to finish what it holds.
 const STAGE_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Where the link reports; made once by `app::run`, outliving every link.
+/// Where the link reports; made once by the appliance, outliving every link.
 #[derive(Clone)]
-pub struct Feeds {
+pub struct LinkReports {
     pub auth: watch::Sender<AuthStatus>,
     pub subscription: watch::Sender<SubscriptionStatus>,
     pub hub: Arc<ConsumerStatus>,
-    pub handles: watch::Sender<Handles>,
-}
-
-/// What the running link offers the setup wizard.
-#[derive(Clone, Default)]
-pub struct Handles {
-    pub tokens: Option<Arc<TokenKeeper>>,
-    pub graph: Option<GraphClient>,
-    pub keeper: Option<Arc<SubscriptionKeeper>>,
-    /// Whether the consumer runs.
-    pub consuming: bool,
-    /// What the link lacks or what failed, in words.
-    pub missing: Vec<String>,
-}
-
-/// The console's hold on the link: what runs, and a way to ask for a restart with the
-/// settings the wizard just saved.
-#[derive(Clone)]
-pub struct Control {
-    pub handles: watch::Receiver<Handles>,
-    /// The configuration file as loaded (the wizard's settings are laid over it).
-    pub file: Arc<Config>,
-    restart: mpsc::Sender<()>,
-}
-
-impl Control {
-    /// A control and the receiving end `app::run` listens on.
-    pub fn new(
-        handles: watch::Receiver<Handles>,
-        file: Arc<Config>,
-    ) -> (Control, mpsc::Receiver<()>) {
-        let (restart, requests) = mpsc::channel(4);
-        (
-            Control {
-                handles,
-                file,
-                restart,
-            },
-            requests,
-        )
-    }
-
-    /// The settings in force: the file with the wizard's settings laid over it.
-    pub fn settings(&self, store: &Store) -> Config {
-        crate::cloud_settings::overlay(&self.file, store)
-    }
-
-    /// Asks `app::run` to restart the link, and waits until the new one reports.
-    pub async fn restart(&self) {
-        let mut handles = self.handles.clone();
-        handles.mark_unchanged();
-        if self.restart.send(()).await.is_ok() {
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(30), handles.changed()).await;
-        }
-    }
+    pub handles: watch::Sender<LinkHandles>,
 }
 
 /// A running link.
@@ -106,15 +52,15 @@ pub struct CloudLink {
 
 impl CloudLink {
     /// Starts the link from `file` with the wizard's settings laid over it. What cannot start
-    /// is said in the log and in [`Handles::missing`]; the link starts what it can.
+    /// is said in the log and in [`LinkHandles::missing`]; the link starts what it can.
     pub async fn start(
         file: &Config,
         core: &Core,
         alarm: &AlarmHandle,
-        feeds: &Feeds,
+        reports: &LinkReports,
     ) -> CloudLink {
         let config = crate::cloud_settings::overlay(file, &core.store);
-        let mut handles = Handles::default();
+        let mut handles = LinkHandles::default();
         let mut tasks = Vec::new();
         let (source, tokens) = match graph_source(&config, &core.store) {
             Ok(found) => found,
@@ -125,12 +71,12 @@ impl CloudLink {
             }
         };
         if let Some(tokens) = &tokens {
-            tasks.push(forward(tokens.status(), feeds.auth.clone()));
+            tasks.push(forward(tokens.status(), reports.auth.clone()));
             tasks.push(tokio::spawn(
                 tokens.clone().run(std::future::pending::<()>()),
             ));
         } else {
-            feeds.auth.send_replace(AuthStatus::SignedOut);
+            reports.auth.send_replace(AuthStatus::SignedOut);
             handles
                 .missing
                 .push("Microsoft sign-in is not set up (tenant and client id)".into());
@@ -143,12 +89,12 @@ impl CloudLink {
                 // the file changed under us. Recognition is what the appliance is for: say so.
                 tracing::error!(error = %e, "recognition cannot start");
                 handles.missing.push(e.to_string());
-                return CloudLink::idle(feeds, handles, tasks);
+                return CloudLink::idle(reports, handles, tasks);
             }
         };
         let target = config.eventhub_target();
         let account = crate::graph::account::stored(&core.store);
-        feeds
+        reports
             .subscription
             .send_replace(SubscriptionStatus::default());
         let mut subscription = None;
@@ -177,14 +123,14 @@ impl CloudLink {
                     },
                 );
                 let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
-                recogniser.lifecycle = Some(lifecycle_tx);
+                recogniser = recogniser.forward_lifecycle(lifecycle_tx);
                 let forward_to = keeper.clone();
                 tasks.push(tokio::spawn(async move {
                     while let Some((id, event)) = lifecycle_rx.recv().await {
                         forward_to.lifecycle(&id, event).await;
                     }
                 }));
-                tasks.push(forward(keeper.status(), feeds.subscription.clone()));
+                tasks.push(forward(keeper.status(), reports.subscription.clone()));
                 if crate::cloud_settings::subscribe_wanted(&core.store) {
                     tasks.push(tokio::spawn(
                         keeper.clone().run(std::future::pending::<()>()),
@@ -242,7 +188,7 @@ impl CloudLink {
                 match consumer::spawn_reporting(
                     settings,
                     core.ingest(tx.clone()),
-                    feeds.hub.clone(),
+                    reports.hub.clone(),
                 ) {
                     Ok(consumer) => Some(consumer),
                     Err(e) => {
@@ -255,7 +201,10 @@ impl CloudLink {
             Err(e) => {
                 tracing::warn!(reason = %e, "not consuming: the Event Hub is not set up");
                 handles.missing.push(format!("Event Hub not set up: {e}"));
-                set_hub_problem(&feeds.hub, "not set up yet: open the console's Setup page");
+                set_hub_problem(
+                    &reports.hub,
+                    "not set up yet: open the console's Setup page",
+                );
                 None
             }
         };
@@ -266,7 +215,7 @@ impl CloudLink {
                 core.store.clone(),
                 tx.downgrade(),
                 status,
-                feeds.hub.clone(),
+                reports.hub.clone(),
             )));
         }
         drop(tx);
@@ -276,7 +225,7 @@ impl CloudLink {
             _ => None,
         };
         handles.consuming = consumer.is_some();
-        feeds.handles.send_replace(handles);
+        reports.handles.send_replace(handles);
         CloudLink {
             consumer,
             stage,
@@ -284,8 +233,8 @@ impl CloudLink {
         }
     }
 
-    fn idle(feeds: &Feeds, handles: Handles, tasks: Vec<JoinHandle<()>>) -> CloudLink {
-        feeds.handles.send_replace(handles);
+    fn idle(reports: &LinkReports, handles: LinkHandles, tasks: Vec<JoinHandle<()>>) -> CloudLink {
+        reports.handles.send_replace(handles);
         CloudLink {
             consumer: None,
             stage: tokio::spawn(async {}),
@@ -394,13 +343,10 @@ pub(crate) fn recogniser(
     source: MessageSource,
 ) -> Result<Recogniser, AppError> {
     let rules = Rules::compile(&config.emergency).map_err(|e| AppError::Config(e.to_string()))?;
-    let service_account_id = crate::graph::account::stored(&core.store).map(|a| a.id);
-    Ok(Recogniser {
-        store: core.store.clone(),
-        rules: Arc::new(rules),
+    Ok(Recogniser::new(
+        core.store.clone(),
+        Arc::new(rules),
         alarm,
         source,
-        service_account_id,
-        lifecycle: None,
-    })
+    ))
 }

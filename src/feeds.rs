@@ -1,60 +1,44 @@
-//! What the parts beside the call path (display, MQTT, notifiers, the web console, health
-//! supervision) are handed by `app::run`: [`Services`] and the status feeds they show.
+//! The statuses of the appliance's parts — sign-in, subscription, Event Hub, MQTT, the newest
+//! call, the console's setup code — as one bundle of receivers that the display, the console
+//! and health supervision follow. The parts that report (the cloud link, MQTT, the console)
+//! hold the sending ends; these outlive a restart of the cloud link.
 
 use std::sync::Arc;
 
-use crate::alarm_service::AlarmHandle;
-use crate::health::{HealthReport, IngestCounters};
-use crate::store::Store;
-
-/// What the parts beside the call path (display, MQTT, notifiers, the web console, health
-/// supervision) are handed: the store, the alarm, and the statuses they show. Cheap to clone.
-#[derive(Clone)]
-pub struct Services {
-    pub store: Store,
-    pub device_id: String,
-    pub alarm: AlarmHandle,
-    pub counters: Arc<IngestCounters>,
-    pub status: StatusFeeds,
-    /// The display as PNG, redrawn on every change (the web page's mirror).
-    pub display_png: tokio::sync::watch::Receiver<Vec<u8>>,
-    /// The health supervisor's last assessment.
-    pub health: tokio::sync::watch::Receiver<HealthReport>,
-    /// The link to the cloud, for the setup wizard; `None` where no link runs (`beacon demo`,
-    /// tests of the side parts).
-    pub cloud: Option<crate::cloud_link::Control>,
-}
+use crate::eventhub::consumer::ConsumerStatus;
+use crate::graph::subscription::SubscriptionStatus;
+use crate::graph::tokens::AuthStatus;
+use crate::outputs::display::{LastCall, ScreenContext, SetupInfo, SignInCode, StatusTicks};
+use crate::outputs::mqtt::MqttStatus;
+use tokio::sync::watch;
 
 /// The statuses of the feed's parts, as the display, the web page and health supervision
 /// follow them.
 #[derive(Clone)]
 pub struct StatusFeeds {
     /// Sign-in status; `None` when Graph sign-in is not configured.
-    pub auth: Option<tokio::sync::watch::Receiver<crate::graph::tokens::AuthStatus>>,
+    pub auth: Option<watch::Receiver<AuthStatus>>,
     /// Subscription status; `None` until the service account is signed in.
-    pub subscription:
-        Option<tokio::sync::watch::Receiver<crate::graph::subscription::SubscriptionStatus>>,
+    pub subscription: Option<watch::Receiver<SubscriptionStatus>>,
     /// Event Hub connection.
-    pub hub: Arc<crate::eventhub::consumer::ConsumerStatus>,
+    pub hub: Arc<ConsumerStatus>,
     /// The newest call (the ready screen's "Last call").
-    pub last_call: tokio::sync::watch::Receiver<Option<crate::outputs::display::LastCall>>,
+    pub last_call: watch::Receiver<Option<LastCall>>,
     /// MQTT broker link; `None` when MQTT is off.
-    pub mqtt: Option<tokio::sync::watch::Receiver<crate::outputs::mqtt::MqttStatus>>,
+    pub mqtt: Option<watch::Receiver<MqttStatus>>,
     /// The console's one-time setup code while no admin exists (the console sets it; the
     /// display shows it on the setup screen).
-    pub setup_code: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    pub setup_code: Arc<watch::Sender<Option<String>>>,
 }
 
 /// A setup-code feed with no code in it.
-pub fn no_setup_code() -> Arc<tokio::sync::watch::Sender<Option<String>>> {
-    Arc::new(tokio::sync::watch::channel(None).0)
+pub fn no_setup_code() -> Arc<watch::Sender<Option<String>>> {
+    Arc::new(watch::channel(None).0)
 }
 
 impl StatusFeeds {
     /// The display's context at redraw number `tick`.
-    pub fn screen(&self, tick: u64) -> crate::outputs::display::ScreenContext {
-        use crate::graph::tokens::AuthStatus;
-        use crate::outputs::display::{ScreenContext, SetupInfo, SignInCode, StatusTicks};
+    pub fn screen(&self, tick: u64) -> ScreenContext {
         let auth = self.auth.as_ref().map(|a| a.borrow().clone());
         let setup = match &auth {
             Some(AuthStatus::SigningIn { prompt }) => Some(SetupInfo {

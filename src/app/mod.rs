@@ -1,0 +1,43 @@
+//! The top layer: the one assembly of the appliance and the commands that run it. Nothing
+//! below imports from here (only `main.rs` does).
+//!
+//! | file | concern |
+//! |---|---|
+//! | `appliance.rs` | [`Appliance`]: every part started in order, run until a shutdown future, stopped in order; used by `run`, `demo` and the tests |
+//! | `start.rs` | the one start-failure policy ("start it, or show the trouble"); the board's GPIO and I2C opened under it |
+//! | `core.rs` | [`Core`]: the store, device id, keys, client states and counters every command shares |
+//! | `cloud_link.rs` | sign-in, subscription, recognition and consumer as one restartable unit |
+//! | `error.rs` | [`AppError`]: why a start or a command failed |
+//! | `signals.rs` | SIGTERM / Ctrl-C as a future |
+//! | `login.rs`, `replay.rs`, `demo.rs` | `beacon login`, `beacon replay`, `beacon demo` |
+
+mod appliance;
+mod cloud_link;
+mod core;
+pub mod demo;
+mod error;
+mod login;
+mod replay;
+mod signals;
+mod start;
+
+pub use self::core::{load_keys, save_key, Core};
+pub use appliance::{Appliance, Board, Feed, Options};
+pub use error::AppError;
+pub use login::login;
+pub use replay::{replay, CallBrief, ReplaySummary};
+pub use signals::shutdown_signal;
+
+use crate::config::Config;
+
+/// `beacon run`: the appliance on the configured board, fed by the cloud, until SIGTERM or
+/// Ctrl-C. The stop handlers are installed first, so a stop asked for while it is still
+/// starting is kept and acted on once it has started.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let shutdown = shutdown_signal();
+    let core = Core::open(&config)?;
+    Appliance::start(config, core, Options::service())
+        .await?
+        .run_until(shutdown)
+        .await
+}

@@ -1,0 +1,103 @@
+//! The typed call log: the one [`CallRecord`] type, and [`CallLog`], the one place that reads
+//! and writes the `calls` tree. Recognition writes a record right after raising the alarm;
+//! MQTT, the notifiers, the display and the console read it, and wait for a new call's record
+//! with [`CallLog::wait_for`] instead of polling the store. A record that cannot be read is
+//! an error the caller sees, or — where a list is shown — a warning in the log naming its key,
+//! never a silent gap. The JSON is the one the tree has always held (no migration).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::emergency::{EmergencyCall, Kind};
+use crate::store::{Store, StoreError, Typed};
+
+/// What the `calls` tree holds for one call (key `chat-id/message-id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub key: String,
+    pub kind: Kind,
+    /// Why, in words.
+    pub reason: String,
+    pub call: EmergencyCall,
+    /// The zone that matched, when zones are configured.
+    pub zone: Option<String>,
+    /// Whether this appliance's outputs fired for it.
+    pub alarmed_locally: bool,
+    /// Found after a gap (resync) or delivered long after it was sent.
+    pub late: bool,
+    pub received_at: DateTime<Utc>,
+    pub recognised_at: DateTime<Utc>,
+    /// Edits merged in, and when the last one was.
+    pub updates: u32,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+    /// The change notification that brought it, as it arrived (`clientState` redacted,
+    /// ciphertext left out); absent when it was found by a resync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Value>,
+}
+
+/// The `calls` tree, typed. Cheap to clone; every clone sees the same tree.
+#[derive(Clone)]
+pub struct CallLog {
+    tree: Typed<CallRecord>,
+}
+
+impl CallLog {
+    /// The call log of `store`.
+    pub fn of(store: &Store) -> CallLog {
+        CallLog {
+            tree: store.calls.read_as(),
+        }
+    }
+
+    /// The record of call `key` (`chat-id/message-id`); an unreadable one is an error.
+    pub fn get(&self, key: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.tree.get(key)
+    }
+
+    /// Writes `record` under its key (flushing is the writer's business).
+    pub fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
+        self.tree.insert(&record.key, record)
+    }
+
+    /// The record of call `key`, waiting up to `within` for it to be written.
+    pub async fn wait_for(
+        &self,
+        key: &str,
+        within: Duration,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        self.tree.wait_for(key, within).await
+    }
+
+    /// Every readable record, newest first (by arrival). Unreadable ones are logged by key,
+    /// for `reader` (who skipped them), and left out.
+    pub fn all(&self, reader: &str) -> Vec<CallRecord> {
+        let mut calls: Vec<CallRecord> = self
+            .tree
+            .iter()
+            .filter_map(|(key, record)| match record {
+                Ok(record) => Some(record),
+                Err(error) => {
+                    tracing::warn!(key, reader, %error, "an unreadable call record is skipped");
+                    None
+                }
+            })
+            .collect();
+        calls.sort_by_key(|c| std::cmp::Reverse(c.received_at));
+        calls
+    }
+
+    /// How many records there are (readable or not).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}

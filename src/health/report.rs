@@ -1,0 +1,20 @@
+//! The supervisor's last assessment, as the web page, `/api/health` and MQTT show it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::assess::Fault;
+
+/// The last assessment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    /// `None` until the first check.
+    pub checked_at: Option<DateTime<Utc>>,
+    pub faults: Vec<Fault>,
+}
+
+impl HealthReport {
+    pub fn healthy(&self) -> bool {
+        self.checked_at.is_some() && self.faults.is_empty()
+    }
+}
