@@ -96,17 +96,32 @@ impl Bench {
 
     /// Writes the call record the recogniser would (zone, coordinates).
     pub fn record_call(&self, key: &str, zone: Option<&str>, coordinates: Option<(f64, f64)>) {
-        let (lat, lon) = coordinates.unzip();
-        self.store
-            .calls
-            .insert(
-                key,
-                &serde_json::json!({
-                    "key": key,
-                    "zone": zone,
-                    "call": { "location": { "latitude": lat, "longitude": lon } },
-                }),
-            )
+        let (latitude, longitude) = coordinates.unzip();
+        let now = Utc::now();
+        let record = beacon::calls::CallRecord {
+            key: key.into(),
+            kind: beacon::emergency::Kind::Emergency,
+            reason: "test".into(),
+            call: beacon::emergency::EmergencyCall {
+                location: beacon::emergency::Location {
+                    latitude,
+                    longitude,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            zone: zone.map(str::to_string),
+            alarmed_locally: true,
+            late: false,
+            received_at: now,
+            recognised_at: now,
+            updates: 0,
+            updated_at: None,
+            deleted: false,
+            notification: None,
+        };
+        beacon::calls::CallLog::of(&self.store)
+            .put(&record)
             .expect("record");
     }
 
