@@ -19,8 +19,7 @@
 mod mqtt_support;
 mod support;
 
-#[path = "support/campaign/mod.rs"]
-mod campaign;
+use support::campaign;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

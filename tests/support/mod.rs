@@ -4,11 +4,13 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod campaign;
 pub mod console;
 pub mod fake_channels;
 pub mod fake_cloud;
 pub mod kafka;
 pub mod notifications;
+pub mod notify_harness;
 pub mod process;
 pub mod signed_in;
 

@@ -5,15 +5,15 @@
 //! emergency still in the inbox when the service died is recognised at the next start and
 //! e-mailed then.
 
-#[path = "support/campaign/outputs.rs"]
-mod smtp_sink;
-mod support;
+use crate::support::campaign::outputs as smtp_sink;
 
 use std::time::Duration;
 
-use support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
-use support::notifications::emergency_message;
-use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
+use crate::support::fake_channels::{FakeChannels, Peer, PAGERDUTY_KEY};
+use crate::support::notifications::emergency_message;
+use crate::support::process::{
+    cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait,
+};
 
 const CHAT: &str = "19:notify0c1e9a2b4c7d8e9f00112233aa@thread.v2";
 const HMAC: &str = "run-hmac-secret-0f3c";

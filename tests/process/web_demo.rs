@@ -2,13 +2,11 @@
 //! demonstration emergency that the console shows as an active alarm, and ends on SIGTERM,
 //! removing its temporary data.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::console::Client;
+use crate::support::console::Client;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_prints_a_login_and_shows_an_emergency() {

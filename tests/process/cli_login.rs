@@ -1,13 +1,11 @@
 //! `beacon login` as an operator runs it, against the fake Microsoft cloud: it prints the
 //! code and the address, waits for the person, and prints the signed-in account.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::fake_cloud::{FakeCloud, FakeOptions};
+use crate::support::fake_cloud::{FakeCloud, FakeOptions};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_prints_the_code_waits_and_names_the_account() {

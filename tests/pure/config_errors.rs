@@ -22,7 +22,7 @@ fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
 
 #[test]
 fn example_file_is_valid() {
-    let text = include_str!("../config/beacon.example.toml");
+    let text = include_str!("../../config/beacon.example.toml");
     let config = load(text, &[]).map_err(|e| e.to_string());
     assert!(config.is_ok(), "{config:?}");
 }

@@ -1,12 +1,10 @@
 //! The command line as an operator uses it: `check-config` and `replay`; `beacon run` stopped
 //! by systemd while it is still starting.
 
-mod support;
-
 use std::process::Command;
 
-use support::notifications::{basic, validation};
-use support::CLIENT_STATE;
+use crate::support::notifications::{basic, validation};
+use crate::support::CLIENT_STATE;
 
 const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGhlLWNsaS10ZXN0LW9ubHk=";
 
@@ -103,7 +101,7 @@ fn check_config_errors_name_file_and_key_and_hide_secrets() {
 fn replay_feeds_the_pipeline_and_a_second_replay_is_all_duplicates() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    support::seed_store(&data);
+    crate::support::seed_store(&data);
     let config = write(
         dir.path(),
         "beacon.toml",
@@ -206,7 +204,7 @@ fn parse_decrypts_a_rich_notification_with_key() {
         .expect("fixture"),
     )
     .expect("json");
-    let body = support::notifications::rich(
+    let body = crate::support::notifications::rich(
         CLIENT_STATE,
         "1741000123456",
         &message,

@@ -2,11 +2,11 @@
 //! Graph into the real broker (SASL_SSL), consumed, fetched from Graph, recognised, raises the
 //! alarm once and is recorded — and an edit adds the location without a second alarm.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fake_cloud::FakeCloud;
+use crate::support::{unique, Appliance};
 use beacon::alarm::AlarmState;
 use beacon::calls::CallRecord;
 use beacon::emergency::Rules;
@@ -14,8 +14,6 @@ use beacon::graph::subscription::SubscriptionKeeper;
 use beacon::recognise::{MessageSource, Recogniser};
 use chrono::Utc;
 use serde_json::json;
-use support::fake_cloud::FakeCloud;
-use support::{unique, Appliance};
 
 const CHAT: &str = "19:e2e0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 
@@ -29,11 +27,11 @@ struct Subscribed {
 }
 
 async fn subscribed(prefix: &str, partitions: i32) -> Subscribed {
-    let (hub, cloud) = support::process::hub_and_cloud(prefix, partitions).await;
+    let (hub, cloud) = crate::support::process::hub_and_cloud(prefix, partitions).await;
     let appliance = Appliance::new();
     let store = appliance.store.clone();
     // Sign in the service account and learn who it is.
-    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
+    let (_tokens, graph) = crate::support::signed_in::sign_in(&cloud, &store).await;
     let account = beacon::graph::account::fetch_and_store(&graph, &store)
         .await
         .expect("/me");
@@ -42,7 +40,7 @@ async fn subscribed(prefix: &str, partitions: i32) -> Subscribed {
         graph.clone(),
         store.clone(),
         appliance.client_states.clone(),
-        support::signed_in::subscription(&cloud, &hub),
+        crate::support::signed_in::subscription(&cloud, &hub),
     );
     keeper.step(Utc::now()).await.expect("reconcile");
     keeper.step(Utc::now()).await.expect("create");
@@ -186,7 +184,7 @@ async fn a_message_posted_while_the_appliance_was_down_is_found_by_resync_once()
     assert_eq!(report.handed_off, 2, "{report:?}");
     let mut found = Vec::new();
     while let Ok(entry) = rx.try_recv() {
-        found.push(support::message_id_of(&entry).map(str::to_string));
+        found.push(crate::support::message_id_of(&entry).map(str::to_string));
     }
     assert!(
         found.contains(&Some(quiet.clone())) && found.contains(&Some(loud.clone())),
@@ -202,7 +200,10 @@ async fn a_message_posted_while_the_appliance_was_down_is_found_by_resync_once()
         .await;
     handed.extend(running.take(1, Duration::from_secs(1)).await);
     running.stop().await;
-    let handed_ids: Vec<_> = handed.iter().filter_map(support::message_id_of).collect();
+    let handed_ids: Vec<_> = handed
+        .iter()
+        .filter_map(crate::support::message_id_of)
+        .collect();
     assert!(
         !handed_ids.contains(&loud.as_str()),
         "the hub's copy of a resynced message is not handed on again: {handed_ids:?}"

@@ -4,18 +4,16 @@
 //! service) when either stops. `beacon run` against the real broker says READY=1, feeds the
 //! watchdog, and says STOPPING=1 on SIGTERM — and never puts a secret in a notification.
 
-mod support;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::kafka::{broker, connection_string, create_topic};
+use crate::support::unique;
 use beacon::eventhub::consumer::ConsumerStatus;
 use beacon::service_manager::watchdog::{self, judge, AlarmProbe, Limits, Stall, Verdict};
 use beacon::service_manager::{watchdog_interval, NotifyAddress, SystemdNotifier};
-use support::kafka::{broker, connection_string, create_topic};
-use support::unique;
 
 /// The fake service manager's socket, in its own directory.
 struct FakeManager {

@@ -6,11 +6,12 @@
 //! The fake Microsoft cloud answers Graph; no broker is needed: entries are handed to the
 //! recogniser the way the ingest stage does (admitted to the inbox, then sent).
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::fake_cloud::{FakeCloud, FakeOptions};
+use crate::support::notifications::chat_message;
+use crate::support::Appliance;
 use beacon::alarm::{AlarmConfig, AuditAction};
 use beacon::alarm_service::{AlarmHandle, AlarmNotice};
 use beacon::calls::CallRecord;
@@ -22,9 +23,6 @@ use beacon::recognise::{MessageSource, Recogniser};
 use beacon::store::Store;
 use chrono::Utc;
 use serde_json::json;
-use support::fake_cloud::{FakeCloud, FakeOptions};
-use support::notifications::chat_message;
-use support::Appliance;
 use tokio::sync::{broadcast, mpsc};
 
 const CHAT: &str = "19:c0ncurrent1e9a2b4c7d8e9f00112233@thread.v2";
@@ -44,7 +42,7 @@ async fn bench() -> Bench {
     })
     .await;
     let appliance = Appliance::new();
-    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &appliance.store).await;
+    let (_tokens, graph) = crate::support::signed_in::sign_in(&cloud, &appliance.store).await;
     let (alarm, _task) =
         beacon::alarm_service::spawn(AlarmConfig::default(), appliance.store.clone(), Utc::now());
     let notices = alarm.notices();

@@ -2,16 +2,16 @@
 //! reqwest (not Beacon's client) against graph-teams.md. The Kafka tests need the test broker
 //! (`eval "$(scripts/test-env)"`).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::fake_cloud::{
+    hub, CreateFault, FakeCloud, FakeOptions, GrantFailure, LifecycleEvent,
+};
+use crate::support::{kafka, notifications, unique};
 use beacon::graph::crypto::{EncryptionKey, KeyRing};
 use beacon::graph::notification::EncryptedContent;
 use chrono::Utc;
 use serde_json::{json, Value};
-use support::fake_cloud::{hub, CreateFault, FakeCloud, FakeOptions, GrantFailure, LifecycleEvent};
-use support::{kafka, notifications, unique};
 
 const SCOPE: &str = "offline_access openid profile User.Read Chat.Read";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -216,7 +216,7 @@ fn subscription_body(cloud: &FakeCloud, hub: &str, change_type: &str) -> Value {
         "lifecycleNotificationUrl": hub_url(hub),
         "resource": format!("/users/{}/chats/getAllMessages", cloud.options().user.id),
         "expirationDateTime": in_minutes(4300),
-        "clientState": support::CLIENT_STATE,
+        "clientState": crate::support::CLIENT_STATE,
     })
 }
 
@@ -574,7 +574,7 @@ async fn subscriptions_create_validate_list_renew_delete() {
         created["lifecycleNotificationUrl"],
         body["lifecycleNotificationUrl"]
     );
-    assert_eq!(created["clientState"], support::CLIENT_STATE);
+    assert_eq!(created["clientState"], crate::support::CLIENT_STATE);
     assert_eq!(created["includeResourceData"], false);
     assert!(chrono::DateTime::parse_from_rfc3339(
         created["expirationDateTime"].as_str().expect("expiry")
@@ -1076,7 +1076,7 @@ async fn posted_messages_reach_the_hub_as_documented_notifications() {
     let resource = format!("chats('{}')/messages('1741000123456')", notifications::CHAT);
     assert_eq!(item["subscriptionId"], sub_id);
     assert_eq!(item["changeType"], "created");
-    assert_eq!(item["clientState"], support::CLIENT_STATE);
+    assert_eq!(item["clientState"], crate::support::CLIENT_STATE);
     assert_eq!(item["tenantId"], cloud.options().tenant_id.as_str());
     assert_eq!(item["resource"], resource.as_str());
     assert_eq!(

@@ -2,11 +2,11 @@
 //! an emergency) handed on as fast as the channel takes them, the way the consumer does after
 //! a backlog; every emergency is recorded and raised exactly once, every entry leaves the inbox.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::console::emergency_message;
+use crate::support::Appliance;
 use beacon::alarm::{AlarmConfig, AuditAction};
 use beacon::emergency::Rules;
 use beacon::graph::notification::ChangeType;
@@ -14,8 +14,6 @@ use beacon::ingest::{InboxEntry, Notification};
 use beacon::recognise::{MessageSource, Recogniser};
 use chrono::Utc;
 use serde_json::json;
-use support::console::emergency_message;
-use support::Appliance;
 use tokio::sync::mpsc;
 
 const CHAT: &str = "19:burst0c1e9a2b4c7d8e9f00112233aa@thread.v2";

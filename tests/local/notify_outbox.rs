@@ -5,10 +5,8 @@
 //! unit tests in `outputs::notify::outbox`.) Calls raised before the notifier follows the
 //! alarm (at start-up, or after a crash between the alarm and the outbox) are still sent.
 
-#[path = "support/fake_channels.rs"]
-mod fake_channels;
-#[path = "support/notify_harness.rs"]
-mod notify_harness;
+use crate::support::fake_channels;
+use crate::support::notify_harness;
 
 use std::time::Duration;
 

@@ -2,10 +2,8 @@
 //! the alarm's timer fires, and the escalation recipients get their message (here an SMS
 //! through the Twilio fake) — once, while the ordinary recipients are not told again.
 
-#[path = "support/fake_channels.rs"]
-mod fake_channels;
-#[path = "support/notify_harness.rs"]
-mod notify_harness;
+use crate::support::fake_channels;
+use crate::support::notify_harness;
 
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! token are refused and change nothing; a guard cannot open or change settings; every answer
 //! carries the security headers.
 
-mod support;
-
-use support::console::{Client, Console, ADMIN, GUARD};
+use crate::support::console::{Client, Console, ADMIN, GUARD};
 
 /// Every route with its method; the login, first-run and static ones are open.
 const GUARDED_GETS: &[&str] = &[
@@ -225,7 +223,7 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
         .post_message(
             "19:csrf@thread.v2",
             "m-1",
-            support::console::emergency_message("Ana Ruiz"),
+            crate::support::console::emergency_message("Ana Ruiz"),
         )
         .await;
     let mut guard = Client::new(&console.url());

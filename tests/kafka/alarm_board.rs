@@ -2,19 +2,17 @@
 //! broker lights the strobe and closes the siren relay; after a restart the unacknowledged
 //! call is still alarming; an acknowledgement turns the siren and the strobe off.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::kafka::{create_topic, Sender};
+use crate::support::notifications::{chat_message, rich};
+use crate::support::{unique, Appliance, CLIENT_STATE};
 use beacon::alarm::{AcknowledgedStrobe, AlarmConfig, Event, Source};
 use beacon::emergency::Rules;
 use beacon::hw::sim::{relays, SimOutput};
 use beacon::recognise::{MessageSource, Recogniser};
 use chrono::Utc;
-use support::kafka::{create_topic, Sender};
-use support::notifications::{chat_message, rich};
-use support::{unique, Appliance, CLIENT_STATE};
 
 /// Whether `lamp` is on at some moment within `within` (a flashing strobe is off half the time).
 async fn lights_within(lamp: &SimOutput, within: Duration) -> bool {

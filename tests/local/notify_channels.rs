@@ -4,10 +4,8 @@
 //! receiver can verify, throttling retried after `Retry-After`, a refused request a trouble —
 //! and no secret in the logs or the outbox.
 
-#[path = "support/fake_channels.rs"]
-mod fake_channels;
-#[path = "support/notify_harness.rs"]
-mod notify_harness;
+use crate::support::fake_channels;
+use crate::support::notify_harness;
 
 use std::time::Duration;
 

@@ -4,10 +4,8 @@
 //! "THIS IS A TEST"; STARTTLS with AUTH works against the test CA; refused credentials are a
 //! trouble at once, and the password never reaches the outbox.
 
-#[path = "support/notify_harness.rs"]
-mod notify_harness;
-#[path = "support/campaign/outputs.rs"]
-mod smtp_sink;
+use crate::support::campaign::outputs as smtp_sink;
+use crate::support::notify_harness;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,13 +4,11 @@
 //! data; a caller name made of HTML and script is shown as text and runs nothing.
 //! With `BEACON_SCREENSHOTS=dir` each page is saved as a PNG (docs/screenshots/).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::browser::Browser;
+use crate::support::console::{emergency_message, Console, ADMIN, GUARD};
 use beacon::hw::sim::SimOutput;
-use support::browser::Browser;
-use support::console::{emergency_message, Console, ADMIN, GUARD};
 
 const WAIT: Duration = Duration::from_secs(15);
 

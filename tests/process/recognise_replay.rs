@@ -1,13 +1,11 @@
 //! Recognition end to end through `beacon replay`: notifications → recognition → alarm →
 //! `calls` tree; edits never alarm twice; zones decide the local alarm; a restart restores it.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::notifications::basic;
-use support::CLIENT_STATE;
+use crate::support::notifications::basic;
+use crate::support::CLIENT_STATE;
 
 const CHAT: &str = "19:3f1d6c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 
@@ -41,7 +39,7 @@ impl Drill {
     fn new(extra_config: &str) -> Drill {
         let dir = tempfile::tempdir().expect("dir");
         let data = dir.path().join("data");
-        support::seed_store(&data);
+        crate::support::seed_store(&data);
         let config = dir.path().join("beacon.toml");
         std::fs::write(
             &config,

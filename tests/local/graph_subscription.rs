@@ -3,10 +3,9 @@
 //! strays), failures in words — and an emergency posted in the fake cloud flowing through
 //! the real broker into the appliance's calls and alarm.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::fake_cloud::{CreateFault, FakeCloud, FakeOptions};
 use beacon::graph::client::GraphClient;
 use beacon::graph::client_state::ClientStates;
 use beacon::graph::notification::LifecycleEvent;
@@ -14,7 +13,6 @@ use beacon::graph::schedule::{Action, LIFETIME_MINUTES};
 use beacon::graph::subscription::{SubscriptionKeeper, SubscriptionSettings};
 use beacon::store::Store;
 use chrono::Utc;
-use support::fake_cloud::{CreateFault, FakeCloud, FakeOptions};
 
 struct Setup {
     cloud: FakeCloud,
@@ -32,7 +30,7 @@ async fn setup(options: FakeOptions) -> Setup {
     .await;
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let (_tokens, graph) = support::signed_in::sign_in(&cloud, &store).await;
+    let (_tokens, graph) = crate::support::signed_in::sign_in(&cloud, &store).await;
     let states = ClientStates::load(&store).expect("states");
     Setup {
         cloud,
@@ -44,7 +42,7 @@ async fn setup(options: FakeOptions) -> Setup {
 }
 
 fn sub_settings(cloud: &FakeCloud, hub: &str) -> SubscriptionSettings {
-    support::signed_in::subscription(cloud, hub)
+    crate::support::signed_in::subscription(cloud, hub)
 }
 
 fn keeper(s: &Setup, hub: &str) -> Arc<SubscriptionKeeper> {

@@ -2,15 +2,13 @@
 //! and SIGTERM still ends the service promptly and cleanly while a browser holds an event
 //! stream open (the console must not keep an alarm handle past shutdown).
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::console::Client;
-use support::kafka::{broker, connection_string, create_topic};
-use support::unique;
+use crate::support::console::Client;
+use crate::support::kafka::{broker, connection_string, create_topic};
+use crate::support::unique;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_ends_beacon_run_while_a_page_follows_the_events() {

@@ -2,10 +2,8 @@
 //! client trusting it accepts for `localhost`; session cookies are `Secure`, HSTS is sent, and
 //! plain HTTP is redirected to the HTTPS address.
 
-mod support;
-
+use crate::support::console::{add_users, Client, Console, ADMIN};
 use beacon::web::WebConfig;
-use support::console::{add_users, Client, Console, ADMIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_serves_https_with_its_own_certificate_and_redirects_http() {

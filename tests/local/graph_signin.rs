@@ -2,18 +2,16 @@
 //! written from graph-teams.md): device code, secret rules, refresh rotation across a
 //! restart, revocation, 401, throttling — and no token or secret in any log line.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::fake_cloud::{FakeCloud, FakeOptions, GrantFailure};
 use beacon::graph::auth::{AuthError, OAuthSettings};
 use beacon::graph::client::GraphClient;
 use beacon::graph::retry::RetryPolicy;
 use beacon::graph::tokens::{AuthStatus, TokenKeeper};
 use beacon::store::Store;
-use support::fake_cloud::{FakeCloud, FakeOptions, GrantFailure};
 
 const SECRET: &str = "fake-client-secret-value-7Q";
 
@@ -25,7 +23,7 @@ fn options() -> FakeOptions {
 }
 
 fn settings(cloud: &FakeCloud, secret: Option<&str>) -> OAuthSettings {
-    support::signed_in::oauth(cloud, secret)
+    crate::support::signed_in::oauth(cloud, secret)
 }
 
 /// Signs in, approving the code as the person at the browser would.

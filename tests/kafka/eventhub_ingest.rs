@@ -1,15 +1,13 @@
 //! Ingest against the real Kafka-protocol broker over SASL_SSL (scripts/test-env): every
 //! record becomes one durable, de-duplicated notification, whatever restarts happen.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::kafka::{create_topic, Sender};
+use crate::support::notifications::{basic, chat_message, rich, validation};
+use crate::support::{message_id_of, unique, Appliance, CLIENT_STATE};
 use beacon::ingest::Notification;
-use support::kafka::{create_topic, Sender};
-use support::notifications::{basic, chat_message, rich, validation};
-use support::{message_id_of, unique, Appliance, CLIENT_STATE};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// After the expected hand-offs: how long nothing more may arrive.

@@ -8,16 +8,14 @@
 //! open dashboard without a reload and is acknowledged there (the lamps go off); the call's
 //! page holds the notification as it arrived, clientState redacted. No page shows a secret. With `BEACON_SCREENSHOTS=dir` each step is saved as a PNG.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::browser::Browser;
+use crate::support::kafka::{broker, connection_string};
+use crate::support::process::{beacon, field, hub_and_cloud, terminate, Log};
+use crate::support::unique;
 use serde_json::json;
-use support::browser::Browser;
-use support::kafka::{broker, connection_string};
-use support::process::{beacon, field, hub_and_cloud, terminate, Log};
-use support::unique;
 
 const WAIT: Duration = Duration::from_secs(20);
 const CHAT: &str = "19:wizard0c1e9a2b4c7d8e9f00112233aabb@thread.v2";

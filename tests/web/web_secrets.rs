@@ -2,12 +2,10 @@
 //! connection string of the configuration, secrets in the store (refresh token, keys), and the
 //! users' password hashes. The settings page says a secret is set, never what it is.
 
-mod support;
-
+use crate::support::console::{add_users, emergency_message, Client, Console, ADMIN};
 use beacon::config::Config;
 use beacon::secret::Secret;
 use beacon::web::WebConfig;
-use support::console::{add_users, emergency_message, Client, Console, ADMIN};
 
 const CLIENT_SECRET: &str = "client-secret-Zq8~test-value-91";
 const SAS_KEY: &str = "SasKeyTESTsecretValue0123456789abcdefABCDEF=";

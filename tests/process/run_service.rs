@@ -3,12 +3,12 @@
 //! recognises an emergency, and after SIGTERM the store holds the call and an alarm that is
 //! still alerting (it will come back alarming after a restart).
 
-mod support;
-
 use std::time::Duration;
 
-use support::notifications::emergency_message;
-use support::process::{cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait};
+use crate::support::notifications::emergency_message;
+use crate::support::process::{
+    cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait,
+};
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 

@@ -1,0 +1,16 @@
+//! Tests against fakes on loopback: the fake Microsoft cloud (sign-in, Graph, subscriptions), fake
+//! notification channels (Twilio, webhooks, PagerDuty, Teams, Slack) and a real SMTP server.
+//!
+//! One test binary per kind of need (see `tests/README.md`); each file below was a binary of
+//! its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod graph_signin;
+mod graph_subscription;
+mod notify_channels;
+mod notify_email;
+mod notify_escalation;
+mod notify_outbox;
+mod recognise_concurrency;

@@ -1,0 +1,12 @@
+//! Tests of the console in process: routes, sessions, HTTPS, secrets, and a real headless Chromium.
+//!
+//! One test binary per kind of need (see `tests/README.md`); each file below was a binary of
+//! its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod web_access;
+mod web_browser;
+mod web_https;
+mod web_secrets;
