@@ -1,5 +1,7 @@
-//! Azure Event Hubs over the Kafka protocol: the connection string and the consumer.
+//! Azure Event Hubs over the Kafka protocol: the `[eventhub]` section ([`config`]), the
+//! connection string and the consumer.
 
+pub mod config;
 pub mod connection;
 pub mod consumer;
 pub mod probe;

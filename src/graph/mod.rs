@@ -1,11 +1,13 @@
-//! Microsoft Graph: notification decoding, rich-notification crypto, client-state checks
-//! (and, in later work, the HTTP client, sign-in and the subscription keeper).
+//! Microsoft Graph: the `[graph]` section ([`config`]), notification decoding, rich-notification
+//! crypto, client-state checks, the HTTP client, sign-in (device code, refresh) and the
+//! subscription keeper.
 
 pub mod aadsts;
 pub mod account;
 pub mod auth;
 pub mod client;
 pub mod client_state;
+pub mod config;
 pub mod crypto;
 pub mod notification;
 pub mod resync;

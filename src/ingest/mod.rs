@@ -10,8 +10,9 @@
 //!
 //! The inbox is what makes the offset commit safe: recognition may need a Graph fetch that
 //! takes seconds, but the notification is already on disk, and [`stage::resume`] hands pending
-//! inbox entries on again after a restart.
+//! inbox entries on again after a restart. Its settings are the `[ingest]` section ([`config`]).
 
+pub mod config;
 pub mod dedupe;
 pub mod stage;
 

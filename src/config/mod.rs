@@ -6,14 +6,27 @@
 //! `BEACON_<SECTION>_<KEY>` in upper case. A variable that names no setting is an error, so a
 //! typo cannot silently leave the default in force. `BEACON_CONFIG`, `BEACON_LOG` and
 //! `BEACON_TEST_*` (the test environment) are not settings. See `config/beacon.example.toml`.
+//!
+//! Each section lives beside its component (`eventhub::config`, `graph::config`, `alarm`,
+//! `outputs::config`, …); this is the aggregate, its checks, and the file and environment
+//! engine ([`env`]) with the one error shape ([`ConfigError`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod env;
+mod error;
+
 use serde::{Deserialize, Serialize};
 
+pub use crate::eventhub::config::EventHubConfig;
+pub use crate::graph::config::GraphConfig;
+pub use crate::ingest::config::IngestConfig;
+pub use error::{ConfigError, Origin};
+
 use crate::eventhub::connection::{ConnectionError, EventHubTarget};
-use crate::secret::Secret;
+use env::{apply_env, IGNORED_VARS};
+use error::without_values;
 
 /// The whole configuration of one appliance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,129 +73,6 @@ impl Default for Config {
             web: None,
         }
     }
-}
-
-/// `[eventhub]`: where to read notifications from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EventHubConfig {
-    /// `Endpoint=sb://<ns>.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=<hub>]`
-    /// (a Listen policy is enough). Secret.
-    pub connection_string: Option<Secret>,
-    /// Event hub name (= Kafka topic) when the connection string has no `EntityPath`.
-    pub hub: Option<String>,
-    /// Kafka consumer group. Default `beacon-<device-id>`, so every appliance gets every event.
-    pub consumer_group: Option<String>,
-    /// `host:port` to connect to instead of `<ns>.servicebus.windows.net:9093` (tests, proxies).
-    pub bootstrap_override: Option<String>,
-    /// PEM file of CAs to trust instead of the system store (tests).
-    pub ca_file: Option<PathBuf>,
-    /// Kafka static membership (`group.instance.id` = device id): a restart does not
-    /// rebalance. Off by default.
-    pub static_membership: bool,
-}
-
-/// `[graph]`: Microsoft Graph and the identity platform.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GraphConfig {
-    /// Graph base URL including the version.
-    pub graph_url: String,
-    /// Identity platform base URL (the tenant is appended).
-    pub login_url: String,
-    /// Directory (tenant) id or domain.
-    pub tenant_id: Option<String>,
-    /// Application (client) id of the app registration.
-    pub client_id: Option<String>,
-    /// Only sent when the tenant demands a confidential client. Secret.
-    pub client_secret: Option<Secret>,
-    /// When the client secret expires (from the Entra portal), to warn 30 days ahead.
-    pub client_secret_expires: Option<chrono::NaiveDate>,
-    /// `tenantId` in the Event Hub notification URL: the domain of the tenant that owns the
-    /// hub. Default: `tenant_id`.
-    pub hub_tenant: Option<String>,
-    /// Subscribe with `?model=B` (metered; avoids the 500-messages-a-month evaluation quota
-    /// after which notifications stop silently).
-    pub model_b: bool,
-    /// Ask Graph for rich notifications (the message encrypted in the notification) instead of
-    /// fetching each message.
-    pub rich_notifications: bool,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        GraphConfig {
-            graph_url: "https://graph.microsoft.com/v1.0".into(),
-            login_url: "https://login.microsoftonline.com".into(),
-            tenant_id: None,
-            client_id: None,
-            client_secret: None,
-            client_secret_expires: None,
-            hub_tenant: None,
-            model_b: false,
-            rich_notifications: false,
-        }
-    }
-}
-
-/// `[ingest]`: the durable stage between the hub and recognition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// Notifications waiting for recognition before the consumer is slowed down.
-    pub queue: usize,
-    /// How long a de-duplication key is kept (the hub keeps events at most 7 days on Standard).
-    pub dedupe_days: u32,
-    /// Records taken from the hub before one flush and commit.
-    pub max_batch: usize,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            queue: 1024,
-            dedupe_days: 30,
-            max_batch: 500,
-        }
-    }
-}
-
-/// Where a value came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    File(PathBuf),
-    Env(String),
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Origin::File(path) => write!(f, "{}", path.display()),
-            Origin::Env(var) => write!(f, "environment variable {var}"),
-        }
-    }
-}
-
-/// A configuration problem. The text names where and which key; it never contains a value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read the file: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("{path}:{line}:{column}: not valid TOML: {reason}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        reason: String,
-    },
-    #[error("{origin}: `{key}`: {reason}")]
-    Invalid {
-        origin: Origin,
-        key: String,
-        reason: String,
-    },
-    #[error("environment variable {var}: names no setting (BEACON_<SECTION>_<KEY>, e.g. BEACON_EVENTHUB_HUB)")]
-    UnknownVariable { var: String },
 }
 
 impl Config {
@@ -385,113 +275,6 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("beacon-{device_id}"))
     }
-}
-
-/// Variables that start with `BEACON_` but are not settings (besides `BEACON_TEST_*`, which
-/// belong to the test environment).
-const IGNORED_VARS: &[&str] = &["BEACON_CONFIG", "BEACON_LOG"];
-
-/// Writes each `BEACON_*` variable into the table. Returns key path → variable name.
-fn apply_env(
-    table: &mut toml::Table,
-    env: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut shape = serde_json::to_value(Config::default()).unwrap_or(serde_json::Value::Null);
-    // Optional sections are absent by default; their variables are found in their defaults.
-    if let Some(top) = shape.as_object_mut() {
-        let web = serde_json::to_value(crate::web::WebConfig::default());
-        top.insert("web".into(), web.unwrap_or(serde_json::Value::Null));
-    }
-    let mut overridden = BTreeMap::new();
-    for (var, value) in env {
-        let Some(name) = var.strip_prefix("BEACON_") else {
-            continue;
-        };
-        let name = name.to_ascii_lowercase();
-        let (section, key, default) = locate(&shape, &name)
-            .ok_or_else(|| ConfigError::UnknownVariable { var: var.clone() })?;
-        let typed = typed_env_value(value, default);
-        match section {
-            None => {
-                table.insert(key.clone(), typed);
-                overridden.insert(key, var.clone());
-            }
-            Some(section) => {
-                let entry = table
-                    .entry(section.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let toml::Value::Table(inner) = entry else {
-                    return Err(ConfigError::Invalid {
-                        origin: Origin::Env(var.clone()),
-                        key: section,
-                        reason: "the file sets this section to a value, not a table".into(),
-                    });
-                };
-                inner.insert(key.clone(), typed);
-                overridden.insert(format!("{section}.{key}"), var.clone());
-            }
-        }
-    }
-    Ok(overridden)
-}
-
-/// Finds `name` (lower case, without the prefix) as a top-level key or `<section>_<key>`.
-fn locate<'a>(
-    shape: &'a serde_json::Value,
-    name: &str,
-) -> Option<(Option<String>, String, &'a serde_json::Value)> {
-    let top = shape.as_object()?;
-    if let Some(default) = top.get(name) {
-        if !default.is_object() {
-            return Some((None, name.to_string(), default));
-        }
-    }
-    top.iter().find_map(|(section, inner)| {
-        let key = name.strip_prefix(section.as_str())?.strip_prefix('_')?;
-        let default = inner.as_object()?.get(key)?;
-        Some((Some(section.clone()), key.to_string(), default))
-    })
-}
-
-/// Converts an environment string to the type the default has (strings when unknown).
-fn typed_env_value(value: &str, default: &serde_json::Value) -> toml::Value {
-    use serde_json::Value as J;
-    match default {
-        J::Bool(_) => match value.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
-            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
-            _ => toml::Value::String(value.to_string()),
-        },
-        J::Number(n) if n.is_f64() => value
-            .parse::<f64>()
-            .map(toml::Value::Float)
-            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        J::Number(_) => value
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        J::Array(_) => toml::Value::Array(
-            value
-                .split(',')
-                .map(|s| toml::Value::String(s.trim().to_string()))
-                .collect(),
-        ),
-        _ => toml::Value::String(value.to_string()),
-    }
-}
-
-/// Drops the offending value from a serde message ("invalid type: string \"x\", expected u32"
-/// becomes "invalid type, expected u32"), so a secret typed into the wrong key is not echoed.
-fn without_values(message: &str) -> String {
-    for prefix in ["invalid type", "invalid value", "invalid length"] {
-        if message.starts_with(prefix) {
-            if let Some(pos) = message.find(", expected") {
-                return format!("{prefix}{}", &message[pos..]);
-            }
-            return prefix.to_string();
-        }
-    }
-    message.to_string()
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {

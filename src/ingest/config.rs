@@ -1,0 +1,25 @@
+//! The `[ingest]` section: the durable stage between the hub and recognition.
+
+use serde::{Deserialize, Serialize};
+
+/// `[ingest]`: the durable stage between the hub and recognition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Notifications waiting for recognition before the consumer is slowed down.
+    pub queue: usize,
+    /// How long a de-duplication key is kept (the hub keeps events at most 7 days on Standard).
+    pub dedupe_days: u32,
+    /// Records taken from the hub before one flush and commit.
+    pub max_batch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            queue: 1024,
+            dedupe_days: 30,
+            max_batch: 500,
+        }
+    }
+}
