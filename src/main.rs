@@ -193,17 +193,16 @@ fn parse(
     key: Option<PathBuf>,
     config: Option<&std::path::Path>,
 ) -> ExitCode {
-    let rules = match config.map(load).transpose() {
-        Ok(config) => {
-            beacon::emergency::Rules::compile(&config.map(|c| c.emergency).unwrap_or_default())
-        }
-        Err(e) => {
-            eprintln!("beacon: {e}");
-            return ExitCode::from(2);
-        }
+    // The file's rules as its load checked them; the built-in rules without a file.
+    let checked = match config.map(load).transpose() {
+        Ok(config) => config
+            .unwrap_or_default()
+            .checked()
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
     };
-    let rules = match rules {
-        Ok(r) => r,
+    let rules = match checked {
+        Ok(checked) => checked.rules.clone(),
         Err(e) => {
             eprintln!("beacon: {e}");
             return ExitCode::from(2);

@@ -200,18 +200,22 @@ impl Appliance {
         followers
             .push(start_display(&config, options.board, cloud, &alarm, &status, display_png).await);
 
-        let notifier = or_trouble(
-            &alarm,
-            "notify",
-            Notifier::start(
-                &config.notify,
-                core.store.clone(),
-                &core.device_id,
-                alarm.clone(),
-            ),
-        )
-        .await
-        .flatten();
+        let notifier = match config.checked() {
+            Ok(checked) => or_trouble(
+                &alarm,
+                "notify",
+                Notifier::start(
+                    &config.notify,
+                    checked.templates.clone(),
+                    core.store.clone(),
+                    &core.device_id,
+                    alarm.clone(),
+                ),
+            )
+            .await
+            .flatten(),
+            Err(error) => or_trouble::<Notifier, _>(&alarm, "notify", Err(error)).await,
+        };
 
         let (control, restart_requests) = LinkControl::new(handles_feed, config.clone());
         let context = ConsoleContext {

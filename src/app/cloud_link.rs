@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use super::{AppError, Core};
 use crate::alarm_service::AlarmHandle;
 use crate::config::Config;
-use crate::emergency::Rules;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
 use crate::graph::client::GraphClient;
@@ -342,10 +341,12 @@ pub(crate) fn recogniser(
     alarm: AlarmHandle,
     source: MessageSource,
 ) -> Result<Recogniser, AppError> {
-    let rules = Rules::compile(&config.emergency).map_err(|e| AppError::Config(e.to_string()))?;
+    let checked = config
+        .checked()
+        .map_err(|e| AppError::Config(e.to_string()))?;
     Ok(Recogniser::new(
         core.store.clone(),
-        Arc::new(rules),
+        checked.rules.clone(),
         alarm,
         source,
     ))

@@ -51,10 +51,16 @@ pub mod board {
         config: &Config,
         alarm: &AlarmHandle,
     ) -> (Option<JoinHandle<()>>, Option<JoinHandle<()>>) {
-        let Ok(wiring) = config.outputs.validate() else {
-            return (None, None); // validated when the configuration was loaded
+        let checked = match config.checked() {
+            Ok(checked) => checked,
+            Err(error) => {
+                // Checked when the configuration was loaded; a built-in one that is wrong.
+                tracing::error!(%error, "the outputs are not wired");
+                return (None, None);
+            }
         };
-        let (mut relays, errors) = crate::hw::linux::open_relays(&wiring);
+        let wiring = &checked.wiring;
+        let (mut relays, errors) = crate::hw::linux::open_relays(wiring);
         if let Err(e) = relays.safe() {
             tracing::error!(error = ?e, "could not de-energise the outputs at start");
         }
@@ -65,7 +71,7 @@ pub mod board {
         let relays = tokio::spawn(crate::outputs::relays::run(alarm.view(), relays));
         let mut button = None;
         if let Some(config) = &config.outputs.button {
-            match crate::hw::linux::open_button(&wiring, config) {
+            match crate::hw::linux::open_button(wiring, config) {
                 Ok(Some(pin)) => {
                     button = Some(tokio::spawn(crate::outputs::button::run(
                         pin,

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 pub enum Origin {
     File(PathBuf),
     Env(String),
+    /// A configuration built in code (`beacon demo`, tests), not read from a file.
+    Code,
 }
 
 impl std::fmt::Display for Origin {
@@ -15,6 +17,7 @@ impl std::fmt::Display for Origin {
         match self {
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Code => write!(f, "built-in configuration"),
         }
     }
 }

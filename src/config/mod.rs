@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 mod env;
 mod error;
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::eventhub::config::EventHubConfig;
@@ -24,7 +26,10 @@ pub use crate::graph::config::GraphConfig;
 pub use crate::ingest::config::IngestConfig;
 pub use error::{ConfigError, Origin};
 
+use crate::emergency::Rules;
 use crate::eventhub::connection::{ConnectionError, EventHubTarget};
+use crate::outputs::config::Wiring;
+use crate::outputs::notify::templates::Templates;
 use env::{apply_env, IGNORED_VARS};
 use error::without_values;
 
@@ -55,6 +60,22 @@ pub struct Config {
     pub notify: crate::outputs::notify::NotifyConfig,
     /// The console (setup page, dashboard, API). Absent: no console.
     pub web: Option<crate::web::WebConfig>,
+    /// What the checks made of the sections, kept for the wiring; read it with
+    /// [`Config::checked`]. Public only so that `Config { …, ..Config::default() }` works: leave
+    /// it at its default (empty: made on first use).
+    #[serde(skip)]
+    pub compiled: OnceLock<Arc<Checked>>,
+}
+
+/// What the checks make of the sections and the wiring uses: the compiled recognition rules,
+/// the outputs' lines and the notification templates. Made once, when the file is loaded
+/// ([`Config::load`]); a configuration built in code makes it on first use. The sections it
+/// comes from (`emergency`, `outputs`, `notify`) are not changed after that.
+#[derive(Debug)]
+pub struct Checked {
+    pub rules: Arc<Rules>,
+    pub wiring: Wiring,
+    pub templates: Templates,
 }
 
 impl Default for Config {
@@ -71,6 +92,7 @@ impl Default for Config {
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
             notify: crate::outputs::notify::NotifyConfig::default(),
             web: None,
+            compiled: OnceLock::new(),
         }
     }
 }
@@ -124,7 +146,7 @@ impl Config {
                     reason: without_values(&e.into_inner().to_string()),
                 }
             })?;
-        config
+        let checked = config
             .validate()
             .map_err(|(key, reason)| ConfigError::Invalid {
                 origin: overridden
@@ -134,11 +156,28 @@ impl Config {
                 key: key.to_string(),
                 reason,
             })?;
+        let _ = config.compiled.set(Arc::new(checked));
         Ok(config)
     }
 
-    /// Checks values that parse but make no sense. Returns (key, reason).
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// The compiled rules, outputs' lines and templates (checked at load; see [`Checked`]).
+    pub fn checked(&self) -> Result<Arc<Checked>, ConfigError> {
+        if let Some(checked) = self.compiled.get() {
+            return Ok(checked.clone());
+        }
+        let checked = self
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                origin: Origin::Code,
+                key: key.to_string(),
+                reason,
+            })?;
+        Ok(self.compiled.get_or_init(|| Arc::new(checked)).clone())
+    }
+
+    /// Checks values that parse but make no sense, and compiles what the wiring uses.
+    /// Returns (key, reason).
+    fn validate(&self) -> Result<Checked, (&'static str, String)> {
         if let Some(id) = &self.device_id {
             if !is_name(id, 64) {
                 return Err((
@@ -209,19 +248,16 @@ impl Config {
         if self.ingest.max_batch == 0 {
             return Err(("ingest.max_batch", "must be at least 1".into()));
         }
-        if let Err(e) = crate::emergency::Rules::compile(&self.emergency) {
-            return Err(("emergency", e.to_string()));
-        }
+        let rules = Rules::compile(&self.emergency).map_err(|e| ("emergency", e.to_string()))?;
         if let Err(e) = self.alarm.validate() {
             return Err(("alarm", e.to_string()));
         }
-        if let Err(e) = self.outputs.validate() {
-            return Err(("outputs", e.to_string()));
-        }
+        let wiring = self
+            .outputs
+            .validate()
+            .map_err(|e| ("outputs", e.to_string()))?;
         self.mqtt.validate()?;
-        if let Err(e) = self.notify.validate() {
-            return Err(("notify", e));
-        }
+        let templates = self.notify.validate().map_err(|e| ("notify", e))?;
         if let Some(web) = &self.web {
             web.validate()?;
         }
@@ -231,7 +267,11 @@ impl Config {
                 "must be at least 8 (longer than the hub's 7-day retention)".into(),
             ));
         }
-        Ok(())
+        Ok(Checked {
+            rules: Arc::new(rules),
+            wiring,
+            templates,
+        })
     }
 
     /// The Event Hub to consume, resolved from the connection string and `[eventhub]`.

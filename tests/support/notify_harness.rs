@@ -42,8 +42,15 @@ impl Bench {
 
     /// Starts the notifier with `config` (panics when it does not validate).
     pub fn start(&mut self, config: &NotifyConfig) {
-        self.notifier = Notifier::start(config, self.store.clone(), DEVICE, self.alarm.clone())
-            .expect("notifier starts");
+        let templates = config.validate().expect("templates");
+        self.notifier = Notifier::start(
+            config,
+            templates,
+            self.store.clone(),
+            DEVICE,
+            self.alarm.clone(),
+        )
+        .expect("notifier starts");
         assert!(self.notifier.is_some(), "no channel configured");
     }
 

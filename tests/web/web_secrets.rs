@@ -28,8 +28,10 @@ async fn no_page_or_api_answer_contains_a_secret() {
         https: false,
         ..WebConfig::default()
     };
+    config.mqtt.username = Some("beacon".into());
     config.mqtt.password = Some(Secret::new(MQTT_PASSWORD));
     config.notify.pagerduty_routing_key = Some(Secret::new(ROUTING_KEY));
+    config.notify.smtp_username = Some("beacon".into());
     config.notify.smtp_password = Some(Secret::new(SMTP_PASSWORD));
     config.web = Some(web.clone());
     let console = Console::start_full(web, &config, |store| {

@@ -42,14 +42,15 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts following `alarm` and delivering. `None` when `[notify]` has no channel.
+    /// Starts following `alarm` and delivering, with the `templates` checked from `config`
+    /// ([`NotifyConfig::validate`]). `None` when `[notify]` has no channel.
     pub fn start(
         config: &NotifyConfig,
+        templates: Templates,
         store: Store,
         device_id: &str,
         alarm: AlarmHandle,
     ) -> Result<Option<Notifier>, String> {
-        let templates = config.validate()?;
         let senders = Senders::new(config)?;
         let channels = senders.channels();
         if channels.is_empty() {
