@@ -7,6 +7,7 @@
 mod support;
 
 mod alarm_board;
+mod appliance;
 mod end_to_end;
 mod eventhub_ingest;
 mod fake_cloud_selftest;

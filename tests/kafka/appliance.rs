@@ -1,0 +1,102 @@
+//! The whole appliance inside the test process — the one assembly `beacon run` uses, on the
+//! simulated board, fed by the cloud (the fake Microsoft cloud and the real broker) — with its
+//! shutdown passed in as a future: it subscribes by itself, an emergency posted in Teams lights
+//! the strobe, and after the shutdown the outputs are off and the alarm is kept in the store.
+
+use std::time::Duration;
+
+use beacon::app::{Appliance, Board, Core, Feed, Options};
+use beacon::calls::CallLog;
+use beacon::config::Config;
+
+use crate::support::notifications::emergency_message;
+use crate::support::process::{cloud_sections, hub_and_cloud, sign_in};
+
+const CHAT: &str = "19:inproc0c1e9a2b4c7d8e9f00112233aab@thread.v2";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
+    let (hub, cloud) = hub_and_cloud("in-process-hub", 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let path = dir.path().join("beacon.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "device_id = \"in-process\"\ndata_dir = \"{}\"\n{}",
+            data.display(),
+            cloud_sections(&hub, &cloud)
+        ),
+    )
+    .expect("config");
+    sign_in(&path, &cloud).await;
+
+    let config = Config::load(&path).expect("valid configuration");
+    let core = Core::open(&config).expect("store");
+    let appliance = Appliance::start(
+        config,
+        core,
+        Options {
+            board: Board::Simulated,
+            feed: Feed::Cloud,
+            demo_call: None,
+        },
+    )
+    .await
+    .expect("starts");
+    let lamps = appliance.lamps().cloned().expect("simulated board");
+    let calls = CallLog::of(appliance.store());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(appliance.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cloud.subscriptions().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the appliance created no subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = cloud
+        .post_message(
+            CHAT,
+            emergency_message("u-7", "Ana Lima", "4 Harbour Rd, Portsmouth"),
+        )
+        .await;
+    let record = calls
+        .wait_for(&format!("{CHAT}/{id}"), Duration::from_secs(30))
+        .await
+        .expect("readable")
+        .expect("the call is recorded");
+    assert_eq!(record.call.caller.display_name, "Ana Lima");
+    assert!(record.alarmed_locally);
+    assert!(
+        lamps.siren.is_on(),
+        "the siren sounds for the recognised call"
+    );
+
+    stop.send(()).expect("still running");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops within 30 s")
+        .expect("joins");
+    assert!(stopped.is_ok(), "clean stop: {stopped:?}");
+    assert!(
+        !lamps.siren.is_on() && !lamps.strobe.is_on(),
+        "outputs de-energised once the alarm has ended"
+    );
+    drop(calls);
+    let store = beacon::store::Store::open(&data).expect("store reopens after the stop");
+    let alarm = store
+        .settings
+        .get("alarm/state")
+        .expect("read")
+        .expect("alarm state persisted");
+    assert_eq!(
+        alarm["calls"].as_array().map(Vec::len),
+        Some(1),
+        "still alerting after a restart: {alarm}"
+    );
+}
