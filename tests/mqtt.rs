@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use beacon::alarm::{AlarmState, CallSummary, Output};
 use beacon::alarm_service::{self, AlarmHandle};
-use beacon::outputs::mqtt::{self, MqttConfig, MqttService};
+use beacon::outputs::mqtt::{self, MqttConfig, MqttHandle};
 use beacon::store::Store;
 use chrono::Utc;
 use mqtt_support::{broker, unique, Observer, PrivateBroker};
@@ -20,7 +20,7 @@ struct Rig {
     _dir: tempfile::TempDir,
     store: Store,
     alarm: AlarmHandle,
-    mqtt: Option<MqttService>,
+    mqtt: Option<MqttHandle>,
     device: String,
     prefix: String,
 }
@@ -437,7 +437,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
         .raise("19:chat@thread.v2/6006", CallSummary::default())
         .await;
     let live = Observer::new(&[format!("beacon/{device}/command/result")]).await;
-    let service = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
+    let adapter = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
     let result = live
         .wait_for(
             &format!("beacon/{device}/command/result"),
@@ -450,7 +450,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
     assert!(result["reason"].as_str().unwrap_or("").contains("retained"));
     assert_eq!(alarm.view().borrow().state, AlarmState::Alerting);
     stale.publish(&topic, b"", true).await;
-    service.shutdown().await;
+    adapter.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,18 +9,18 @@
 //! * [`commands`] — the command parser and its rejections (pure).
 //! * [`link`] — broker-down supervision: trouble after `trouble_after_secs` (pure).
 //! * [`tls`] — rustls on ring with the configured CA.
-//! * [`service`] — the adapter: rumqttc client and event loop, reconnection, re-publication.
+//! * [`handle`] — the adapter: rumqttc client and event loop, reconnection, re-publication.
 //!
 //! The README's MQTT section documents the topics and payloads for the people wiring to them.
 
 pub mod commands;
 pub mod config;
 pub mod discovery;
+pub mod handle;
 pub mod link;
 pub mod payloads;
-pub mod service;
 pub mod tls;
 pub mod topics;
 
 pub use config::MqttConfig;
-pub use service::{spawn, MqttService, MqttStatus};
+pub use handle::{spawn, MqttHandle, MqttStatus, LAG_COMPONENT, TROUBLE_COMPONENT};

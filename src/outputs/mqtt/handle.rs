@@ -72,13 +72,13 @@ pub struct MqttStatus {
 }
 
 /// The running adapter.
-pub struct MqttService {
+pub struct MqttHandle {
     status: watch::Receiver<MqttStatus>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl MqttService {
+impl MqttHandle {
     /// Follows the link status.
     pub fn status(&self) -> watch::Receiver<MqttStatus> {
         self.status.clone()
@@ -105,7 +105,7 @@ pub fn spawn(
     device_id: &str,
     store: Store,
     alarm: AlarmHandle,
-) -> Result<MqttService, TlsError> {
+) -> Result<MqttHandle, TlsError> {
     let broker = format!("{}:{}", config.host, config.port);
     let topics = Topics::new(&config.base_topic, device_id, &config.discovery_prefix);
     let mut options = MqttOptions::new(
@@ -163,7 +163,7 @@ pub fn spawn(
         latency_tx,
     };
     let task = tokio::spawn(adapter.run(link_rx, latency_rx, stop_rx, drive, drive_stop));
-    Ok(MqttService { status, stop, task })
+    Ok(MqttHandle { status, stop, task })
 }
 
 /// What the connection task reports.
@@ -662,9 +662,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-impl std::fmt::Debug for MqttService {
+impl std::fmt::Debug for MqttHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttService")
+        f.debug_struct("MqttHandle")
             .field("status", &*self.status.borrow())
             .finish()
     }
