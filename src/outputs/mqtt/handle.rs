@@ -19,7 +19,6 @@ use rumqttc::{
     MqttOptions, Outgoing, Packet, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration,
     Transport,
 };
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
@@ -28,6 +27,9 @@ use super::config::MqttConfig;
 use super::discovery::{self, DeviceInfo};
 use super::link::{Link, TroubleChange};
 use super::payloads::{self, CommandResult, CommandStatus};
+use super::publisher::{
+    MqttStatus, LAG_COMPONENT, LAG_TROUBLE_HOLD, MAX_BACKLOG, TROUBLE_COMPONENT,
+};
 use super::tls::{self, TlsError};
 use super::topics::{self, Topics};
 use crate::alarm::{ActiveCall, Effect, Event, Source};
@@ -35,14 +37,6 @@ use crate::alarm_service::{AlarmHandle, AlarmNotice, AlarmView};
 use crate::calls::{CallLog, CallRecord};
 use crate::store::Store;
 
-/// The trouble component of the broker link.
-pub const TROUBLE_COMPONENT: &str = "mqtt";
-/// The trouble component raised when this adapter fell behind the alarm's notices.
-pub const LAG_COMPONENT: &str = "mqtt-events";
-/// How long a lag trouble stays visible.
-const LAG_TROUBLE_HOLD: Duration = Duration::from_secs(60);
-/// Events kept while the broker is away; older ones are dropped (and counted).
-const MAX_BACKLOG: usize = 100;
 /// Requests the client queues for the connection task.
 const REQUEST_QUEUE: usize = 512;
 /// Reconnection backoff.
@@ -55,21 +49,6 @@ const MAX_INCOMING: usize = 64 * 1024;
 const MAX_OUTGOING: usize = 256 * 1024;
 /// How long shutdown waits for `offline` to be sent.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// How the broker link is doing, for the display's MQTT tick and the web page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MqttStatus {
-    /// `host:port`.
-    pub broker: String,
-    /// Connected and subscribed to the command topics (`online` has been published).
-    pub connected: bool,
-    /// The last connection error in words, while not connected.
-    pub last_error: Option<String>,
-    /// Commands rejected since start (malformed, unknown, retained or disabled).
-    pub commands_rejected: u64,
-    /// Events that could not be published (backlog overflow, full queue, lag).
-    pub events_dropped: u64,
-}
 
 /// The running adapter.
 pub struct MqttHandle {

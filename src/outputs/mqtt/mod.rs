@@ -8,6 +8,7 @@
 //! * [`discovery`] — Home Assistant discovery configs (pure).
 //! * [`commands`] — the command parser and its rejections (pure).
 //! * [`link`] — broker-down supervision: trouble after `trouble_after_secs` (pure).
+//! * [`publisher`] — the adapter's decisions: events in, actions out, time passed in (pure).
 //! * [`tls`] — rustls on ring with the configured CA.
 //! * [`handle`] — the adapter: rumqttc client and event loop, reconnection, re-publication.
 //!
@@ -19,8 +20,10 @@ pub mod discovery;
 pub mod handle;
 pub mod link;
 pub mod payloads;
+pub mod publisher;
 pub mod tls;
 pub mod topics;
 
 pub use config::MqttConfig;
-pub use handle::{spawn, MqttHandle, MqttStatus, LAG_COMPONENT, TROUBLE_COMPONENT};
+pub use handle::{spawn, MqttHandle};
+pub use publisher::{MqttStatus, LAG_COMPONENT, TROUBLE_COMPONENT};
