@@ -16,6 +16,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod connection;
 pub mod discovery;
 pub mod handle;
 pub mod link;
