@@ -180,8 +180,9 @@ impl Adapter {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
     }
 
-    /// Hands `input` to the publisher and carries out its actions, in order, with what they
-    /// report back handled before the next action.
+    /// Hands `input` to the publisher and carries out its actions in order; what an action
+    /// reports back (not queued, a command's effects) goes to the publisher before the next
+    /// action is carried out, and the actions that follow from it queue behind.
     async fn handle(&mut self, input: Input) {
         let mut actions: VecDeque<Action> = self.publisher.handle(input, now()).into();
         while let Some(action) = actions.pop_front() {

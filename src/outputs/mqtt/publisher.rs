@@ -248,11 +248,6 @@ impl Publisher {
         &self.status
     }
 
-    /// The topics published and listened to.
-    pub fn topics(&self) -> &Topics {
-        &self.settings.topics
-    }
-
     /// When [`Input::Tick`] is due: the link's trouble deadline or the end of a lag trouble.
     pub fn deadline(&self) -> Option<Instant> {
         match (self.link.deadline(), self.lag_trouble_until) {
