@@ -2,6 +2,12 @@
 //! the MQTT adapter run in-process; a second rumqttc client observes what a security office or
 //! Home Assistant would see, and sends the commands they would send. Every test uses its own
 //! device id (and, where it matters, its own discovery prefix), so the tests run in parallel.
+//!
+//! What is checked here needs the broker: connecting, retained messages kept and replayed,
+//! a command's round trip, the call record found in the store, discovery as the broker keeps
+//! it, a broker that goes away and comes back, the clean shutdown. Which message the adapter
+//! decides to send when (rejections, disabled commands, the siren and lamp-test commands, the
+//! backlog, the troubles) is tested without a broker in `outputs::mqtt::publisher`'s tests.
 
 mod mqtt_support;
 
@@ -9,7 +15,7 @@ use std::time::Duration;
 
 use beacon::alarm::{AlarmState, CallSummary, Output};
 use beacon::alarm_service::{self, AlarmHandle};
-use beacon::outputs::mqtt::{self, MqttConfig, MqttService};
+use beacon::outputs::mqtt::{self, MqttConfig, MqttHandle};
 use beacon::store::Store;
 use chrono::Utc;
 use mqtt_support::{broker, unique, Observer, PrivateBroker};
@@ -20,7 +26,7 @@ struct Rig {
     _dir: tempfile::TempDir,
     store: Store,
     alarm: AlarmHandle,
-    mqtt: Option<MqttService>,
+    mqtt: Option<MqttHandle>,
     device: String,
     prefix: String,
 }
@@ -325,95 +331,6 @@ async fn the_acknowledge_command_turns_the_alarm_off() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_siren_off_of_home_assistant_acknowledges_and_on_is_rejected() {
-    let rig = Rig::start(|_| {}).await;
-    let live = Observer::new(&[rig.all_topics()]).await;
-    rig.wait_connected().await;
-    rig.raise("19:chat@thread.v2/4004", false).await;
-
-    live.publish(&rig.topic("command/siren"), b"ON", false)
-        .await;
-    let first = live
-        .wait_for(&rig.topic("command/result"), "a result", |_| true)
-        .await
-        .json();
-    assert_eq!(first["status"], "rejected");
-    assert_eq!(rig.alarm.view().borrow().state, AlarmState::Alerting);
-
-    live.publish(&rig.topic("command/siren"), b"OFF", false)
-        .await;
-    let mut view = rig.alarm.view();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        view.wait_for(|v| v.state == AlarmState::Acknowledged),
-    )
-    .await
-    .expect("acknowledged within 5 s")
-    .expect("view");
-    rig.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn malformed_unknown_and_retained_commands_are_rejected_and_change_nothing() {
-    let rig = Rig::start(|_| {}).await;
-    let live = Observer::new(&[rig.all_topics()]).await;
-    rig.wait_connected().await;
-    rig.raise("19:chat@thread.v2/5005", false).await;
-
-    let big = vec![b'x'; 300];
-    let cases: Vec<(String, Vec<u8>, &str)> = vec![
-        (
-            rig.topic("command/acknowledge"),
-            b"yes please".to_vec(),
-            "malformed",
-        ),
-        (
-            rig.topic("command/acknowledge"),
-            br#"{"who":"kim","sudo":true}"#.to_vec(),
-            "malformed",
-        ),
-        (
-            rig.topic("command/acknowledge"),
-            vec![0xff, 0xfe, 0x00],
-            "UTF-8",
-        ),
-        (rig.topic("command/acknowledge"), big, "larger"),
-        (
-            rig.topic("command/reboot"),
-            b"now".to_vec(),
-            "unknown command",
-        ),
-        (
-            rig.topic("command/test"),
-            br#"{"who":""}"#.to_vec(),
-            "malformed",
-        ),
-    ];
-    for (topic, payload, _) in &cases {
-        live.publish(topic, payload, false).await;
-    }
-    let results = live
-        .wait_count(&rig.topic("command/result"), cases.len())
-        .await;
-    for (result, (topic, _, reason)) in results.iter().zip(&cases) {
-        let json = result.json();
-        assert_eq!(json["status"], "rejected", "{topic}: {json}");
-        let said = json["reason"].as_str().unwrap_or("");
-        assert!(said.contains(reason), "{topic}: {said}");
-    }
-
-    let status = rig
-        .mqtt
-        .as_ref()
-        .expect("running")
-        .status()
-        .borrow()
-        .clone();
-    assert_eq!(status.commands_rejected, cases.len() as u64, "{status:?}");
-    rig.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn a_retained_command_replayed_on_connection_is_rejected() {
     // A retained acknowledge left for the device before its adapter connects (as a stale
     // message would be), replayed by the broker when the adapter subscribes.
@@ -437,7 +354,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
         .raise("19:chat@thread.v2/6006", CallSummary::default())
         .await;
     let live = Observer::new(&[format!("beacon/{device}/command/result")]).await;
-    let service = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
+    let adapter = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
     let result = live
         .wait_for(
             &format!("beacon/{device}/command/result"),
@@ -450,57 +367,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
     assert!(result["reason"].as_str().unwrap_or("").contains("retained"));
     assert_eq!(alarm.view().borrow().state, AlarmState::Alerting);
     stale.publish(&topic, b"", true).await;
-    service.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn commands_can_be_disabled() {
-    let rig = Rig::start(|c| c.commands_enabled = false).await;
-    let live = Observer::new(&[rig.all_topics(), rig.discovery_filter()]).await;
-    rig.wait_connected().await;
-    rig.raise("19:chat@thread.v2/7007", false).await;
-    live.publish(&rig.topic("command/acknowledge"), b"PRESS", false)
-        .await;
-    let result = live
-        .wait_for(&rig.topic("command/result"), "a result", |_| true)
-        .await
-        .json();
-    assert_eq!(result["status"], "rejected");
-    assert!(result["reason"].as_str().unwrap_or("").contains("disabled"));
-    assert_eq!(rig.alarm.view().borrow().state, AlarmState::Alerting);
-    // Home Assistant is offered no controls: their configs are empty (withdrawn). An empty
-    // retained message is not kept by the broker, so ask again with HA's birth message.
-    live.publish(&format!("{}/status", rig.prefix), b"online", false)
-        .await;
-    let siren = format!("{}/siren/{}/alarm/config", rig.prefix, rig.device);
-    let button = format!("{}/button/{}/acknowledge/config", rig.prefix, rig.device);
-    live.wait_count(&siren, 1).await;
-    live.wait_count(&button, 1).await;
-    assert!(live.on_topic(&siren).iter().all(|s| s.payload.is_empty()));
-    assert!(live.on_topic(&button).iter().all(|s| s.payload.is_empty()));
-    rig.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lamp_test_command_starts_the_lamp_test() {
-    let rig = Rig::start(|_| {}).await;
-    let live = Observer::new(&[rig.all_topics()]).await;
-    rig.wait_connected().await;
-    live.publish(&rig.topic("command/test"), b"PRESS", false)
-        .await;
-    let mut view = rig.alarm.view();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        view.wait_for(|v| v.outputs.pattern == beacon::alarm::OutputPattern::LampTest),
-    )
-    .await
-    .expect("lamp test within 5 s")
-    .expect("view");
-    live.wait_for(&rig.topic("alarm"), "lamp test", |s| {
-        s.json()["lamp_test"] == true
-    })
-    .await;
-    rig.stop().await;
+    adapter.shutdown().await;
 }
 
 /// The keys Home Assistant's MQTT integration documents for each component we use (full

@@ -33,7 +33,7 @@ use crate::graph::tokens::AuthStatus;
 use crate::health::{HealthReport, Limits, Supervisor};
 use crate::hw::sim::SimLamps;
 use crate::ingest::InboxEntry;
-use crate::outputs::mqtt::MqttService;
+use crate::outputs::mqtt::MqttHandle;
 use crate::outputs::notify::Notifier;
 use crate::recognise::MessageSource;
 use crate::service_manager::watchdog::Watchdog;
@@ -125,7 +125,7 @@ pub struct Appliance {
     /// The button loop: it holds an alarm handle, so it is ended before the alarm.
     button: Option<JoinHandle<()>>,
     supervisor: JoinHandle<()>,
-    mqtt: Option<MqttService>,
+    mqtt: Option<MqttHandle>,
     notifier: Option<Notifier>,
     console: Option<WebServer>,
     context: ConsoleContext,
@@ -172,12 +172,7 @@ impl Appliance {
                 alarm.clone(),
             )
             .map_err(|e| format!("MQTT cannot start: {e}"));
-            or_trouble(
-                &alarm,
-                crate::outputs::mqtt::service::TROUBLE_COMPONENT,
-                started,
-            )
-            .await
+            or_trouble(&alarm, crate::outputs::mqtt::TROUBLE_COMPONENT, started).await
         } else {
             None
         };

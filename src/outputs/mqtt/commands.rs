@@ -1,5 +1,5 @@
 //! The command parser (pure): what may be published to `…/command/<name>`, and why anything
-//! else is rejected. The adapter answers every command on `…/command/result` and logs and
+//! else is rejected. The publisher answers every command on `…/command/result` and logs and
 //! counts rejections; nothing here touches the alarm.
 //!
 //! Accepted (payloads at most [`MAX_PAYLOAD`] bytes of UTF-8; words case-insensitive, spaces

@@ -1,11 +1,11 @@
 //! Broker-link supervision (pure; time passed in): when the broker has been unreachable for
 //! longer than `trouble_after`, the link asks for a trouble on the alarm; when it is back, it
-//! asks to clear it. The adapter feeds it connection events and calls [`Link::tick`] at
-//! [`Link::deadline`].
+//! asks to clear it. The [`super::publisher`] feeds it connection events and calls
+//! [`Link::tick`] at [`Link::deadline`].
 
 use std::time::{Duration, Instant};
 
-/// What the adapter should tell the alarm.
+/// What the publisher should tell the alarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TroubleChange {
     /// Raise the `mqtt` trouble with this detail.
