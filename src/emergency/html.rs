@@ -20,6 +20,9 @@ pub struct HtmlText {
     pub text: String,
     /// `href` values of `<a>` elements, entity-decoded, in document order.
     pub links: Vec<String>,
+    /// The visible text of each `<a>` element with an `href` (whitespace collapsed), so that a
+    /// line holding only a link ("Open map") is not read as part of an address.
+    pub link_texts: Vec<String>,
 }
 
 /// Elements whose start or end tag begins a new line.
@@ -62,6 +65,9 @@ pub fn html_to_text(html: &str) -> HtmlText {
     emitter.naively_switch_states(true);
     let mut raw = String::with_capacity(html.len());
     let mut links = Vec::new();
+    let mut link_texts = Vec::new();
+    // Text of the `<a href>` being read.
+    let mut anchor: Option<String> = None;
     // The hidden element being skipped and how deeply it is nested in itself.
     let mut hidden: Option<(String, usize)> = None;
     for token in Tokenizer::new_with_emitter(html, emitter).flatten() {
@@ -87,7 +93,10 @@ pub fn html_to_text(html: &str) -> HtmlText {
                         .iter()
                         .find(|(key, _)| key.eq_ignore_ascii_case(b"href"))
                         .map(|(_, value)| lossy(&value.value).trim().to_string());
-                    links.extend(href.filter(|h| !h.is_empty()));
+                    if let Some(href) = href.filter(|h| !h.is_empty()) {
+                        links.push(href);
+                        anchor = Some(String::new());
+                    }
                 }
             }
             Token::EndTag(tag) => {
@@ -101,17 +110,26 @@ pub fn html_to_text(html: &str) -> HtmlText {
                     }
                     continue;
                 }
+                if name == "a" {
+                    if let Some(text) = anchor.take() {
+                        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                        if !text.is_empty() {
+                            link_texts.push(text);
+                        }
+                    }
+                }
                 boundary(&mut raw, &name);
             }
             Token::String(text) if hidden.is_none() => {
+                let text = lossy(&text.value);
+                if let Some(anchor) = &mut anchor {
+                    anchor.push_str(&text);
+                }
                 // Source line breaks are plain whitespace in HTML; only tags make lines.
-                raw.extend(lossy(&text.value).chars().map(|c| {
-                    if matches!(c, '\r' | '\n') {
-                        ' '
-                    } else {
-                        c
-                    }
-                }));
+                raw.extend(
+                    text.chars()
+                        .map(|c| if matches!(c, '\r' | '\n') { ' ' } else { c }),
+                );
             }
             // Comments, doctypes, parse errors and hidden content.
             _ => {}
@@ -120,6 +138,7 @@ pub fn html_to_text(html: &str) -> HtmlText {
     HtmlText {
         text: tidy_lines(&raw),
         links,
+        link_texts,
     }
 }
 
@@ -230,6 +249,7 @@ mod tests {
              <a data-href='https://evil.example/?q=1.5,1.5'>x</a>",
         );
         assert_eq!(t.links, ["https://www.bing.com/maps?cp=47.6~-122.1"]);
+        assert_eq!(t.link_texts, ["map"]);
         assert_eq!(t.text, "map x");
     }
 
