@@ -334,4 +334,73 @@ mod tests {
             started.elapsed()
         );
     }
+
+    #[test]
+    fn the_phrase_at_normal_importance_is_an_emergency_unless_announced() {
+        let verdict = |importance: &str, body: &str| {
+            classify(
+                &message(importance, body),
+                &Context::default(),
+                &Rules::default(),
+            )
+        };
+        let call = verdict("normal", "<p>Jo has placed an Emergency Call to 911</p>");
+        assert_eq!(call.kind(), Kind::Emergency);
+        assert!(call.reason().contains("normal importance"));
+        assert_eq!(
+            verdict("normal", "<p>Jo has placed an Emergency Call (933)</p>").kind(),
+            Kind::Test
+        );
+        let reminder = verdict(
+            "normal",
+            "<p>Reminder: when someone has placed an Emergency Call to 911, meet them at the door</p>",
+        );
+        assert_eq!(reminder.kind(), Kind::Possible);
+        assert_eq!(
+            verdict(
+                "normal",
+                "<p>FYI Jo has placed an emergency call earlier</p>"
+            )
+            .kind(),
+            Kind::NotEmergency
+        );
+        // In an important message the phrase is an emergency whatever else the text says.
+        assert_eq!(
+            verdict(
+                "high",
+                "<p>Jo has placed an Emergency Call to 911</p><p>Reminder: x</p>"
+            )
+            .kind(),
+            Kind::Emergency
+        );
+    }
+
+    #[test]
+    fn announcements_are_not_possible_emergencies_but_real_reports_are() {
+        let verdict = |body: &str| {
+            classify(
+                &message("high", body),
+                &Context::default(),
+                &Rules::default(),
+            )
+        };
+        let notice = verdict("<p>Fire alarm test at 9:00. This is not an emergency.</p>");
+        assert!(matches!(
+            notice,
+            Classification::NotEmergency {
+                reason: NotEmergencyReason::Announcement,
+                ..
+            }
+        ));
+        assert!(notice.signals().contains(&Signal::Announcement));
+        assert_eq!(
+            verdict("<p>EMERGENCY in the lobby, this is not a drill</p>").kind(),
+            Kind::Possible
+        );
+        // A test number without the phrase is a test, never a siren.
+        assert_eq!(
+            verdict("<p>Emergency call</p><p>Dialed: 933</p><p>Location: Lobby</p>").kind(),
+            Kind::Test
+        );
+    }
 }
