@@ -2,7 +2,8 @@
 //! expectations in `expected.json` (one entry per fixture; a key present is a key asserted,
 //! `null` included). Prints a table: recall (emergencies caught), full false alarms and
 //! "possible" alerts on ordinary messages, and fields right / fields checked; asserts recall
-//! 100 % and no full false alarm.
+//! 100 % and no full false alarm. `EMERGENCY_CORPUS_DUMP=1` also prints each fixture's
+//! `beacon parse` report.
 
 use std::path::{Path, PathBuf};
 
@@ -177,6 +178,9 @@ fn corpus_matches_expectations() {
 
         let result = classify(&message, &ctx, &rules);
         let report = ParseReport::from_classification(&result).to_value();
+        if std::env::var_os("EMERGENCY_CORPUS_DUMP").is_some() {
+            println!("{file}: {report}");
+        }
         for (key, want) in &entry {
             let outcome = match key.as_str() {
                 "file" | "context" => continue,
