@@ -1,6 +1,6 @@
 //! Announcement cues: words by which an ordinary message that mentions an emergency says it is
 //! not one — "this is not an emergency", a test or drill, a change or maintenance notice, a
-//! reminder, a training — in the default languages (en, de, fr, es, it, pt, nl). They only ever
+//! reminder, a training, "no action needed" — in the default languages (en, de, fr, es, it, pt, nl). They only ever
 //! lower a *keyword* match (no notification phrase); "this is NOT a drill" and its translations
 //! cancel them. Matching is on normalised lines, by whole words (German compounds such as
 //! "Räumungsübung" by word part).
@@ -55,6 +55,25 @@ const ANNOUNCES: &[&str] = &[
     "teste de",
     "oefening",
     "proefalarm",
+    "teste do",
+    "teste da",
+    "teste dos",
+    "teste das",
+    // nothing to do
+    "no action needed",
+    "no action required",
+    "no action is needed",
+    "no action is required",
+    "kein handlungsbedarf",
+    "aucune action requise",
+    "aucune action n'est requise",
+    "no se requiere ninguna acción",
+    "no es necesaria ninguna acción",
+    "nessuna azione richiesta",
+    "não é necessária nenhuma ação",
+    "nenhuma ação é necessária",
+    "geen actie vereist",
+    "geen actie nodig",
     // changes and maintenance
     "change notice",
     "change request",

@@ -85,6 +85,8 @@ impl Default for RulesConfig {
                 "emergencia",
                 "urgence",
                 "notruf",
+                "notfall",
+                "notfälle",
                 "emergenza",
                 "emergência",
                 "noodoproep",
