@@ -217,6 +217,17 @@ impl Rules {
         self.possible_raises_alarm
     }
 
+    /// Whether `dial_string` (e.g. a Graph emergency call event's `emergencyNumberDialed`) is a
+    /// configured test number: a call to it is a test, whichever source reports it. Spaces and
+    /// dashes are ignored ("9-3-3").
+    pub fn is_test_dial_string(&self, dial_string: &str) -> bool {
+        let digits: String = dial_string
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        self.test_dial_strings.contains(&digits)
+    }
+
     /// The compiled zone filter.
     pub fn zones(&self) -> &ZoneRules {
         &self.zones
@@ -273,6 +284,19 @@ mod tests {
         let mut c = RulesConfig::default();
         edit(&mut c);
         c
+    }
+
+    #[test]
+    fn test_dial_strings_are_recognised_from_any_source() {
+        let rules = Rules::default();
+        assert!(rules.is_test_dial_string("933"));
+        assert!(rules.is_test_dial_string(" 9-3-3 "));
+        assert!(!rules.is_test_dial_string("911"));
+        assert!(!rules.is_test_dial_string("+1933"));
+        let custom = Rules::compile(&config(|c| c.test_dial_strings = vec!["1999".into()]));
+        assert!(
+            custom.is_ok_and(|r| r.is_test_dial_string("1999") && !r.is_test_dial_string("933"))
+        );
     }
 
     #[test]
