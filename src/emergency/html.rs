@@ -1,10 +1,17 @@
 //! HTML → plain text for Teams message bodies.
 //!
-//! Teams sends chat bodies as a small subset of HTML (`<p>`, `<div>`, `<br>`, `<at>`, `<a>`,
-//! `<span>`, `<img>`, tables). This hand-rolled converter keeps the line structure (block
-//! elements and `<br>` become newlines), decodes entities, drops `<script>`/`<style>` content
-//! and comments, and collects `href`s so map links can be read for coordinates. It never
-//! panics and runs in one pass; the output is *text*, still untrusted, never markup.
+//! The markup is read by `html5gum`, a WHATWG-conformant tokenizer, so a body is split into
+//! tags and text exactly as a browser would split it: quoted attributes may contain `>` or
+//! `<`, every named entity (with or without `;` where the standard allows it) and every
+//! numeric reference is decoded, comments and doctypes vanish, and `<script>`/`<style>` content
+//! is raw text that never becomes tags. On top of the tokens, Beacon's own rules: block
+//! elements and `<br>` become line breaks (a paragraph leaves a blank line), table cells are
+//! separated by a space, content of hidden elements (script, style, head, title, template, …) is
+//! dropped, and the `href` of each `<a>` — and only that attribute — is kept as a link so that
+//! map links can be read for coordinates. It never panics; the output is *text*, still
+//! untrusted, never markup.
+
+use html5gum::{DefaultEmitter, Token, Tokenizer};
 
 /// Text of an HTML fragment plus the link targets found in it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -13,12 +20,14 @@ pub struct HtmlText {
     pub text: String,
     /// `href` values of `<a>` elements, entity-decoded, in document order.
     pub links: Vec<String>,
+    /// The visible text of each `<a>` element with an `href` (whitespace collapsed), so that a
+    /// line holding only a link ("Open map") is not read as part of an address.
+    pub link_texts: Vec<String>,
 }
 
 /// Elements whose start or end tag begins a new line.
 const BLOCK_TAGS: &[&str] = &[
     "div",
-    "br",
     "li",
     "ul",
     "ol",
@@ -38,70 +47,113 @@ const BLOCK_TAGS: &[&str] = &[
     "header",
     "footer",
     "address",
+    "dl",
+    "dt",
+    "dd",
 ];
 
-/// Elements whose content is never text.
-const HIDDEN_TAGS: &[&str] = &["script", "style", "head", "title", "template", "noscript"];
+/// Elements whose content is never shown as text.
+const HIDDEN_TAGS: &[&str] = &[
+    "script", "style", "head", "title", "template", "noscript", "textarea", "iframe", "object",
+    "svg", "math", "select",
+];
 
 /// Converts an HTML fragment to text with line breaks kept.
 pub fn html_to_text(html: &str) -> HtmlText {
-    // Source line breaks are plain whitespace in HTML; only tags make lines.
-    let html = html.replace(['\r', '\n'], " ");
+    let mut emitter = DefaultEmitter::default();
+    // Enter raw text after <script>, <style>, <title>, … as the tree builder would.
+    emitter.naively_switch_states(true);
     let mut raw = String::with_capacity(html.len());
     let mut links = Vec::new();
-    let mut rest = html.as_str();
-    while let Some(lt) = rest.find('<') {
-        push_decoded(&mut raw, &rest[..lt]);
-        let after = &rest[lt..];
-        if let Some(body) = after.strip_prefix("<!--") {
-            rest = body.find("-->").map_or("", |end| &body[end + 3..]);
-            continue;
-        }
-        let is_tag = after[1..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!' || c == '?');
-        if !is_tag {
-            // A lone '<' (e.g. "a < b") is text.
-            raw.push('<');
-            rest = &after[1..];
-            continue;
-        }
-        let Some(gt) = after.find('>') else {
-            // No '>' anywhere after: the rest is text (and no later '<' can close either).
-            push_decoded(&mut raw, after);
-            rest = "";
-            break;
-        };
-        let tag = &after[1..gt];
-        rest = &after[gt + 1..];
-        let closing = tag.starts_with('/');
-        let name = tag_name(tag);
-        if !closing && HIDDEN_TAGS.contains(&name.as_str()) {
-            rest = skip_past_close(rest, &name);
-            continue;
-        }
-        if name == "br" {
-            raw.push('\n');
-        } else if name == "p" {
-            break_to(&mut raw, 2); // paragraphs are separated by a blank line
-        } else if BLOCK_TAGS.contains(&name.as_str()) {
-            break_to(&mut raw, 1);
-        } else if name == "td" || name == "th" {
-            raw.push(' ');
-        }
-        if name == "a" && !closing {
-            if let Some(href) = attribute(tag, "href") {
-                let mut decoded = String::with_capacity(href.len());
-                push_decoded(&mut decoded, href);
-                links.push(decoded);
+    let mut link_texts = Vec::new();
+    // Text of the `<a href>` being read.
+    let mut anchor: Option<String> = None;
+    // The hidden element being skipped and how deeply it is nested in itself.
+    let mut hidden: Option<(String, usize)> = None;
+    for token in Tokenizer::new_with_emitter(html, emitter).flatten() {
+        match token {
+            Token::StartTag(tag) => {
+                let name = lossy(&tag.name).to_ascii_lowercase();
+                if let Some((skipping, depth)) = &mut hidden {
+                    if *skipping == name && !tag.self_closing {
+                        *depth += 1;
+                    }
+                    continue;
+                }
+                if HIDDEN_TAGS.contains(&name.as_str()) {
+                    if !tag.self_closing {
+                        hidden = Some((name, 1));
+                    }
+                    continue;
+                }
+                boundary(&mut raw, &name);
+                if name == "a" {
+                    let href = tag
+                        .attributes
+                        .iter()
+                        .find(|(key, _)| key.eq_ignore_ascii_case(b"href"))
+                        .map(|(_, value)| lossy(&value.value).trim().to_string());
+                    if let Some(href) = href.filter(|h| !h.is_empty()) {
+                        links.push(href);
+                        anchor = Some(String::new());
+                    }
+                }
             }
+            Token::EndTag(tag) => {
+                let name = lossy(&tag.name).to_ascii_lowercase();
+                if let Some((skipping, depth)) = &mut hidden {
+                    if *skipping == name {
+                        *depth -= 1;
+                        if *depth == 0 {
+                            hidden = None;
+                        }
+                    }
+                    continue;
+                }
+                if name == "a" {
+                    if let Some(text) = anchor.take() {
+                        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                        if !text.is_empty() {
+                            link_texts.push(text);
+                        }
+                    }
+                }
+                boundary(&mut raw, &name);
+            }
+            Token::String(text) if hidden.is_none() => {
+                let text = lossy(&text.value);
+                if let Some(anchor) = &mut anchor {
+                    anchor.push_str(&text);
+                }
+                // Source line breaks are plain whitespace in HTML; only tags make lines.
+                raw.extend(
+                    text.chars()
+                        .map(|c| if matches!(c, '\r' | '\n') { ' ' } else { c }),
+                );
+            }
+            // Comments, doctypes, parse errors and hidden content.
+            _ => {}
         }
     }
-    push_decoded(&mut raw, rest);
     HtmlText {
         text: tidy_lines(&raw),
         links,
+        link_texts,
+    }
+}
+
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// What the start or end tag `name` does to the text: a line break, a paragraph break, a space.
+fn boundary(raw: &mut String, name: &str) {
+    match name {
+        "br" => raw.push('\n'),
+        "p" => break_to(raw, 2), // paragraphs are separated by a blank line
+        "td" | "th" => raw.push(' '),
+        _ if BLOCK_TAGS.contains(&name) => break_to(raw, 1),
+        _ => {}
     }
 }
 
@@ -113,146 +165,6 @@ fn break_to(raw: &mut String, n: usize) {
     for _ in have..n {
         raw.push('\n');
     }
-}
-
-/// Lower-case element name of a tag's inside (`p class=x` → `p`, `/div` → `div`, `br/` → `br`).
-fn tag_name(tag: &str) -> String {
-    tag.trim_start_matches('/')
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
-/// Skips to just after `</name ...>`; to the end if it never closes. Linear: no copy of `rest`.
-fn skip_past_close<'a>(rest: &'a str, name: &str) -> &'a str {
-    let mut from = 0;
-    while let Some(pos) = rest[from..].find("</") {
-        let at = from + pos;
-        let candidate = rest.as_bytes().get(at + 2..at + 2 + name.len());
-        if candidate.is_some_and(|c| c.eq_ignore_ascii_case(name.as_bytes())) {
-            return rest[at..].find('>').map_or("", |gt| &rest[at + gt + 1..]);
-        }
-        from = at + 2;
-    }
-    ""
-}
-
-/// Value of attribute `name` inside a tag (quoted with `"` or `'`, or unquoted).
-fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let lower = tag.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(pos) = lower[from..].find(name) {
-        let start = from + pos;
-        from = start + name.len();
-        let before_ok = lower[..start].ends_with(|c: char| c.is_ascii_whitespace());
-        let after = lower[from..].trim_start();
-        if !before_ok || !after.starts_with('=') {
-            continue;
-        }
-        let value_start = tag.len() - after.len() + 1;
-        let value = tag[value_start..].trim_start();
-        return Some(match value.chars().next() {
-            Some(q @ ('"' | '\'')) => {
-                let inner = &value[1..];
-                inner.find(q).map_or(inner, |end| &inner[..end])
-            }
-            _ => value
-                .split(|c: char| c.is_ascii_whitespace())
-                .next()
-                .unwrap_or_default(),
-        });
-    }
-    None
-}
-
-/// Named entities beyond the XML five that Teams and mail clients commonly emit.
-const NAMED_ENTITIES: &[(&str, char)] = &[
-    ("amp", '&'),
-    ("lt", '<'),
-    ("gt", '>'),
-    ("quot", '"'),
-    ("apos", '\''),
-    ("nbsp", ' '),
-    ("copy", '©'),
-    ("reg", '®'),
-    ("deg", '°'),
-    ("hellip", '…'),
-    ("ndash", '–'),
-    ("mdash", '—'),
-    ("lsquo", '‘'),
-    ("rsquo", '’'),
-    ("ldquo", '“'),
-    ("rdquo", '”'),
-    ("laquo", '«'),
-    ("raquo", '»'),
-    ("aacute", 'á'),
-    ("agrave", 'à'),
-    ("acirc", 'â'),
-    ("atilde", 'ã'),
-    ("auml", 'ä'),
-    ("ccedil", 'ç'),
-    ("eacute", 'é'),
-    ("egrave", 'è'),
-    ("ecirc", 'ê'),
-    ("euml", 'ë'),
-    ("iacute", 'í'),
-    ("icirc", 'î'),
-    ("iuml", 'ï'),
-    ("ntilde", 'ñ'),
-    ("oacute", 'ó'),
-    ("ocirc", 'ô'),
-    ("otilde", 'õ'),
-    ("ouml", 'ö'),
-    ("uacute", 'ú'),
-    ("ugrave", 'ù'),
-    ("uuml", 'ü'),
-    ("szlig", 'ß'),
-    ("Auml", 'Ä'),
-    ("Ouml", 'Ö'),
-    ("Uuml", 'Ü'),
-    ("Eacute", 'É'),
-];
-
-/// Appends `text` with HTML entities decoded; unknown entities are kept literally.
-pub fn push_decoded(out: &mut String, text: &str) {
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let entity = after
-            .find(';')
-            .filter(|&semi| semi <= 10)
-            .and_then(|semi| decode_entity(&after[..semi]).map(|c| (c, semi)));
-        match entity {
-            Some((c, semi)) => {
-                out.push(c);
-                rest = &after[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-}
-
-fn decode_entity(name: &str) -> Option<char> {
-    if let Some(num) = name.strip_prefix('#') {
-        let code = match num.strip_prefix(['x', 'X']) {
-            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-            None => num.parse::<u32>().ok()?,
-        };
-        return Some(match char::from_u32(code) {
-            Some(c) if code != 0 => c,
-            _ => char::REPLACEMENT_CHARACTER,
-        });
-    }
-    NAMED_ENTITIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, c)| c)
 }
 
 /// Collapses whitespace inside lines, trims them, and keeps at most one blank line in a row.
@@ -304,19 +216,41 @@ mod tests {
     }
 
     #[test]
-    fn entities_are_decoded_once() {
+    fn every_entity_is_decoded_once() {
         let t = html_to_text(
-            "<p>A &amp; B &lt;script&gt; caf&eacute; &#233;&#xE9; &amp;lt; &bogus; &#0;</p>",
+            "<p>A &amp; B &lt;script&gt; caf&eacute; &#233;&#xE9; &amp;lt; &bogus; &#0; &euro;&frac12;&ZeroWidthSpace;|&notin; &copy 2026</p>",
         );
-        assert_eq!(t.text, "A & B <script> café éé &lt; &bogus; \u{FFFD}");
+        assert_eq!(
+            t.text,
+            "A & B <script> café éé &lt; &bogus; \u{FFFD} €½\u{200B}|∉ © 2026"
+        );
     }
 
     #[test]
     fn scripts_styles_and_comments_are_dropped_and_tags_stripped() {
         let t = html_to_text(
-            "<p>Hi<script>alert('x')</script> <img src=x onerror=alert(1)>there<!-- secret --></p><STYLE>p{}</STYLE><span style=\"x\">!</span>",
+            "<p>Hi<script>alert('<p>x</p>')</script> <img src=x onerror=alert(1)>there<!-- secret <p>no</p> --></p><STYLE>p{}</STYLE><span style=\"x\">!</span><template><p>t</p></template>",
         );
         assert_eq!(t.text, "Hi there\n\n!");
+    }
+
+    #[test]
+    fn a_quoted_attribute_never_leaks_into_text() {
+        let t = html_to_text(
+            "<p>Location: <span title=\"a > b <i>x</i>\" data-x='1>2'>Floor 3</span>, Building 7</p>",
+        );
+        assert_eq!(t.text, "Location: Floor 3, Building 7");
+    }
+
+    #[test]
+    fn only_the_real_href_is_a_link() {
+        let t = html_to_text(
+            "<a title=\"href=https://maps.google.com/?q=10.5,10.5\" href=\"https://www.bing.com/maps?cp=47.6~-122.1\">map</a> \
+             <a data-href='https://evil.example/?q=1.5,1.5'>x</a>",
+        );
+        assert_eq!(t.links, ["https://www.bing.com/maps?cp=47.6~-122.1"]);
+        assert_eq!(t.link_texts, ["map"]);
+        assert_eq!(t.text, "map x");
     }
 
     #[test]
@@ -342,9 +276,9 @@ mod tests {
     }
 
     #[test]
-    fn lone_angle_brackets_and_unclosed_tags_do_not_lose_text() {
+    fn lone_angle_brackets_are_text_and_unclosed_markup_is_dropped_like_a_browser() {
         assert_eq!(html_to_text("1 < 2 and 3 > 2").text, "1 < 2 and 3 > 2");
-        assert_eq!(html_to_text("text <b unclosed").text, "text <b unclosed");
+        assert_eq!(html_to_text("text <b unclosed").text, "text");
         assert_eq!(html_to_text("<script>never closed").text, "");
         assert_eq!(html_to_text("<!-- never closed").text, "");
     }
@@ -353,11 +287,13 @@ mod tests {
     fn hostile_shapes_stay_linear() {
         let started = std::time::Instant::now();
         let open_tags = "<a".repeat(100_000);
-        assert_eq!(html_to_text(&open_tags).text.len(), open_tags.len());
+        assert_eq!(html_to_text(&open_tags).text, "");
         let scripts = "<script>x</script>y".repeat(20_000);
         assert_eq!(html_to_text(&scripts).text, "y".repeat(20_000));
         let comments = "<!--".repeat(50_000);
         assert_eq!(html_to_text(&comments).text, "");
+        let nested = "<template>".repeat(50_000);
+        assert_eq!(html_to_text(&nested).text, "");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 

@@ -1,95 +1,214 @@
-//! Location extraction: the location text (lines kept), site/description, labelled civic
-//! address parts, and coordinates from labels, decimal pairs or map links (Google `q=`/`@`,
-//! Bing `cp=lat~lon`, OpenStreetMap `mlat/mlon` and `#map=`), validated for range.
+//! Where the caller is, as a [`Location`]: the location text (lines kept), the site, the civic
+//! address and the coordinates.
+//!
+//! * Text: the value of the first `Location:`-like label and its continuation lines; without a
+//!   label, the place named in the phrase's own sentence ("… has placed an Emergency Call to 999
+//!   from LOCATION SOUTHAMPTON HQ Building 2", "… depuis SIEGE LYON Bâtiment B") and the
+//!   unlabelled lines after the phrase (after `<br>`, past call-back / UPN / dialled lines).
+//!   Continuation stops at a blank line, another label, a link, a coordinate pair or a phone
+//!   number.
+//! * Site: a `Site:`/`Place:`-like label, else the place named in the sentence.
+//! * Address: labelled parts (`City:`, `PLZ:`, …) win; the others come from splitting the
+//!   location text (`address.rs`).
+//! * Coordinates: `coordinates.rs`.
+//!
+//! Every value is cleaned and capped (`textnorm.rs`): a location is never longer than
+//! the display shows, and a cut one ends with `…`.
 
 use std::ops::Range;
 
-use super::extract::{clean, clean_field, Field, Line, MessageText, MAX_TEXT_CHARS};
-use super::{Address, Location, Rules};
+use super::address;
+use super::coordinates;
+use super::labels::Field;
+use super::message::{Line, MessageText};
+use super::model::{Address, Location};
+use super::rules::Rules;
+use super::textnorm::{clean, clean_field, normalize_with_offsets, MAX_LOCATION_CHARS};
 
-/// Most continuation lines taken after a `Location:` label.
+/// Most continuation lines taken after a label or the phrase.
 const MAX_LOCATION_LINES: usize = 8;
+/// Most call-detail lines (call-back number, UPN, dialled number) skipped between the phrase
+/// and unlabelled location lines.
+const MAX_SKIPPED_LINES: usize = 6;
 
-/// Finds everything about where the caller is; also returns the unlabelled lines taken as
-/// location text (so that "Room 110" there is not read as a dial string).
+/// Words after the phrase that introduce the caller's place, by language.
+const FROM: &[&str] = &[
+    "from",
+    "von",
+    "aus",
+    "depuis",
+    "desde",
+    "da",
+    "dal",
+    "dalla",
+    "vanaf",
+    "vanuit",
+    "a partir de",
+];
+
+/// A word that only labels the place that follows it ("from LOCATION Southampton HQ").
+const PLACE_LABELS: &[&str] = &[
+    "location",
+    "loc",
+    "standort",
+    "emplacement",
+    "ubicación",
+    "posizione",
+    "localização",
+    "locatie",
+];
+
+/// Verbs that close a German or Dutch sentence after the place ("… aus Gebäude 2 abgesetzt").
+const CLOSING_VERBS: &[&str] = &[
+    "abgesetzt",
+    "getätigt",
+    "gewählt",
+    "abgegeben",
+    "gemacht",
+    "geplaatst",
+    "gedaan",
+    "gepleegd",
+];
+
+/// Finds everything about where the caller is; also returns the lines taken as location text
+/// (so that "Room 110" there is not read as a dial string).
 pub(crate) fn find(
     text: &MessageText,
     phrase_line: Option<usize>,
     rules: &Rules,
 ) -> (Location, Range<usize>) {
-    let (latitude, longitude) = match coordinates(text, rules) {
+    let (latitude, longitude) = match coordinates::find(text, rules) {
         Some((lat, lon)) => (Some(lat), Some(lon)),
         None => (None, None),
     };
     let part = |field| text.labelled(field).find_map(clean_field);
-    let address = Address {
+    let labelled = Address {
         street: part(Field::Street),
         city: part(Field::City),
         state: part(Field::State),
         postal_code: part(Field::PostalCode),
         country: part(Field::Country),
     };
-    let (location_text, lines) = location_text(text, phrase_line, rules);
+    let place = phrase_line
+        .and_then(|i| text.lines.get(i))
+        .and_then(|line| place_in_sentence(line, rules));
+    let (mut lines, taken) = location_lines(text, phrase_line, rules);
+    if let Some(place) = &place {
+        if !lines.iter().any(|l| l.contains(place.as_str())) {
+            lines.insert(0, place.as_str());
+        }
+    }
+    let joined = clean(&lines.join("\n"), true, MAX_LOCATION_CHARS);
+    let location_text = (!joined.is_empty()).then_some(joined);
+    let split = location_text
+        .as_deref()
+        .and_then(|t| address::split(t, &rules.patterns.address))
+        .unwrap_or_default();
+    let address = Address {
+        street: labelled.street.or(split.street),
+        city: labelled.city.or(split.city),
+        state: labelled.state.or(split.state),
+        postal_code: labelled.postal_code.or(split.postal_code),
+        country: labelled.country.or(split.country),
+    };
     let location = Location {
         text: location_text,
-        site: part(Field::Site),
+        site: part(Field::Site).or(place),
         address: (address != Address::default()).then_some(address),
         latitude,
         longitude,
     };
-    (location, lines)
+    (location, taken)
 }
 
-/// The value of the first `Location:`-like label plus its continuation lines; without a label,
-/// the lines right after the phrase line.
-fn location_text(
-    text: &MessageText,
+/// The lines of the location text and the range of unlabelled lines taken: the first
+/// `Location:`-like label with its continuation, else the unlabelled lines after the phrase.
+fn location_lines<'a>(
+    text: &'a MessageText,
     phrase_line: Option<usize>,
     rules: &Rules,
-) -> (Option<String>, Range<usize>) {
+) -> (Vec<&'a str>, Range<usize>) {
     let labelled = text
         .lines
         .iter()
-        .position(|l| l.label.is_some_and(|(f, _)| f == Field::Location));
-    let (first, start) = match (labelled, phrase_line) {
-        (Some(i), _) => (text.lines[i].value().unwrap_or_default(), i + 1),
-        (None, Some(i)) => ("", i + 1),
-        (None, None) => return (None, 0..0),
-    };
+        .position(|l| l.field() == Some(Field::Location));
     let mut lines: Vec<&str> = Vec::new();
-    if !first.is_empty() {
-        lines.push(first);
-    }
-    // "Location:</p><p>725 Example St" — the value may start after a paragraph break.
-    let skip_blank = if first.is_empty() {
-        text.lines
-            .iter()
-            .skip(start)
-            .take_while(|l| l.is_blank())
-            .count()
-    } else {
-        0
+    let from = match (labelled, phrase_line) {
+        (Some(i), _) => {
+            let first = text.lines[i].value().unwrap_or_default();
+            if first.is_empty() {
+                // "Location:</p><p>725 Example St" — the value may start after a paragraph break.
+                i + 1 + blank_lines(text, i + 1)
+            } else {
+                lines.push(first);
+                i + 1
+            }
+        }
+        (None, Some(i)) => i + 1 + skipped_detail_lines(text, i + 1, rules),
+        (None, None) => return (lines, 0..0),
     };
-    let from = start + skip_blank;
-    let continuation = text.lines.iter().skip(from).take_while(|l| {
-        !l.is_blank() && l.label.is_none() && !is_detail_line(l, rules) && !l.has_phrase(rules)
-    });
+    let continuation = text
+        .lines
+        .iter()
+        .skip(from)
+        .take_while(|l| is_location_line(l, rules))
+        .take(MAX_LOCATION_LINES)
+        .map(|l| l.text.as_str());
     let before = lines.len();
-    lines.extend(
-        continuation
-            .take(MAX_LOCATION_LINES)
-            .map(|l| l.text.as_str()),
-    );
+    lines.extend(continuation);
     let taken = from..from + (lines.len() - before);
-    let joined = clean(&lines.join("\n"), true, MAX_TEXT_CHARS);
-    ((!joined.is_empty()).then_some(joined), taken)
+    (lines, taken)
+}
+
+fn blank_lines(text: &MessageText, from: usize) -> usize {
+    text.lines
+        .iter()
+        .skip(from)
+        .take_while(|l| l.is_blank())
+        .count()
+}
+
+/// Blank lines and call-detail lines (call-back number, UPN, dialled number, caller) right
+/// after the phrase, before unlabelled location lines.
+fn skipped_detail_lines(text: &MessageText, from: usize, rules: &Rules) -> usize {
+    let skipped = text
+        .lines
+        .iter()
+        .skip(from)
+        .take(MAX_SKIPPED_LINES)
+        .take_while(|l| {
+            l.is_blank()
+                || matches!(
+                    l.field(),
+                    Some(Field::Callback | Field::Upn | Field::Dial | Field::Caller)
+                )
+                || is_detail_line(l, rules)
+        })
+        .count();
+    // Only skip when a location line follows; otherwise keep the old reading (nothing).
+    let next = text.lines.get(from + skipped);
+    if next.is_some_and(|l| is_location_line(l, rules)) {
+        skipped
+    } else {
+        blank_lines(text, from)
+    }
+}
+
+/// An unlabelled line that can continue a location.
+fn is_location_line(line: &Line, rules: &Rules) -> bool {
+    !line.is_blank()
+        && line.label.is_none()
+        && !line.is_link_text
+        && !is_detail_line(line, rules)
+        && !line.has_phrase(rules)
 }
 
 /// Lines that are a coordinate pair, a link or a phone number, not an address.
 fn is_detail_line(line: &Line, rules: &Rules) -> bool {
     let t = line.text.as_str();
     rules.patterns.url.is_match(t)
-        || pair_in(t, rules)
+        || t.to_ascii_lowercase().starts_with("geo:")
+        || coordinates::pair_in(t, rules)
             .is_some_and(|_| t.chars().filter(char::is_ascii_alphabetic).count() <= 2)
         || rules
             .patterns
@@ -98,235 +217,136 @@ fn is_detail_line(line: &Line, rules: &Rules) -> bool {
             .is_some_and(|m| m.len() + 4 >= t.len())
 }
 
-/// Coordinates: labelled latitude/longitude, a labelled pair, map links, then any decimal pair
-/// on a line that is not a phone/e-mail/dial line.
-pub(crate) fn coordinates(text: &MessageText, rules: &Rules) -> Option<(f64, f64)> {
-    let number = |field| {
-        text.labelled(field).find_map(|v| {
-            let m = regex_number(v)?;
-            let hemisphere = v[m.1..]
-                .trim_start()
-                .trim_start_matches('°')
-                .trim_start()
-                .chars()
-                .next();
-            signed(m.0, hemisphere)
+/// The place named after the phrase in its own sentence: "… to 999 from LOCATION
+/// SOUTHAMPTON HQ Building 2" → "SOUTHAMPTON HQ Building 2".
+fn place_in_sentence(line: &Line, rules: &Rules) -> Option<String> {
+    let rest = line.text.get(line.after_phrase(rules)?..)?;
+    let (norm, offsets) = normalize_with_offsets(rest);
+    let padded = format!(" {norm} ");
+    let start = FROM
+        .iter()
+        .filter_map(|w| {
+            let at = padded.find(&format!(" {w} "))?;
+            // `padded` has one extra leading byte: the word ends at `at + len(w) + 1` there,
+            // which is `at + len(w)` in `norm`.
+            offsets.get(at + w.len()).copied()
         })
-    };
-    let labelled = number(Field::Latitude)
-        .zip(number(Field::Longitude))
-        .and_then(|(lat, lon)| valid(lat, lon));
-    labelled
-        .or_else(|| {
-            text.labelled(Field::Coordinates)
-                .find_map(|v| pair_in(v, rules))
-        })
-        .or_else(|| text.all_links(rules).find_map(|l| from_map_link(l, rules)))
-        .or_else(|| {
-            text.lines
-                .iter()
-                .filter(|l| {
-                    !l.label.is_some_and(|(f, _)| {
-                        matches!(f, Field::Callback | Field::Upn | Field::Dial)
-                    })
-                })
-                .filter(|l| !rules.patterns.url.is_match(&l.text))
-                .find_map(|l| pair_in(&l.text, rules))
-        })
-}
-
-/// First decimal number in `v` and the byte offset just after it.
-fn regex_number(v: &str) -> Option<(f64, usize)> {
-    let start = v.find(|c: char| c.is_ascii_digit() || c == '-' || c == '+')?;
-    let len = v[start..]
-        .char_indices()
-        .skip(1)
-        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.'))
-        .map_or(v.len() - start, |(i, _)| i);
-    let end = start + len;
-    v[start..end].parse().ok().map(|n| (n, end))
-}
-
-fn signed(value: f64, hemisphere: Option<char>) -> Option<f64> {
-    match hemisphere.map(|c| c.to_ascii_uppercase()) {
-        Some('S' | 'W') => Some(-value.abs()),
-        _ => Some(value),
+        .min()?;
+    let mut place = rest.get(start..)?.trim();
+    for stop in [". ", " (", " - ", " – ", "; ", " | "] {
+        if let Some(at) = place.find(stop) {
+            place = &place[..at];
+        }
     }
-}
-
-/// A decimal "lat, lon" pair (optional `°` and N/S/E/W) in free text.
-fn pair_in(text: &str, rules: &Rules) -> Option<(f64, f64)> {
-    rules
-        .patterns
-        .coordinates
-        .captures_iter(text)
-        .find_map(|c| {
-            let lat: f64 = c.get(1)?.as_str().parse().ok()?;
-            let lon: f64 = c.get(3)?.as_str().parse().ok()?;
-            let lat = signed(lat, c.get(2).and_then(|m| m.as_str().chars().next()))?;
-            let lon = signed(lon, c.get(4).and_then(|m| m.as_str().chars().next()))?;
-            valid(lat, lon)
-        })
-}
-
-/// Coordinates in a Google / Bing / OpenStreetMap / Apple map link.
-fn from_map_link(link: &str, rules: &Rules) -> Option<(f64, f64)> {
-    let p = &rules.patterns;
-    let parse = |s: &str| s.parse::<f64>().ok();
-    let pair = |c: regex::Captures| valid(parse(c.get(1)?.as_str())?, parse(c.get(2)?.as_str())?);
-    let osm = || {
-        let lat = parse(p.osm_mlat.captures(link)?.get(1)?.as_str())?;
-        let lon = parse(p.osm_mlon.captures(link)?.get(1)?.as_str())?;
-        valid(lat, lon)
-    };
-    osm()
-        .or_else(|| p.osm_hash.captures(link).and_then(pair))
-        .or_else(|| p.map_pair.captures_iter(link).find_map(pair))
-}
-
-/// Range check; also rejects 0,0 (a common "no fix" placeholder) and non-finite values.
-fn valid(lat: f64, lon: f64) -> Option<(f64, f64)> {
-    let ok = lat.is_finite()
-        && lon.is_finite()
-        && (-90.0..=90.0).contains(&lat)
-        && (-180.0..=180.0).contains(&lon)
-        && !(lat == 0.0 && lon == 0.0);
-    ok.then_some((lat, lon))
+    let mut place = place
+        .trim()
+        .trim_end_matches(['.', ',', ';', ':', '!'])
+        .trim();
+    if let Some((first, tail)) = place.split_once([' ', ':']) {
+        let label = first.trim_end_matches(':').to_lowercase();
+        if PLACE_LABELS.contains(&label.as_str()) && !tail.trim().is_empty() {
+            place = tail.trim_start_matches([':', ' ']);
+        }
+    }
+    if let Some((head, last)) = place.rsplit_once(' ') {
+        if CLOSING_VERBS.contains(&last.to_lowercase().as_str()) {
+            place = head.trim_end();
+        }
+    }
+    let phone_like = place.starts_with(['+', '(', '@'])
+        || rules
+            .patterns
+            .phone
+            .find(place)
+            .is_some_and(|m| m.len() * 2 >= place.len())
+        || !place.chars().any(char::is_alphabetic);
+    if phone_like {
+        return None;
+    }
+    clean_field(place)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Map};
 
     fn text(body: &str) -> MessageText {
         let m = json!({"body":{"contentType":"html","content":body}});
         MessageText::read(m.as_object().unwrap_or(&Map::new()))
     }
 
-    fn coords(body: &str) -> Option<(f64, f64)> {
-        coordinates(&text(body), &Rules::default())
-    }
-
-    #[test]
-    fn decimal_pairs_with_signs_degrees_and_hemispheres() {
-        let cases = [
-            ("<p>47.6396, -122.1283</p>", (47.6396, -122.1283)),
-            ("<p>at 51.5007° N, 0.1246° W now</p>", (51.5007, -0.1246)),
-            ("<p>-33.8568;151.2153</p>", (-33.8568, 151.2153)),
-            ("<p>Lat: 48.8584</p><p>Lon: 2.2945</p>", (48.8584, 2.2945)),
-            (
-                "<p>Latitude: 33.9 S</p><p>Longitude: 18.4 E</p>",
-                (-33.9, 18.4),
-            ),
-            ("<p>Coordinates: 52.37, 4.89</p>", (52.37, 4.89)),
-        ];
-        for (body, want) in cases {
-            assert_eq!(coords(body), Some(want), "{body}");
-        }
-    }
-
-    #[test]
-    fn out_of_range_zero_and_lookalikes_are_rejected() {
-        assert_eq!(coords("<p>95.1234, 10.1234</p>"), None);
-        assert_eq!(coords("<p>45.1234, 190.1234</p>"), None);
-        assert_eq!(coords("<p>0.00, 0.00</p>"), None);
-        assert_eq!(coords("<p>Version 1.2, 3.4 released</p>"), None);
-        assert_eq!(coords("<p>Phone: +47.6396, 122.1283</p>"), None);
-        assert_eq!(coords("<p>192.168.1.10, 10.0.0.1</p>"), None);
-    }
-
-    #[test]
-    fn map_links() {
-        let cases = [
-            (
-                "https://www.google.com/maps?q=47.6396,-122.1283",
-                (47.6396, -122.1283),
-            ),
-            (
-                "https://maps.google.com/?q=47.6396%2C-122.1283&z=17",
-                (47.6396, -122.1283),
-            ),
-            (
-                "https://www.google.com/maps/place/X/@47.6396,-122.1283,17z",
-                (47.6396, -122.1283),
-            ),
-            (
-                "https://www.bing.com/maps?cp=47.6396~-122.1283&lvl=17",
-                (47.6396, -122.1283),
-            ),
-            (
-                "https://www.openstreetmap.org/?mlat=52.5163&amp;mlon=13.3777#map=17/52.5/13.3",
-                (52.5163, 13.3777),
-            ),
-            (
-                "https://www.openstreetmap.org/#map=17/52.5163/13.3777",
-                (52.5163, 13.3777),
-            ),
-            (
-                "https://maps.apple.com/?ll=37.3349,-122.0090",
-                (37.3349, -122.0090),
-            ),
-        ];
-        for (url, want) in cases {
-            assert_eq!(
-                coords(&format!("<a href=\"{url}\">map</a>")),
-                Some(want),
-                "{url}"
-            );
-            assert_eq!(
-                coords(&format!("<p>Map {url}</p>")),
-                Some(want),
-                "{url} as text"
-            );
-        }
-        assert_eq!(
-            coords("<a href=\"https://www.bing.com/maps?cp=91.0~10.0\">x</a>"),
-            None
-        );
+    fn location(body: &str) -> Location {
+        let t = text(body);
+        let rules = Rules::default();
+        let phrase = t.lines.iter().position(|l| l.has_phrase(&rules));
+        find(&t, phrase, &rules).0
     }
 
     #[test]
     fn location_text_keeps_lines_and_stops_at_details() {
-        let t = text("<p>Jo has placed an Emergency Call</p><p>Location: 725 Example Street<br>Floor 4<br>Redmond, WA 98052<br>47.6396, -122.1283<br>Please respond</p>");
-        let (loc, _) = find(&t, Some(0), &Rules::default());
+        let loc = location("<p>Jo has placed an Emergency Call</p><p>Location: 725 Example Street<br>Floor 4<br>Redmond, WA 98052<br>47.6396, -122.1283<br>Please respond</p>");
         assert_eq!(
             loc.text.as_deref(),
             Some("725 Example Street\nFloor 4\nRedmond, WA 98052")
         );
         assert_eq!(loc.latitude, Some(47.6396));
-        assert_eq!(loc.address, None);
+        let address = loc.address.unwrap_or_default();
+        assert_eq!(address.street.as_deref(), Some("725 Example Street"));
+        assert_eq!(address.city.as_deref(), Some("Redmond"));
+        assert_eq!(address.postal_code.as_deref(), Some("98052"));
     }
 
     #[test]
     fn location_without_label_follows_the_phrase_line() {
-        let t = text(
+        let loc = location(
             "<p>Jo has placed an Emergency Call<br>Building 7, Floor 2<br>Lisbon</p><p>Other</p>",
         );
-        let (loc, _) = find(&t, Some(0), &Rules::default());
         assert_eq!(loc.text.as_deref(), Some("Building 7, Floor 2\nLisbon"));
-        assert_eq!(
-            find(&text("<p>just chat</p>"), None, &Rules::default())
-                .0
-                .text,
-            None
-        );
-        let paragraphs = text(
+        assert_eq!(location("<p>just chat</p>").text, None);
+        let paragraphs = location(
             "<p>Jo has placed an Emergency Call</p><p>Location:</p><p>Rua Augusta 10<br>Lisboa</p>",
         );
-        assert_eq!(
-            find(&paragraphs, Some(0), &Rules::default())
-                .0
-                .text
-                .as_deref(),
-            Some("Rua Augusta 10\nLisboa")
-        );
+        assert_eq!(paragraphs.text.as_deref(), Some("Rua Augusta 10\nLisboa"));
     }
 
     #[test]
-    fn civic_labels_fill_the_address() {
-        let t = text("<p>Street: 725 Example St</p><p>City: Redmond</p><p>State: WA</p><p>ZIP: 98052</p><p>Country or region: US</p><p>Site: HQ-B7</p>");
-        let (loc, _) = find(&t, None, &Rules::default());
+    fn unlabelled_lines_after_call_details_and_not_the_map_link() {
+        let loc = location(
+            "<p>Jo has placed an Emergency Call to 911<br>Callback: +1 425 555 0123<br>UPN: jo@contoso.com<br>500 Pine Street<br>Seattle, WA 98101<br><a href=\"geo:47.6114,-122.3366\">Open map</a></p>",
+        );
+        assert_eq!(
+            loc.text.as_deref(),
+            Some("500 Pine Street\nSeattle, WA 98101")
+        );
+        assert_eq!(loc.latitude, Some(47.6114));
+    }
+
+    #[test]
+    fn place_named_in_the_sentence() {
+        let loc = location("<p>Oliver has placed an Emergency Call to 999 from LOCATION SOUTHAMPTON HQ Building 2</p>");
+        assert_eq!(loc.site.as_deref(), Some("SOUTHAMPTON HQ Building 2"));
+        assert_eq!(loc.text.as_deref(), Some("SOUTHAMPTON HQ Building 2"));
+        let de = location("<p>Anna hat einen Notruf an 112 aus Werk Süd, Halle 3 abgesetzt.</p>");
+        assert_eq!(de.site.as_deref(), Some("Werk Süd, Halle 3"));
+        let phone = location("<p>Jo has placed an Emergency Call from +1 425 555 0123</p>");
+        assert_eq!((phone.site, phone.text), (None, None));
+    }
+
+    #[test]
+    fn a_long_location_is_cut_with_a_mark() {
+        let long = "Wing 7 corridor ".repeat(200);
+        let loc = location(&format!(
+            "<p>Jo has placed an Emergency Call</p><p>Location: {long}</p>"
+        ));
+        let text = loc.text.unwrap_or_default();
+        assert_eq!(text.chars().count(), MAX_LOCATION_CHARS);
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn civic_labels_fill_the_address_and_win_over_the_split() {
+        let loc = location("<p>Street: 725 Example St</p><p>City: Redmond</p><p>State: WA</p><p>ZIP: 98052</p><p>Country or region: US</p><p>Site: HQ-B7</p>");
         assert_eq!(
             loc.address,
             Some(Address {
@@ -338,19 +358,15 @@ mod tests {
             })
         );
         assert_eq!(loc.site.as_deref(), Some("HQ-B7"));
-        let de = text("<p>Straße: Hauptstraße 5</p><p>PLZ: 10115</p><p>Stadt: Berlin</p>");
-        let a = find(&de, None, &Rules::default())
-            .0
-            .address
-            .unwrap_or_default();
+        let de = location("<p>Standort: Hauptstraße 5, 10115 Berlin</p><p>Stadt: Berlin-Mitte</p>");
+        let a = de.address.unwrap_or_default();
         assert_eq!(
             (
                 a.street.as_deref(),
                 a.postal_code.as_deref(),
                 a.city.as_deref()
             ),
-            (Some("Hauptstraße 5"), Some("10115"), Some("Berlin"))
+            (Some("Hauptstraße 5"), Some("10115"), Some("Berlin-Mitte"))
         );
-        let _ = Value::Null;
     }
 }

@@ -16,7 +16,8 @@
 
 use serde::Serialize;
 
-use super::{Caller, Classification, Kind, Location, NotEmergencyReason, Signal};
+use super::model::{Caller, Kind, Location, NotEmergencyReason, Signal};
+use super::verdict::Classification;
 
 /// Exit code for input that is not JSON at all (the CLI reports it before classifying).
 pub const EXIT_UNREADABLE: i32 = 2;

@@ -5,7 +5,9 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::zones::{ZoneConfig, ZoneRules};
+use super::address::AddressPatterns;
+use super::textnorm::normalize;
+use super::zones::{ZoneConfig, ZoneError, ZoneRules};
 
 /// The `[emergency]` section of the appliance configuration.
 ///
@@ -83,6 +85,8 @@ impl Default for RulesConfig {
                 "emergencia",
                 "urgence",
                 "notruf",
+                "notfall",
+                "notfälle",
                 "emergenza",
                 "emergência",
                 "noodoproep",
@@ -131,8 +135,15 @@ pub struct Rules {
 pub(crate) struct Patterns {
     /// Decimal coordinate pair, optional degree signs and hemisphere letters.
     pub coordinates: Regex,
-    /// `@lat,lon`, `q=`/`ll=`/`query=`/`center=` `lat,lon`, bing `cp=lat~lon`.
+    /// `@lat,lon`, `q=`/`ll=`/`query=`/`center=`/`destination=`/`where1=`/`map=` `lat,lon`,
+    /// Bing `cp=lat~lon`.
     pub map_pair: Regex,
+    /// Bing `sp=point.lat_lon`.
+    pub bing_point: Regex,
+    /// Google `…!3dLAT!4dLON` (place data in the path).
+    pub google_data: Regex,
+    /// RFC 5870 `geo:lat,lon[,alt][;…][?…]`.
+    pub geo_uri: Regex,
     pub osm_mlat: Regex,
     pub osm_mlon: Regex,
     /// OSM `#map=zoom/lat/lon`.
@@ -141,6 +152,8 @@ pub(crate) struct Patterns {
     /// International or NANP-looking phone number.
     pub phone: Regex,
     pub url: Regex,
+    /// One-line civic addresses (US, EU and UK forms).
+    pub address: AddressPatterns,
 }
 
 impl Patterns {
@@ -153,14 +166,20 @@ impl Patterns {
                 r"(?i)(?:^|[^\w.\-+])([-+]?\d{1,2}\.\d{2,})\s*°?\s*([NS])?\s*(?:[,;/]\s*|\s+)([-+]?\d{1,3}\.\d{2,})\s*°?\s*([EW])?(?:$|[^\w.])",
             ),
             map_pair: build(&format!(
-                r"(?i)(?:@|[?&](?:q|ll|query|center|daddr|cp|sll)=(?:loc:)?)({NUM})\s*(?:,|%2C|~)\s*({NUM})"
+                r"(?i)(?:@|[?&](?:q|ll|query|center|daddr|destination|cp|sll|where1|map)=(?:loc:)?)({NUM})\s*(?:,|%2C|~)\s*({NUM})"
             )),
+            bing_point: build(&format!(r"(?i)[?&]sp=point\.({NUM})_({NUM})")),
+            google_data: build(&format!(r"!3d({NUM})!4d({NUM})")),
+            geo_uri: build(
+                r"(?i)^geo:([-+]?\d{1,2}(?:\.\d+)?),([-+]?\d{1,3}(?:\.\d+)?)(?:$|[,;?])",
+            ),
             osm_mlat: build(&format!(r"(?i)[?&]mlat=({NUM})")),
             osm_mlon: build(&format!(r"(?i)[?&]mlon=({NUM})")),
             osm_hash: build(&format!(r"#map=\d+/({NUM})/({NUM})")),
             email: build(r"(?i)\b[a-z0-9._%+'\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,24}\b"),
             phone: build(r"\+\d[\d\s\-.()]{5,20}\d|\(\d{3}\)\s*\d{3}[\s\-.]\d{4}"),
             url: build(r#"(?i)\bhttps?://[^\s<>"')\]]+"#),
+            address: AddressPatterns::new(build),
         }
     }
 }
@@ -187,7 +206,8 @@ impl Rules {
             test_dial_strings,
             possible_raises_alarm: config.possible_raises_alarm,
             require_group_chat: config.require_group_chat,
-            zones: ZoneRules::compile(&config.zones, config.alarm_when_location_unknown)?,
+            zones: ZoneRules::compile(&config.zones, config.alarm_when_location_unknown)
+                .map_err(|ZoneError { index, problem }| RulesError::Zone { index, problem })?,
             patterns: Patterns::new(),
         })
     }
@@ -195,6 +215,17 @@ impl Rules {
     /// Whether `Possible` classifications raise the alarm.
     pub fn possible_raises_alarm(&self) -> bool {
         self.possible_raises_alarm
+    }
+
+    /// Whether `dial_string` (e.g. a Graph emergency call event's `emergencyNumberDialed`) is a
+    /// configured test number: a call to it is a test, whichever source reports it. Spaces and
+    /// dashes are ignored ("9-3-3").
+    pub fn is_test_dial_string(&self, dial_string: &str) -> bool {
+        let digits: String = dial_string
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        self.test_dial_strings.contains(&digits)
     }
 
     /// The compiled zone filter.
@@ -245,29 +276,6 @@ fn dial_list(list: &'static str, items: &[String]) -> Result<Vec<String>, RulesE
         .collect()
 }
 
-/// Lower-case, typographic apostrophes → `'`, whitespace runs → one space, trimmed.
-/// Applied to configured phrases and to message lines alike.
-pub(crate) fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.trim().chars() {
-        if c.is_whitespace() {
-            space = true;
-            continue;
-        }
-        if space && !out.is_empty() {
-            out.push(' ');
-        }
-        space = false;
-        match c {
-            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{00B4}' | '`' => out.push('\''),
-            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
-            c => out.extend(c.to_lowercase()),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +284,19 @@ mod tests {
         let mut c = RulesConfig::default();
         edit(&mut c);
         c
+    }
+
+    #[test]
+    fn test_dial_strings_are_recognised_from_any_source() {
+        let rules = Rules::default();
+        assert!(rules.is_test_dial_string("933"));
+        assert!(rules.is_test_dial_string(" 9-3-3 "));
+        assert!(!rules.is_test_dial_string("911"));
+        assert!(!rules.is_test_dial_string("+1933"));
+        let custom = Rules::compile(&config(|c| c.test_dial_strings = vec!["1999".into()]));
+        assert!(
+            custom.is_ok_and(|r| r.is_test_dial_string("1999") && !r.is_test_dial_string("933"))
+        );
     }
 
     #[test]
@@ -325,13 +346,5 @@ mod tests {
         assert_eq!(app.emergency.zones[0].name, "HQ");
         let bad = toml::from_str::<App>("[emergency]\nphrase = [\"x\"]\n");
         assert!(bad.is_err_and(|e| e.to_string().contains("unknown field")));
-    }
-
-    #[test]
-    fn normalize_folds_case_space_and_apostrophes() {
-        assert_eq!(
-            normalize("  A  Passé\u{00A0}un appel d\u{2019}URGENCE "),
-            "a passé un appel d'urgence"
-        );
     }
 }

@@ -1,55 +1,19 @@
-//! The named signals a classification is based on, and their detection: message kind
-//! (system event, deleted), sender vs. service account, importance, chat type, configured
-//! phrases and keywords, dial strings and the presence of a location.
+//! Detection: the [`Signal`]s a classification is based on — message kind (system event,
+//! deleted), sender vs. service account, importance, chat type, configured phrases and
+//! keywords, an announcement (test, drill, change, reminder: `cues.rs`), the dial string
+//! (`dial.rs`) and the location (`location.rs`) — gathered once per message into a
+//! `Detection` that the decision and the extraction read.
 
-use std::ops::Range;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::extract::{Field, MessageText};
-use super::{location, ChatType, Context, Location, NotEmergencyReason, Rules};
-
-/// One observation about a message. Serialised in snake_case (`"high_importance"`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Signal {
-    /// `messageType` systemEventMessage/chatEvent/typing or a `<systemEventMessage/>` body.
-    SystemEvent,
-    /// `deletedDateTime` is set.
-    Deleted,
-    /// `from.user.id` is the configured service account.
-    FromServiceAccount,
-    /// `from.user.id` is someone other than the configured service account.
-    SenderNotServiceAccount,
-    /// `importance` is high or urgent.
-    HighImportance,
-    /// The chat is a group chat (from [`Context::chat_type`]).
-    GroupChat,
-    /// The chat is known not to be a group chat while `require_group_chat` is set.
-    NotGroupChat,
-    /// A configured notification phrase is in the body or a card.
-    Phrase,
-    /// A configured keyword ("emergency", "Notruf", …) is in the body or a card.
-    EmergencyKeyword,
-    /// A configured emergency dial string is named.
-    DialString,
-    /// A configured test dial string (933) is named.
-    TestDialString,
-    /// Location text, a site or address parts were found.
-    LocationText,
-    /// Valid coordinates were found.
-    Coordinates,
-    /// A card attachment was read.
-    AdaptiveCard,
-}
-
-/// The number dialled, as found in the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DialMatch {
-    pub digits: String,
-    pub is_test: bool,
-}
+use super::cues;
+use super::dial::{self, DialMatch};
+use super::location;
+use super::message::MessageText;
+pub use super::model::Signal;
+use super::model::{ChatType, Context, Location, NotEmergencyReason};
+use super::rules::Rules;
+use super::textnorm::find_at_word_start;
 
 /// Everything detection found, for the decision and for extraction.
 #[derive(Debug, Clone, Default)]
@@ -136,9 +100,12 @@ pub(crate) fn detect(
     if text.lines.iter().any(|line| has_keyword(&line.norm, rules)) {
         d.signals.push(Signal::EmergencyKeyword);
     }
+    if cues::announces_non_emergency(text.lines.iter().map(|l| l.norm.as_str())) {
+        d.signals.push(Signal::Announcement);
+    }
     let (location, location_lines) = location::find(text, d.phrase_line, rules);
     d.location = location;
-    d.dial = find_dial(text, d.phrase_line, &location_lines, rules);
+    d.dial = dial::find(text, d.phrase_line, &location_lines, rules);
     if let Some(dial) = &d.dial {
         d.signals.push(if dial.is_test {
             Signal::TestDialString
@@ -155,112 +122,18 @@ pub(crate) fn detect(
     d
 }
 
-/// A keyword at the start of a word (so "emergency" matches "emergency," and "emergencyroom",
-/// not "nonemergency").
+/// A configured keyword at the start of a word (so "emergency" matches "emergency," and
+/// "emergencyroom", not "nonemergency").
 fn has_keyword(norm: &str, rules: &Rules) -> bool {
-    rules.keywords.iter().any(|k| {
-        norm.match_indices(k.as_str()).any(|(at, _)| {
-            !norm[..at]
-                .chars()
-                .next_back()
-                .is_some_and(char::is_alphanumeric)
-        })
-    })
-}
-
-/// The dial string: a labelled value ("Dialed: 911") first, then a configured number on the
-/// phrase line, then a configured number on any line that is not part of the location, an
-/// address, a phone number or coordinates.
-fn find_dial(
-    text: &MessageText,
-    phrase_line: Option<usize>,
-    location_lines: &Range<usize>,
-    rules: &Rules,
-) -> Option<DialMatch> {
-    let classify = |digits: &str| DialMatch {
-        digits: digits.to_string(),
-        is_test: rules.test_dial_strings.iter().any(|t| t == digits),
-    };
-    let labelled = text.labelled(Field::Dial).find_map(|value| {
-        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-        (1..=6).contains(&digits.len()).then(|| classify(&digits))
-    });
-    if labelled.is_some() {
-        return labelled;
-    }
-    let on_phrase_line = phrase_line
-        .and_then(|i| text.lines.get(i))
-        .and_then(|line| configured_dial(&line.text, rules));
-    on_phrase_line
-        .or_else(|| {
-            text.lines
-                .iter()
-                .enumerate()
-                .filter(|(i, line)| {
-                    !location_lines.contains(i)
-                        && line.label.is_none_or(|(f, _)| f.may_hold_dial_string())
-                })
-                .find_map(|(_, line)| configured_dial(&line.text, rules))
-        })
-        .map(classify)
-}
-
-/// The first stand-alone configured dial or test string on a line.
-fn configured_dial<'a>(line: &'a str, rules: &Rules) -> Option<&'a str> {
-    digit_tokens(line).find(|token| {
-        rules.dial_strings.iter().any(|d| d == token)
-            || rules.test_dial_strings.iter().any(|d| d == token)
-    })
-}
-
-/// Stand-alone runs of ASCII digits: not part of a word, a phone number (`+`, `-`, digit
-/// groups) or a decimal number.
-fn digit_tokens(line: &str) -> impl Iterator<Item = &str> {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() {
-            if !bytes[i].is_ascii_digit() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            let before = start.checked_sub(1).map(|b| bytes[b]);
-            let after = bytes.get(i).copied();
-            let after2 = bytes.get(i + 1).copied();
-            let glued_before = before.is_some_and(|b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(b, b'+' | b'-' | b'.' | b'/' | b'(' | b'_' | b'#')
-                    || b >= 0x80
-            });
-            let glued_after = after.is_some_and(|a| {
-                a.is_ascii_alphanumeric()
-                    || matches!(a, b'-' | b'/' | b')' | b'_')
-                    || a >= 0x80
-                    || (matches!(a, b'.' | b',') && after2.is_some_and(|c| c.is_ascii_digit()))
-            });
-            if !glued_before && !glued_after {
-                return Some(&line[start..i]);
-            }
-        }
-        None
-    })
+    rules
+        .keywords
+        .iter()
+        .any(|k| find_at_word_start(norm, k).is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digit_tokens_skip_phone_numbers_and_decimals() {
-        let tokens: Vec<&str> =
-            digit_tokens("call to 911. +1 425-555-0112 (112) 1.000 47.112, room 999b 112")
-                .collect();
-        assert_eq!(tokens, ["911", "112"]);
-    }
 
     #[test]
     fn keywords_need_a_word_start() {

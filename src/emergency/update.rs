@@ -7,7 +7,11 @@
 
 use serde_json::Value;
 
-use super::{extract, signals, Context, EmergencyCall, NotEmergencyReason, Rules};
+use super::extract;
+use super::message::MessageText;
+use super::model::{Context, EmergencyCall, NotEmergencyReason};
+use super::rules::Rules;
+use super::signals;
 
 /// The merged call and what changed.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +40,7 @@ pub fn merge_update(
     rules: &Rules,
 ) -> Result<MergeOutcome, MergeError> {
     let object = updated.as_object().ok_or(MergeError::NotAChatMessage)?;
-    let text = extract::MessageText::read(object);
+    let text = MessageText::read(object);
     let found = signals::detect(object, &text, context, rules);
     let fresh = extract::build_call(updated, object, &text, &found, context, rules);
     if !existing.message_id.is_empty()

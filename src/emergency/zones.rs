@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{normalize, RulesError};
-use super::EmergencyCall;
+use super::model::EmergencyCall;
+use super::textnorm::normalize;
 
 /// One `[[emergency.zones]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,13 @@ pub struct ZoneConfig {
     pub name: String,
     /// Case-insensitive substrings of the site / location text / address.
     pub patterns: Vec<String>,
+}
+
+/// Why a zone entry cannot be used (reported as `emergency.zones[index]: problem`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ZoneError {
+    pub index: usize,
+    pub problem: String,
 }
 
 /// Compiled zones.
@@ -53,10 +60,10 @@ impl ZoneRules {
     pub(crate) fn compile(
         zones: &[ZoneConfig],
         alarm_when_location_unknown: bool,
-    ) -> Result<ZoneRules, RulesError> {
+    ) -> Result<ZoneRules, ZoneError> {
         let mut compiled: Vec<(String, Vec<String>)> = Vec::with_capacity(zones.len());
         for (index, zone) in zones.iter().enumerate() {
-            let problem = |problem: &str| RulesError::Zone {
+            let problem = |problem: &str| ZoneError {
                 index,
                 problem: problem.to_string(),
             };
