@@ -16,8 +16,9 @@
 //! MQTT broker down and SMTP down, about a minute; `BEACON_TEST_CAMPAIGN_ONLY` names others).
 //! A campaign that is not clean keeps its directory (beacon's logs, the store) and says where.
 
-mod mqtt_support;
 mod support;
+
+use support::mqtt as mqtt_support;
 
 use support::campaign;
 

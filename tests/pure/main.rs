@@ -1,6 +1,7 @@
 //! Tests that need nothing but the crate: the alarm machine and its properties, the display
 //! screens and SSD1306 driver, outputs, configuration errors, notification planning and
-//! decoding, recognition against an in-memory alarm, health supervision.
+//! decoding, recognition (the fixture corpus with its recall table, property tests) and
+//! recognition into an in-memory alarm, health supervision.
 //!
 //! One test binary per kind of need (see `tests/README.md`); each file below was a binary of
 //! its own.
@@ -14,6 +15,8 @@ mod config_errors;
 mod display_screens;
 mod display_ssd1306;
 mod display_task;
+mod emergency_corpus;
+mod emergency_props;
 mod health_supervisor;
 mod notification_props;
 mod notify_plan;

@@ -25,7 +25,7 @@
 //!
 //! Tests: the decisions in `publisher`'s unit tests, without a broker; connecting, the will,
 //! TLS, discovery as the broker keeps it and the command round trip against Mosquitto
-//! (`tests/mqtt.rs`, `tests/mqtt_tls.rs`, `tests/mqtt_process.rs`).
+//! (`tests/mqtt/adapter.rs`, `tests/mqtt/tls.rs`, `tests/process/mqtt_process.rs`).
 //!
 //! The README's MQTT section documents the topics and payloads for the people wiring to them.
 

@@ -4,18 +4,16 @@
 //! untrusted broker certificate keeps it disconnected, says why, becomes the `mqtt` trouble —
 //! and the password never shows in the status, the trouble, or the configuration's Debug.
 
-mod mqtt_support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::mqtt::{unique, Observer};
 use beacon::alarm::{AlarmState, CallSummary};
 use beacon::alarm_service;
 use beacon::outputs::mqtt::{self, MqttConfig};
 use beacon::secret::Secret;
 use beacon::store::Store;
 use chrono::Utc;
-use mqtt_support::{unique, Observer};
 
 struct TlsBroker {
     port: u16,

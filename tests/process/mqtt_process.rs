@@ -3,17 +3,14 @@
 //! with SIGKILL (no DISCONNECT), a SIGTERM stops it cleanly with `offline` published by
 //! Beacon itself, and the MQTT password never appears in the log or in `check-config`.
 
-mod mqtt_support;
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mqtt_support::{broker, unique, Observer};
-use support::kafka::{connection_string, create_topic};
-use support::process::beacon;
+use crate::support::kafka::{connection_string, create_topic};
+use crate::support::mqtt::{broker, unique, Observer};
+use crate::support::process::beacon;
 
 const PASSWORD: &str = "mqtt-pass-5be1c0d7-never-printed";
 
@@ -23,7 +20,7 @@ const PASSWORD: &str = "mqtt-pass-5be1c0d7-never-printed";
 async fn config(dir: &std::path::Path, device: &str) -> std::path::PathBuf {
     let hub = unique("mqtt-run-hub");
     create_topic(&hub, 1).await;
-    let kafka = support::kafka::broker();
+    let kafka = crate::support::kafka::broker();
     let (host, port) = broker();
     let path = dir.join("beacon.toml");
     std::fs::write(

@@ -9,16 +9,14 @@
 //! decides to send when (rejections, disabled commands, the siren and lamp-test commands, the
 //! backlog, the troubles) is tested without a broker in `outputs::mqtt::publisher`'s tests.
 
-mod mqtt_support;
-
 use std::time::Duration;
 
+use crate::support::mqtt::{broker, unique, Observer, PrivateBroker};
 use beacon::alarm::{AlarmState, CallSummary, Output};
 use beacon::alarm_service::{self, AlarmHandle};
 use beacon::outputs::mqtt::{self, MqttConfig, MqttHandle};
 use beacon::store::Store;
 use chrono::Utc;
-use mqtt_support::{broker, unique, Observer, PrivateBroker};
 use serde_json::Value;
 
 /// One appliance: store, alarm task and MQTT adapter.
