@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beacon::alarm::{AcknowledgedStrobe, AlarmConfig, CallSummary, Event, Source};
-use beacon::alarm_service::AlarmHandle;
+use beacon::alarm_task::AlarmHandle;
 use beacon::emergency::Rules;
 use beacon::eventhub::consumer::{self, client_config, ConsumerSettings};
 use beacon::graph::client_state::ClientStates;
@@ -120,8 +120,7 @@ fn main() {
             acknowledged_strobe: AcknowledgedStrobe::Off,
             ..AlarmConfig::default()
         };
-        let (alarm, _task) =
-            beacon::alarm_service::spawn(config, store.clone(), chrono::Utc::now());
+        let (alarm, _task) = beacon::alarm_task::spawn(config, store.clone(), chrono::Utc::now());
         let (board, lamps) = relays(false);
         tokio::spawn(beacon::outputs::relays::run(alarm.view(), board));
 

@@ -17,7 +17,7 @@
 //! | de-dup key, durable inbox, hand-off | [`ingest`], [`ingest::dedupe`] | store |
 //! | fetch the message (basic notifications) | [`recognise`] → [`graph::client`] | HTTP |
 //! | classify and extract the call | [`emergency`] | no |
-//! | raise the alarm, record the call | [`recognise`] → [`alarm_service`], [`calls`] (the typed call log) | store |
+//! | raise the alarm, record the call | [`recognise`] → [`alarm_task`], [`calls`] (the typed call log) | store |
 //! | alarm state machine | [`alarm`] | no |
 //! | strobe, siren, trouble relays; button; OLED | [`outputs`] over [`hw`] (`sim`, `linux`) | GPIO, I2C |
 //! | follow the alarm's notices: MQTT + Home Assistant | [`outputs::mqtt`] | MQTT (rumqttc) |
@@ -53,7 +53,7 @@
 //! disk; nothing secret reaches a log, error or response; input never panics the process.
 
 pub mod alarm;
-pub mod alarm_service;
+pub mod alarm_task;
 pub mod app;
 pub mod calls;
 pub mod cloud_settings;

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::cloud_link::{recogniser, CloudLink, LinkReports};
 use super::start::or_trouble;
 use super::{AppError, Core};
-use crate::alarm_service::{self, AlarmHandle};
+use crate::alarm_task::{self, AlarmHandle};
 use crate::config::Config;
 use crate::eventhub::consumer::ConsumerStatus;
 use crate::feeds::StatusFeeds;
@@ -141,7 +141,7 @@ impl Appliance {
     ) -> Result<Appliance, AppError> {
         let config = Arc::new(config);
         let (alarm, alarm_task) =
-            alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+            alarm_task::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
         let (mut followers, button, lamps) = start_outputs(&config, options.board, &alarm).await;
 
         let hub = Arc::new(ConsumerStatus::default());

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{AppError, Core};
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 use crate::config::Config;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};

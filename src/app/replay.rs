@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::cloud_link::{graph_source, recogniser};
 use super::{AppError, Core};
-use crate::alarm_service;
+use crate::alarm_task;
 use crate::calls::CallLog;
 use crate::config::Config;
 use crate::health::IngestSnapshot;
@@ -58,7 +58,7 @@ pub async fn replay(
     })?;
     let core = Core::open(&config)?;
     let (alarm, alarm_task) =
-        alarm_service::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+        alarm_task::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
     let source = match fixtures {
         Some(dir) => MessageSource::Fixtures(dir.to_path_buf()),
         None => graph_source(&config, &core.store)?.0,

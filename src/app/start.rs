@@ -8,7 +8,7 @@
 use std::fmt::Display;
 
 use crate::alarm::Event;
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 
 /// `started`, or — when it failed — `None` after logging the error and raising it as a
 /// trouble under `component` (the words are the error's).
@@ -38,7 +38,7 @@ pub async fn or_trouble<T, E: Display>(
 pub mod board {
     use tokio::task::JoinHandle;
 
-    use crate::alarm_service::AlarmHandle;
+    use crate::alarm_task::AlarmHandle;
     use crate::config::Config;
 
     /// The SSD1306 on the kernel's I2C bus.

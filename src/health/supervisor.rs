@@ -17,7 +17,7 @@ use super::assess::{Assessor, Limits, Observation};
 use super::report::HealthReport;
 use super::IngestCounters;
 use crate::alarm::Event;
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 use crate::feeds::StatusFeeds;
 use crate::store::Store;
 

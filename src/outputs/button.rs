@@ -16,7 +16,7 @@ use embedded_hal::digital::InputPin;
 
 use super::config::ButtonConfig;
 use crate::alarm::{Event, Source};
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 
 /// What a press asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

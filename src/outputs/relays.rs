@@ -17,7 +17,7 @@ use embedded_hal::digital::OutputPin;
 use tokio::sync::watch;
 
 use crate::alarm::{Output, OutputState, MIN_FLASH_PERIOD_MS};
-use crate::alarm_service::AlarmView;
+use crate::alarm_task::AlarmView;
 
 /// Whether `output` is energised `elapsed` after its pattern started. A flashing output is
 /// on for the first half of each period and off for the second; a period shorter than

@@ -33,7 +33,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::alarm::{CallSummary, Event};
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 use crate::calls::{CallLog, CallRecord};
 use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, Rules};
 use crate::graph::client::GraphClient;

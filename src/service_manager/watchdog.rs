@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::alarm::Event;
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 use crate::eventhub::consumer::ConsumerStatus;
 
 use super::SystemdNotifier;

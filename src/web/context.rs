@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::link::LinkControl;
-use crate::alarm_service::AlarmHandle;
+use crate::alarm_task::AlarmHandle;
 use crate::feeds::StatusFeeds;
 use crate::health::{HealthReport, IngestCounters};
 use crate::store::Store;

@@ -16,7 +16,7 @@ use warp::reply::{Reply, Response};
 use super::respond::Audience;
 use super::session::Role;
 use super::state::{Caller, Web};
-use crate::alarm_service::AlarmNotice;
+use crate::alarm_task::AlarmNotice;
 
 pub fn events(web: &Web, caller: &Caller) -> Response {
     if let Err(refused) = web.require(caller, Role::Guard, Audience::Api) {

@@ -40,7 +40,7 @@ async fn a_notification_lights_the_strobe_a_restart_keeps_it_and_an_ack_ends_it(
     let config = AlarmConfig::default();
     assert_eq!(config.acknowledged_strobe, AcknowledgedStrobe::Off);
     let (alarm, alarm_task) =
-        beacon::alarm_service::spawn(config.clone(), appliance.store.clone(), Utc::now());
+        beacon::alarm_task::spawn(config.clone(), appliance.store.clone(), Utc::now());
     let (board, lamps) = relays(true);
     let outputs = tokio::spawn(beacon::outputs::relays::run(alarm.view(), board));
     assert!(
@@ -96,7 +96,7 @@ async fn a_notification_lights_the_strobe_a_restart_keeps_it_and_an_ack_ends_it(
     );
     // … and the restored alarm lights them again.
     let (alarm, _alarm_task) =
-        beacon::alarm_service::spawn(config, appliance.store.clone(), Utc::now());
+        beacon::alarm_task::spawn(config, appliance.store.clone(), Utc::now());
     let (board, lamps) = relays(true);
     let outputs = tokio::spawn(beacon::outputs::relays::run(alarm.view(), board));
     assert!(

@@ -66,7 +66,7 @@ async fn an_emergency_in_teams_raises_the_alarm_through_the_real_broker() {
 
     // The appliance: consumer → ingest → recognition (fetching from Graph) → alarm.
     let (alarm, _alarm_task) =
-        beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+        beacon::alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     let mut view = alarm.view();
     let mut running = appliance.consume(&hub, &unique("beacon-e2e"), true);
     let recogniser = Recogniser {

@@ -13,7 +13,7 @@ use crate::support::fake_cloud::{FakeCloud, FakeOptions};
 use crate::support::notifications::chat_message;
 use crate::support::Appliance;
 use beacon::alarm::{AlarmConfig, AuditAction};
-use beacon::alarm_service::{AlarmHandle, AlarmNotice};
+use beacon::alarm_task::{AlarmHandle, AlarmNotice};
 use beacon::calls::CallRecord;
 use beacon::emergency::Rules;
 use beacon::graph::client::GraphClient;
@@ -44,7 +44,7 @@ async fn bench() -> Bench {
     let appliance = Appliance::new();
     let (_tokens, graph) = crate::support::signed_in::sign_in(&cloud, &appliance.store).await;
     let (alarm, _task) =
-        beacon::alarm_service::spawn(AlarmConfig::default(), appliance.store.clone(), Utc::now());
+        beacon::alarm_task::spawn(AlarmConfig::default(), appliance.store.clone(), Utc::now());
     let notices = alarm.notices();
     Bench {
         cloud,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::support::mqtt::{broker, unique, Observer, PrivateBroker};
 use beacon::alarm::{AlarmState, CallSummary, Output};
-use beacon::alarm_service::{self, AlarmHandle};
+use beacon::alarm_task::{self, AlarmHandle};
 use beacon::outputs::mqtt::{self, MqttConfig, MqttHandle};
 use beacon::store::Store;
 use chrono::Utc;
@@ -45,7 +45,7 @@ impl Rig {
         config.validate().expect("valid [mqtt]");
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("data")).expect("store");
-        let (alarm, _task) = alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+        let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
         let mqtt = mqtt::spawn(&config, &device, store.clone(), alarm.clone()).expect("mqtt");
         Rig {
             _dir: dir,
@@ -347,7 +347,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
     };
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) = alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     alarm
         .raise("19:chat@thread.v2/6006", CallSummary::default())
         .await;

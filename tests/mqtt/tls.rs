@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::mqtt::{unique, Observer};
 use beacon::alarm::{AlarmState, CallSummary};
-use beacon::alarm_service;
+use beacon::alarm_task;
 use beacon::outputs::mqtt::{self, MqttConfig};
 use beacon::secret::Secret;
 use beacon::store::Store;
@@ -65,7 +65,7 @@ async fn beacon_publishes_and_takes_commands_over_tls_with_a_password() {
     config.validate().expect("valid");
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) = alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     let live = Observer::tls(
         broker.port,
         &broker.ca,
@@ -119,7 +119,7 @@ async fn beacon_publishes_and_takes_commands_over_tls_with_a_password() {
 async fn refused(config: MqttConfig) -> (mqtt::MqttStatus, String) {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) = alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     let service = mqtt::spawn(&config, &unique("tls-bad"), store, alarm.clone()).expect("mqtt");
     let mut view = alarm.view();
     let troubled = tokio::time::timeout(

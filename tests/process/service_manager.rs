@@ -228,14 +228,13 @@ fn judge_feeds_the_watchdog_only_while_consumer_and_alarm_both_turn() {
 
 /// An alarm task on a fresh store, as `beacon run` starts it.
 fn alarm() -> (
-    beacon::alarm_service::AlarmHandle,
+    beacon::alarm_task::AlarmHandle,
     tokio::task::JoinHandle<()>,
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().expect("dir");
     let store = beacon::store::Store::open(dir.path()).expect("store");
-    let (handle, task) =
-        beacon::alarm_service::spawn(Default::default(), store, chrono::Utc::now());
+    let (handle, task) = beacon::alarm_task::spawn(Default::default(), store, chrono::Utc::now());
     (handle, task, dir)
 }
 

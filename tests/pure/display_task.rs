@@ -29,7 +29,7 @@ async fn next_picture(mirror: &mut tokio::sync::watch::Receiver<Vec<u8>>) -> Vec
 async fn the_mirror_follows_the_alarm() {
     let dir = tempfile::tempdir().expect("dir");
     let store = beacon::store::Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) = beacon::alarm_service::spawn(Default::default(), store, Utc::now());
+    let (alarm, _task) = beacon::alarm_task::spawn(Default::default(), store, Utc::now());
     let (mirror_tx, mut mirror) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(beacon::outputs::display::task::run::<
         beacon::hw::sim::NoBus,
@@ -84,8 +84,7 @@ fn lit(png_bytes: &[u8], x: usize, y: usize) -> bool {
 async fn the_last_call_line_follows_raised_calls() {
     let dir = tempfile::tempdir().expect("dir");
     let store = beacon::store::Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) =
-        beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let (alarm, _task) = beacon::alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     let mut last = beacon::outputs::display::last_call::follow(&store, &alarm);
     assert_eq!(*last.borrow(), None, "no call recorded yet");
     alarm

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 /// Waits until the alarm shows (or stops showing) a trouble for `component`.
 async fn trouble_shown(
-    view: &mut watch::Receiver<beacon::alarm_service::AlarmView>,
+    view: &mut watch::Receiver<beacon::alarm_task::AlarmView>,
     component: &str,
     shown: bool,
 ) -> Option<String> {
@@ -42,8 +42,7 @@ async fn trouble_shown(
 async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
     let dir = tempfile::tempdir().expect("dir");
     let store = beacon::store::Store::open(&dir.path().join("data")).expect("store");
-    let (alarm, _task) =
-        beacon::alarm_service::spawn(Default::default(), store.clone(), Utc::now());
+    let (alarm, _task) = beacon::alarm_task::spawn(Default::default(), store.clone(), Utc::now());
     let hub = Arc::new(ConsumerStatus::default());
     *hub.last_error.lock().expect("lock") = Some("Connection refused".into());
     let (_, last_call) = watch::channel(None);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use beacon::alarm::{ActiveCall, AlarmState, AuditAction, AuditRecord, CallSummary, Source};
-use beacon::alarm_service::AlarmNotice;
+use beacon::alarm_task::AlarmNotice;
 use beacon::config::Config;
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::message_kind::MessageKind;

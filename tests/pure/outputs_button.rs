@@ -184,7 +184,7 @@ async fn pressing_the_button_acknowledges_the_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let store = beacon::store::Store::open(dir.path()).unwrap();
     let (alarm, _task) =
-        beacon::alarm_service::spawn(AlarmConfig::default(), store, chrono::Utc::now());
+        beacon::alarm_task::spawn(AlarmConfig::default(), store, chrono::Utc::now());
     alarm.raise("k1", CallSummary::default()).await;
     let input = SimInput::new(true);
     let button = Button::new(input.clone(), true, debouncer());
@@ -195,7 +195,7 @@ async fn pressing_the_button_acknowledges_the_alarm() {
     ));
     let mut view = alarm.view();
     let state = |view: &tokio::sync::watch::Receiver<_>| {
-        let v: &beacon::alarm_service::AlarmView = &view.borrow();
+        let v: &beacon::alarm_task::AlarmView = &view.borrow();
         v.state
     };
     view.wait_for(|v| v.state == AlarmState::Alerting)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use beacon::alarm::{
     Alarm, AlarmConfig, CallSummary, Event, Output, OutputPattern, OutputState, Source,
 };
-use beacon::alarm_service::AlarmView;
+use beacon::alarm_task::AlarmView;
 use beacon::hw::sim;
 use beacon::outputs::relays::{level, Line, Relay, Relays};
 use embedded_hal_mock::eh1::digital::{Mock, State, Transaction as T};

@@ -23,7 +23,7 @@ async fn a_burst_of_rich_notifications_loses_no_emergency() {
     let appliance = Appliance::new();
     let store = appliance.store.clone();
     let (alarm, _task) =
-        beacon::alarm_service::spawn(AlarmConfig::default(), store.clone(), Utc::now());
+        beacon::alarm_task::spawn(AlarmConfig::default(), store.clone(), Utc::now());
     let recogniser = Recogniser::new(
         store.clone(),
         Arc::new(Rules::default()),

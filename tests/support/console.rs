@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use beacon::alarm_service::AlarmHandle;
+use beacon::alarm_task::AlarmHandle;
 use beacon::app::{Appliance, Core, Options};
 use beacon::config::Config;
 use beacon::graph::notification::ChangeType;

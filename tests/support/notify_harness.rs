@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use beacon::alarm::{AlarmConfig, CallSummary, Event, Source};
-use beacon::alarm_service::{self, AlarmHandle};
+use beacon::alarm_task::{self, AlarmHandle};
 use beacon::outputs::notify::outbox::{Outbox, OutboxEntry};
 use beacon::outputs::notify::{Notifier, NotifyConfig};
 use beacon::store::Store;
@@ -30,7 +30,7 @@ impl Bench {
     pub fn with_alarm(config: AlarmConfig) -> Bench {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("data")).expect("store");
-        let (alarm, alarm_task) = alarm_service::spawn(config, store.clone(), Utc::now());
+        let (alarm, alarm_task) = alarm_task::spawn(config, store.clone(), Utc::now());
         Bench {
             dir,
             store,
@@ -91,7 +91,7 @@ impl Bench {
                 Err(e) => panic!("store reopens: {e}"),
             }
         };
-        let (alarm, alarm_task) = alarm_service::spawn(alarm_config(), store.clone(), Utc::now());
+        let (alarm, alarm_task) = alarm_task::spawn(alarm_config(), store.clone(), Utc::now());
         Bench {
             dir,
             store,

@@ -5,7 +5,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::LastCall;
 use crate::alarm::AuditAction;
-use crate::alarm_service::{AlarmHandle, AlarmNotice};
+use crate::alarm_task::{AlarmHandle, AlarmNotice};
 use crate::calls::CallLog;
 use crate::store::Store;
 

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::framebuffer::Framebuffer;
 use super::screens::{render, ScreenContext};
 use super::ssd1306::Ssd1306;
-use crate::alarm_service::AlarmView;
+use crate::alarm_task::AlarmView;
 
 /// Redraw period when nothing changes.
 const TICK: Duration = Duration::from_secs(1);

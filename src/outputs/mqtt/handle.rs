@@ -22,7 +22,7 @@ use super::connection;
 use super::publisher::{Action, Input, Message, MqttStatus, Now, Publisher, PublisherSettings};
 use super::tls::TlsError;
 use crate::alarm::ActiveCall;
-use crate::alarm_service::{AlarmHandle, AlarmNotice, AlarmView};
+use crate::alarm_task::{AlarmHandle, AlarmNotice, AlarmView};
 use crate::calls::CallLog;
 use crate::store::Store;
 

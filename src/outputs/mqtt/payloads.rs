@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alarm::{ActiveCall, AlarmState, AuditAction, CallView, DisplayMode, Source};
-use crate::alarm_service::{AlarmNotice, AlarmView};
+use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
 
 /// `…/alarm` (retained).

@@ -35,7 +35,7 @@ use super::link::{Link, TroubleChange};
 use super::payloads::{self, CommandResult, CommandStatus};
 use super::topics::{self, Topics};
 use crate::alarm::{ActiveCall, Effect, Event, Source};
-use crate::alarm_service::{AlarmNotice, AlarmView};
+use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
 
 /// The trouble component of the broker link.

@@ -26,7 +26,7 @@ use super::config::{display_recipient, NotifyConfig};
 use super::message_kind::MessageKind;
 use super::templates::Templates;
 use crate::alarm::{Acknowledgement, ActiveCall, AuditAction, AuditRecord, DisplayModel, Source};
-use crate::alarm_service::AlarmNotice;
+use crate::alarm_task::AlarmNotice;
 
 /// What the store knows about a call beyond the alarm's summary.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -25,7 +25,7 @@ use super::plan::{self, CallContext};
 use super::send::Senders;
 use super::templates::Templates;
 use crate::alarm::{AuditAction, Event};
-use crate::alarm_service::{AlarmHandle, AlarmNotice};
+use crate::alarm_task::{AlarmHandle, AlarmNotice};
 use crate::calls::CallLog;
 use crate::store::Store;
 

@@ -1,4 +1,5 @@
-//! The alarm adapter: owns the pure [`crate::alarm::Alarm`], feeds it events and the clock,
+//! The alarm's task — the one place the pure [`crate::alarm::Alarm`] runs, fed events and the
+//! clock — and the handles to it ([`AlarmHandle`], [`AlarmView`], [`AlarmNotice`]). It
 //! publishes what the outputs and display must show (watch channels the GPIO and display
 //! drivers and the web page follow), and writes audit records and the state to the store so
 //! that an unacknowledged call is still alarming after a restart.
