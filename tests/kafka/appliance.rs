@@ -10,7 +10,7 @@ use beacon::calls::CallLog;
 use beacon::config::Config;
 
 use crate::support::notifications::emergency_message;
-use crate::support::process::{cloud_sections, hub_and_cloud, sign_in};
+use crate::support::process::{hub_and_cloud, sign_in, write_cloud_config};
 
 const CHAT: &str = "19:inproc0c1e9a2b4c7d8e9f00112233aab@thread.v2";
 
@@ -18,17 +18,7 @@ const CHAT: &str = "19:inproc0c1e9a2b4c7d8e9f00112233aab@thread.v2";
 async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
     let (hub, cloud) = hub_and_cloud("in-process-hub", 1).await;
     let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().join("data");
-    let path = dir.path().join("beacon.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "device_id = \"in-process\"\ndata_dir = \"{}\"\n{}",
-            data.display(),
-            cloud_sections(&hub, &cloud)
-        ),
-    )
-    .expect("config");
+    let (path, data) = write_cloud_config(dir.path(), "in-process", &hub, &cloud);
     sign_in(&path, &cloud).await;
 
     let config = Config::load(&path).expect("valid configuration");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::notifications::emergency_message;
 use crate::support::process::{
-    cloud_sections, hub_and_cloud, run_logged, sign_in, sigterm_and_wait,
+    hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config,
 };
 
 const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
@@ -16,17 +16,7 @@ const CHAT: &str = "19:run0c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
     let (hub, cloud) = hub_and_cloud("run-hub", 2).await;
     let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().join("data");
-    let config = dir.path().join("beacon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "device_id = \"run-test\"\ndata_dir = \"{}\"\n{}",
-            data.display(),
-            cloud_sections(&hub, &cloud)
-        ),
-    )
-    .expect("config");
+    let (config, data) = write_cloud_config(dir.path(), "run-test", &hub, &cloud);
 
     // `beacon login`, approved by the person at the browser; then the service.
     sign_in(&config, &cloud).await;

@@ -4,7 +4,7 @@
 //! appliance wired to the test broker and the fake Microsoft cloud.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,6 +113,28 @@ pub fn cloud_sections(hub: &str, cloud: &FakeCloud) -> String {
         cloud.options().tenant_domain,
         cloud.options().client_id,
     )
+}
+
+/// Writes `<dir>/beacon.toml` for appliance `device_id` with its store in `<dir>/data`, reading
+/// `hub` through the fake `cloud`; returns (configuration file, data directory).
+pub fn write_cloud_config(
+    dir: &Path,
+    device_id: &str,
+    hub: &str,
+    cloud: &FakeCloud,
+) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    let config = dir.join("beacon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_id = \"{device_id}\"\ndata_dir = \"{}\"\n{}",
+            data.display(),
+            cloud_sections(hub, cloud)
+        ),
+    )
+    .expect("config");
+    (config, data)
 }
 
 /// `beacon login` with `config`, its device code approved at the fake sign-in page as the
