@@ -132,6 +132,7 @@ fn main() -> ExitCode {
             // A panic anywhere de-energises the outputs and exits for a restart: a caught
             // panic would leave a silent appliance (a dead alarm task) behind.
             beacon::hw::failsafe::install_panic_hook();
+            debug_panic_on_sigusr2();
             let config = load(&config)?;
             beacon::app::run(config).await.map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
@@ -290,6 +291,33 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
     );
     ExitCode::SUCCESS
+}
+
+/// A debug switch for the GPIO VM test (`scripts/vm-gpio`) and nothing else: with
+/// `BEACON_TEST_PANIC_ON_SIGUSR2=1` in its environment, `beacon run` panics on SIGUSR2, so
+/// the fail-safe panic hook can be proven from outside on a real kernel. Without the variable
+/// SIGUSR2 keeps its default action (the process ends) and nothing here runs. (`BEACON_TEST_`:
+/// other `BEACON_*` names are configuration overrides, and an unknown one stops the start.)
+fn debug_panic_on_sigusr2() {
+    if std::env::var("BEACON_TEST_PANIC_ON_SIGUSR2").as_deref() != Ok("1") {
+        return;
+    }
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2()) {
+        Ok(mut usr2) => {
+            tracing::warn!(
+                "debug switch BEACON_TEST_PANIC_ON_SIGUSR2=1: SIGUSR2 panics this process"
+            );
+            tokio::spawn(async move {
+                if usr2.recv().await.is_some() {
+                    panic!("BEACON_TEST_PANIC_ON_SIGUSR2: SIGUSR2 received, panicking as asked");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "debug switch BEACON_TEST_PANIC_ON_SIGUSR2: cannot catch SIGUSR2")
+        }
+    }
 }
 
 fn with_runtime<F, Fut>(body: F) -> ExitCode

@@ -145,7 +145,13 @@ impl Appliance {
         let (mut followers, button, lamps) = start_outputs(&config, options.board, &alarm).await;
 
         let hub = Arc::new(ConsumerStatus::default());
-        let (auth, auth_feed) = watch::channel(AuthStatus::SignedOut);
+        // Until the cloud link reports (it starts last), sign-in is "starting", not "signed
+        // out": the supervisor's first look comes before the link, and SignedOut there flashed
+        // the trouble output of a signed-in box for one interval at every start.
+        let (auth, auth_feed) = watch::channel(AuthStatus::Retrying {
+            sentence: "starting: the cloud link has not reported yet".into(),
+            since: Utc::now(),
+        });
         let (subscription, subscription_feed) = watch::channel(SubscriptionStatus::default());
         let (handles, handles_feed) = watch::channel(LinkHandles::default());
         let cloud = options.feed == Feed::Cloud;
