@@ -8,7 +8,14 @@
   var lon = parseFloat(el.dataset.lon);
   if (!isFinite(lat) || !isFinite(lon)) { return; }
   var map = L.map(el).setView([lat, lon], 17);
-  L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution }).addTo(map);
+  // The console sends no Referer anywhere (Referrer-Policy: no-referrer) except to the tile
+  // server, which wants to know who asks (the OpenStreetMap tile usage policy): the origin
+  // only, and only over HTTPS.
+  L.tileLayer(el.dataset.tiles, {
+    maxZoom: 19,
+    attribution: el.dataset.attribution,
+    referrerPolicy: "strict-origin"
+  }).addTo(map);
   L.marker([lat, lon]).addTo(map);
   el.setAttribute("data-ready", "true");
 })();

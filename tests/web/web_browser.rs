@@ -139,6 +139,13 @@ async fn the_call_page_shows_the_map_the_timeline_and_the_raw_data() {
     browser.click_on("#calls tbody a").await;
     browser.wait_for("#map[data-ready='true']", WAIT).await;
     browser.wait_for("#map .leaflet-marker-icon", WAIT).await;
+    // Tiles are asked for with the console's origin as Referer (the tile server's usage
+    // policy), while every page keeps `Referrer-Policy: no-referrer`.
+    let tile = browser.wait_for("#map img.leaflet-tile", WAIT).await;
+    assert_eq!(
+        browser.attribute(&tile, "referrerpolicy").await.as_deref(),
+        Some("strict-origin")
+    );
     let caller = browser
         .wait_for_text("#caller-name", "Jordan Rivera", WAIT)
         .await;
