@@ -90,14 +90,4 @@ impl CallLog {
         calls.sort_by_key(|c| std::cmp::Reverse(c.received_at));
         calls
     }
-
-    /// How many records there are (readable or not).
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
 }

@@ -313,11 +313,6 @@ impl Appliance {
         &self.core.store
     }
 
-    /// The device id.
-    pub fn device_id(&self) -> &str {
-        &self.core.device_id
-    }
-
     /// A handle on the alarm (drop it before [`Appliance::stop`] returns: the alarm ends when
     /// its last handle goes).
     pub fn alarm(&self) -> &AlarmHandle {

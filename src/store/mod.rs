@@ -354,4 +354,46 @@ mod tests {
         );
         assert!(store.admit("k1", now, &entry).unwrap_or(false));
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn wait_for_wakes_at_the_write_of_its_key_not_at_its_deadline() {
+        let tmp = tempfile::tempdir().map_err(|e| e.to_string());
+        let dir = tmp
+            .as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default();
+        let store = open(&dir);
+        let writer = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            // A longer key under the same prefix first: the wait must go on past it.
+            let _ = writer
+                .settings
+                .insert("call/10", &serde_json::json!("other"));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = writer
+                .settings
+                .insert("call/1", &serde_json::json!("this one"));
+        });
+        let started = std::time::Instant::now();
+        let got = store
+            .settings
+            .wait_for("call/1", std::time::Duration::from_secs(30))
+            .await;
+        assert_eq!(got.ok().flatten(), Some(serde_json::json!("this one")));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "woke at the write, not at the 30 s deadline: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            store
+                .settings
+                .wait_for("never", std::time::Duration::from_millis(100))
+                .await
+                .ok(),
+            Some(None),
+            "a key never written is None once the time is up"
+        );
+    }
 }

@@ -68,7 +68,9 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
     }
 
     /// The value under `key`, waiting up to `within` for another task to write it (sled's
-    /// subscription on the key, no polling); `None` when it was not written in time.
+    /// subscription on the key, no polling); `None` when it was not written in time. The
+    /// subscription lives only while this waits and is drained as events come: sled holds up
+    /// to 1024 undelivered events per subscriber before a writer would wait on it.
     pub async fn wait_for(
         &self,
         key: &str,
