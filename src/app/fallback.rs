@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{beacon_env, Config, ConfigError};
+use crate::config::{beacon_env, credentials, Config, ConfigError};
 use crate::store::keepsake::write_durably;
 
 /// The last good configuration's file name in the data directory.
@@ -52,10 +52,16 @@ pub enum Source {
 /// Loads `path` for `beacon run` (see the module doc). Never fails.
 pub fn choose(path: &Path) -> Chosen {
     let env = beacon_env();
+    // Unreadable credentials are an error like an unreadable file: fall back without them.
+    let (credentials, credentials_error) = match credentials::from_environment() {
+        Ok(found) => (found, None),
+        Err(e) => (BTreeMap::new(), Some(e)),
+    };
     let text = std::fs::read_to_string(path);
-    let loaded = match &text {
-        Ok(text) => Config::from_parts_tolerant(path, text, &env),
-        Err(e) => Err(ConfigError::Read {
+    let loaded = match (&text, credentials_error) {
+        (_, Some(e)) => Err(e),
+        (Ok(text), None) => Config::from_parts_tolerant(path, text, &env, &credentials),
+        (Err(e), None) => Err(ConfigError::Read {
             path: path.to_path_buf(),
             reason: e.kind().to_string(),
         }),
@@ -89,18 +95,24 @@ pub fn choose(path: &Path) -> Chosen {
                 .and_then(data_dir_of)
                 .or_else(|| env.get("BEACON_DATA_DIR").map(PathBuf::from))
                 .unwrap_or_else(|| Config::default().data_dir);
-            fall_back(&error, &data_dir, &env)
+            fall_back(&error, &data_dir, &env, &credentials)
         }
     }
 }
 
 /// The last good configuration in `data_dir`, or the safe defaults.
-fn fall_back(error: &ConfigError, data_dir: &Path, env: &BTreeMap<String, String>) -> Chosen {
+fn fall_back(
+    error: &ConfigError,
+    data_dir: &Path,
+    env: &BTreeMap<String, String>,
+    credentials: &BTreeMap<String, String>,
+) -> Chosen {
     let last = data_dir.join(LAST_GOOD);
     if let Ok(text) = std::fs::read_to_string(&last) {
-        let with_env = Config::from_parts_tolerant(&last, &text, env);
+        let none = BTreeMap::new();
+        let with_overrides = Config::from_parts_tolerant(&last, &text, env, credentials);
         let loaded =
-            with_env.or_else(|_| Config::from_parts_tolerant(&last, &text, &BTreeMap::new()));
+            with_overrides.or_else(|_| Config::from_parts_tolerant(&last, &text, &none, &none));
         if let Ok(loaded) = loaded {
             let saved = std::fs::metadata(&last)
                 .and_then(|m| m.modified())

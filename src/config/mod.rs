@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod credentials;
 mod env;
 mod error;
 
@@ -105,7 +106,12 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.kind().to_string(),
         })?;
-        Config::from_parts(path, &text, &beacon_env())
+        Config::from_parts_with(
+            path,
+            &text,
+            &beacon_env(),
+            &credentials::from_environment()?,
+        )
     }
 
     /// Like [`Config::load`], but a key that names no setting (in the file or as a `BEACON_*`
@@ -117,7 +123,8 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.kind().to_string(),
         })?;
-        Config::from_parts_tolerant(path, &text, &beacon_env())
+        let credentials = credentials::from_environment()?;
+        Config::from_parts_tolerant(path, &text, &beacon_env(), &credentials)
     }
 
     /// Pure core of [`Config::load_tolerant`].
@@ -125,17 +132,23 @@ impl Config {
         path: &Path,
         text: &str,
         env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
     ) -> Result<Loaded, ConfigError> {
         let mut table = parse_table(path, text)?;
         let mut env = env.clone();
+        let mut credentials = credentials.clone();
         let mut ignored = Vec::new();
         // Each round leaves out one unknown key; a file has far fewer than this.
         for _ in 0..256 {
-            match Config::from_table(path, table.clone(), &env) {
+            match Config::from_table(path, table.clone(), &env, &credentials) {
                 Ok(config) => return Ok(Loaded { config, ignored }),
                 Err(ConfigError::UnknownVariable { var }) => {
                     env.remove(&var);
                     ignored.push(ConfigError::UnknownVariable { var });
+                }
+                Err(ConfigError::UnknownCredential { name }) => {
+                    credentials.remove(&name);
+                    ignored.push(ConfigError::UnknownCredential { name });
                 }
                 Err(ConfigError::Invalid {
                     origin: Origin::File(file),
@@ -160,27 +173,46 @@ impl Config {
         })
     }
 
-    /// Pure core of [`Config::load`]: file text and environment given.
+    /// Pure core of [`Config::load`]: file text and environment given (no credentials).
     pub fn from_parts(
         path: &Path,
         text: &str,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        Config::from_table(path, parse_table(path, text)?, env)
+        Config::from_parts_with(path, text, env, &BTreeMap::new())
+    }
+
+    /// Pure core of [`Config::load`]: file text, environment and credentials
+    /// ([`credentials`]) given.
+    pub fn from_parts_with(
+        path: &Path,
+        text: &str,
+        env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_table(path, parse_table(path, text)?, env, credentials)
     }
 
     fn from_table(
         path: &Path,
         mut table: toml::Table,
         env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let overridden = apply_env(&mut table, env)?;
+        // File < credential < environment variable.
+        let mut overridden: BTreeMap<String, Origin> = credentials::apply(&mut table, credentials)?
+            .into_iter()
+            .map(|(key, name)| (key, Origin::Credential(name)))
+            .collect();
+        for (key, var) in apply_env(&mut table, env)? {
+            overridden.insert(key, Origin::Env(var));
+        }
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
                 let source = overridden
                     .get(&key)
-                    .map(|var| Origin::Env(var.clone()))
+                    .cloned()
                     .unwrap_or_else(|| Origin::File(path.to_path_buf()));
                 ConfigError::Invalid {
                     origin: source,
@@ -193,7 +225,7 @@ impl Config {
             .map_err(|(key, reason)| ConfigError::Invalid {
                 origin: overridden
                     .get(key)
-                    .map(|var| Origin::Env(var.clone()))
+                    .cloned()
                     .unwrap_or_else(|| Origin::File(path.to_path_buf())),
                 key: key.to_string(),
                 reason,

@@ -129,3 +129,52 @@ async fn check_config_warns_about_unknown_keys_and_names_what_the_wizard_overrid
     assert!(String::from_utf8_lossy(&help.stdout).contains("78  the configuration is wrong"));
     assert_eq!(check(&["no-such-command"]).status.code(), Some(64));
 }
+
+#[test]
+fn secrets_come_from_systemd_credentials_and_are_never_printed() {
+    const KEY: &str = "c2VjcmV0LWtleS1vZi10aGUtY3JlZGVudGlhbA==";
+    let dir = tempfile::tempdir().expect("dir");
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).expect("dir");
+    // As the unit's LoadCredential=beacon:/etc/beacon/credentials names them, with the
+    // trailing newline an editor adds.
+    std::fs::write(
+        credentials.join("beacon_eventhub.connection_string"),
+        format!("Endpoint=sb://contoso-cred.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey={KEY};EntityPath=teams\n"),
+    )
+    .expect("write");
+    let path = dir.path().join("beacon.toml");
+    std::fs::write(
+        &path,
+        format!("data_dir = \"{}\"\n", dir.path().join("data").display()),
+    )
+    .expect("write");
+    let run = |credentials_dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
+            .arg("check-config")
+            .arg(&path)
+            .env("CREDENTIALS_DIRECTORY", credentials_dir)
+            .env_remove("BEACON_EVENTHUB_CONNECTION_STRING")
+            .output()
+            .expect("run")
+    };
+    let out = run(&credentials);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("contoso-cred"),
+        "the credential is used: {stdout}"
+    );
+    assert!(stdout.contains("topic 'teams'"), "{stdout}");
+    assert!(!stdout.contains(KEY), "{stdout}");
+
+    // A credential that names no setting is a warning naming it, never its value.
+    std::fs::write(credentials.join("beacon.mqtt.pasword"), KEY).expect("write");
+    let out = run(&credentials);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("credential beacon.mqtt.pasword"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(KEY), "{stdout}");
+}
