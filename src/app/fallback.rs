@@ -75,7 +75,7 @@ pub fn choose(path: &Path) -> Chosen {
                 troubles.push((
                     CONFIG_COMPONENT.to_string(),
                     format!(
-                        "ignored, naming no setting (check the spelling with beacon check-config): {}",
+                        "unknown settings ignored (check the spelling with beacon check-config): {}",
                         what.join("; ")
                     ),
                 ));
@@ -127,7 +127,10 @@ fn fall_back(
                 config: loaded.config,
                 troubles: vec![(
                     CONFIG_COMPONENT.to_string(),
-                    format!("{error} — running on the last good configuration{saved}; fix the file and restart"),
+                    format!(
+                        "the configuration does not load; running on the last good one{saved}: \
+                         {error} — fix it and restart"
+                    ),
                 )],
                 source: Source::LastGood(last),
                 good_text: None,
@@ -144,8 +147,9 @@ fn fall_back(
         troubles: vec![(
             CONFIG_COMPONENT.to_string(),
             format!(
-                "{error} — running on the safe defaults (alarm, display, console; no link to \
-                 Teams, so no calls are received): fix the file and restart"
+                "the configuration does not load; running on the safe defaults (alarm, display, \
+                 console; no link to Teams, so no calls are received): {error} — fix it and \
+                 restart"
             ),
         )],
         source: Source::SafeDefaults,
@@ -210,7 +214,10 @@ mod tests {
         let (component, words) = &chosen.troubles[0];
         assert_eq!(component, CONFIG_COMPONENT);
         assert!(words.contains("siren_auto_silence_minutes"), "{words}");
-        assert!(words.contains("last good configuration"), "{words}");
+        assert!(
+            words.starts_with("the configuration does not load; running on the last good one"),
+            "{words}"
+        );
         // The bad file did not replace the good copy.
         assert_eq!(
             std::fs::read_to_string(data.join(LAST_GOOD)).expect("kept"),
