@@ -53,7 +53,8 @@ pub use model::{
     Address, Caller, ChatType, Context, EmergencyCall, Kind, Location, NotEmergencyReason, Signal,
 };
 pub use report::{exit_code, ParseReport};
-pub use rules::{Rules, RulesConfig, RulesError};
+pub use message::excerpt;
+pub use rules::{PossibleAlert, Rules, RulesConfig, RulesError};
 pub use update::{merge_update, MergeError, MergeOutcome};
 pub use verdict::{classify, Classification};
 pub use zones::{ZoneConfig, ZoneDecision, ZoneReason, ZoneRules};

@@ -87,6 +87,7 @@ impl Rig {
                     dial_string: Some(if test { "933" } else { "911" }.into()),
                     callback_number: Some("+14255550100".into()),
                     is_test: test,
+                    ..CallSummary::default()
                 },
             )
             .await;

@@ -69,6 +69,7 @@ fn config() -> impl Strategy<Value = AlarmConfig> {
                         AcknowledgedStrobe::Steady
                     },
                     lamp_test_seconds: lamp,
+                    ..AlarmConfig::default()
                 }
             },
         )
@@ -87,6 +88,7 @@ fn summary(key: u8, is_test: bool) -> CallSummary {
         dial_string: Some(if is_test { "933" } else { "911" }.into()),
         callback_number: None,
         is_test,
+        ..CallSummary::default()
     }
 }
 

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alarm_possible;
 mod alarm_properties;
 mod alarm_transitions;
 mod config_errors;

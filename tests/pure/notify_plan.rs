@@ -88,9 +88,11 @@ fn active(key: &str, is_test: bool) -> ActiveCall {
             dial_string: Some(if is_test { "933" } else { "911" }.into()),
             callback_number: Some("+14255550123".into()),
             is_test,
+            ..CallSummary::default()
         },
         raised_at: at(),
         acknowledged: None,
+        waiting_since: None,
     }
 }
 

@@ -283,6 +283,7 @@ mod tests {
             dial_string: Some(if test { "933" } else { "911" }.into()),
             callback_number: Some("+14255550100".into()),
             is_test: test,
+            ..CallSummary::default()
         }
     }
 
@@ -400,6 +401,7 @@ mod tests {
                 summary: summary(false),
                 raised_at: at(0),
                 acknowledged: None,
+                waiting_since: None,
             }],
         };
         let json = serde_json::to_value(event("desk-1", &notice)).unwrap_or_default();

@@ -170,6 +170,7 @@ pub fn standing(display: &DisplayModel, now: DateTime<Utc>) -> Vec<AlarmNotice> 
                 source: Source::Restore,
                 who: view.acknowledged_by.clone(),
             }),
+            waiting_since: None,
         };
         let record = |action, at, who: Option<String>| AuditRecord {
             at,

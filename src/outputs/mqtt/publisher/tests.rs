@@ -30,6 +30,7 @@ fn summary(test: bool) -> CallSummary {
         dial_string: Some(if test { "933" } else { "911" }.into()),
         callback_number: Some("+14255550100".into()),
         is_test: test,
+        ..CallSummary::default()
     }
 }
 
