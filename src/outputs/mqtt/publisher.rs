@@ -102,6 +102,12 @@ impl CommandRun {
                 source: Source::Mqtt,
                 who: who.clone(),
             },
+            Command::Confirm { who } => Event::Confirm {
+                key: None,
+                source: Source::Mqtt,
+                who: who.clone(),
+                detail: Some("confirmed over MQTT".into()),
+            },
         }
     }
 }
