@@ -25,3 +25,4 @@ mod outputs_button;
 mod outputs_config;
 mod outputs_relays;
 mod recognise_burst;
+mod recognise_possible;
