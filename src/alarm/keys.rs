@@ -70,3 +70,40 @@ impl RecentKeys {
         recent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_735_689_600 + secs, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_possible_key_is_upgradable_once_and_survives_persistence() {
+        let mut keys = RecentKeys::default();
+        keys.insert("p", at(0), true);
+        keys.insert("k", at(1), false);
+        // Inserting again changes nothing, not even the level.
+        keys.insert("p", at(2), false);
+        assert!(keys.is_possible("p") && !keys.is_possible("k"));
+        let restored = RecentKeys::from_remembered(keys.to_vec());
+        assert!(restored.is_possible("p") && restored.contains("k"));
+        keys.confirm("p");
+        assert!(keys.contains("p") && !keys.is_possible("p"));
+        let restored = RecentKeys::from_remembered(keys.to_vec());
+        assert!(!restored.is_possible("p"), "the confirmation is persisted");
+        assert!(!keys.is_possible("unknown"));
+    }
+
+    #[test]
+    fn the_oldest_keys_are_forgotten_past_the_bound() {
+        let mut keys = RecentKeys::default();
+        for i in 0..=REMEMBERED_KEYS {
+            keys.insert(&format!("k{i}"), at(0), i == 0);
+        }
+        assert!(!keys.contains("k0") && !keys.is_possible("k0"));
+        assert!(keys.contains(&format!("k{REMEMBERED_KEYS}")));
+        assert_eq!(keys.to_vec().len(), REMEMBERED_KEYS);
+    }
+}

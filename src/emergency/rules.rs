@@ -368,6 +368,17 @@ mod tests {
         );
         assert_eq!(app.emergency.phrases, RulesConfig::default().phrases);
         assert_eq!(app.emergency.zones[0].name, "HQ");
+        assert_eq!(app.emergency.possible_alert, PossibleAlert::Possible);
+        // Files written before the possible level keep working; the new setting parses.
+        let old: App = toml::from_str("[emergency]\npossible_raises_alarm = true\n")
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.emergency.possible_alert, PossibleAlert::Possible);
+        let full: App = toml::from_str("[emergency]\npossible_alert = \"full\"\n")
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(full.emergency.possible_alert, PossibleAlert::Full);
+        assert!(toml::from_str::<App>("[emergency]\npossible_alert = \"loud\"\n").is_err());
         let bad = toml::from_str::<App>("[emergency]\nphrase = [\"x\"]\n");
         assert!(bad.is_err_and(|e| e.to_string().contains("unknown field")));
     }
