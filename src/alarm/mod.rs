@@ -63,7 +63,9 @@ pub use keys::REMEMBERED_KEYS;
 pub use machine::Alarm;
 pub use outputs::{Output, OutputPattern, OutputState, MIN_FLASH_PERIOD_MS};
 pub use persist::{Acknowledgement, ActiveCall, Episode, PersistedState, RememberedKey};
-pub use view::{CallView, DisplayMode, DisplayModel, TroubleView, POSSIBLE_HEADLINE, TEST_HEADLINE};
+pub use view::{
+    CallView, DisplayMode, DisplayModel, TroubleView, POSSIBLE_HEADLINE, TEST_HEADLINE,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -422,8 +422,7 @@ const POSSIBLE_MESSAGE_CHARS: usize = 280;
 /// What the alarm is told about a call: a possible call at its own level (unless configured to
 /// sound the full alarm), with the message text the guard needs to decide.
 fn summary(call: &EmergencyCall, kind: Kind, rules: &Rules) -> CallSummary {
-    let is_possible =
-        kind == Kind::Possible && rules.possible_alert() == PossibleAlert::Possible;
+    let is_possible = kind == Kind::Possible && rules.possible_alert() == PossibleAlert::Possible;
     CallSummary {
         caller_name: Some(call.caller.display_name.clone()),
         location: call.location.text.clone(),

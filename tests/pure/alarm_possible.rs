@@ -108,7 +108,11 @@ fn possible_call_has_its_own_strobe_and_only_a_siren_burst() {
     alarm.handle(Event::Tick, t(3));
     let out = alarm.outputs(t(3));
     assert_eq!(out.siren, Output::Off, "never the continuous siren");
-    assert_eq!(out.pattern, OutputPattern::Possible, "the strobe keeps going");
+    assert_eq!(
+        out.pattern,
+        OutputPattern::Possible,
+        "the strobe keeps going"
+    );
     assert_eq!(alarm.state(), AlarmState::Alerting);
     // The screen says what it is, with the message to judge.
     let view = alarm.display(t(3));
@@ -228,7 +232,10 @@ fn confirm_is_refused_without_a_possible_call() {
         },
         t(3),
     );
-    assert!(matches!(refusal(&unknown), Some(Refusal::UnknownCall { .. })));
+    assert!(matches!(
+        refusal(&unknown),
+        Some(Refusal::UnknownCall { .. })
+    ));
 }
 
 #[test]
@@ -293,7 +300,10 @@ fn a_later_real_report_of_the_same_key_upgrades_instead_of_being_a_duplicate() {
         ..real("Lee")
     };
     let test = alarm.handle(raise("p2", drill), t(33));
-    assert!(matches!(refusal(&test), Some(Refusal::DuplicateCall { .. })));
+    assert!(matches!(
+        refusal(&test),
+        Some(Refusal::DuplicateCall { .. })
+    ));
 }
 
 #[test]
@@ -305,7 +315,10 @@ fn a_real_report_after_a_possible_call_was_cleared_raises_it_again_once() {
     let effects = alarm.handle(raise("p1", real("Kim")), t(60));
     assert_eq!(refusal(&effects), None);
     assert_eq!(actions(&effects), [AuditAction::CallRaised]);
-    assert!(audits(&effects)[0].detail.is_some(), "says why it alerts again");
+    assert!(
+        audits(&effects)[0].detail.is_some(),
+        "says why it alerts again"
+    );
     assert_eq!(alarm.outputs(t(60)).pattern, OutputPattern::Alarm);
     alarm.handle(ack(), t(61));
     alarm.handle(clear(), t(62));
@@ -365,8 +378,11 @@ fn restore_keeps_the_possible_level_and_its_upgrade() {
     alarm.handle(ack(), t(2));
     alarm.handle(clear(), t(3));
     alarm.handle(raise("p1b", possible("Kim")), t(4));
-    let (mut restored, _) =
-        Alarm::restore(AlarmConfig::default(), json_roundtrip(&alarm.snapshot()), t(10));
+    let (mut restored, _) = Alarm::restore(
+        AlarmConfig::default(),
+        json_roundtrip(&alarm.snapshot()),
+        t(10),
+    );
     assert_eq!(restored.outputs(t(10)).pattern, OutputPattern::Possible);
     assert_eq!(restored.outputs(t(10)).siren, Output::Off, "no burst again");
     // A cleared possible key is still upgradable after the restart, a possible redelivery not.

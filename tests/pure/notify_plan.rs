@@ -350,12 +350,18 @@ fn a_possible_emergency_is_its_own_message_with_the_text_to_read() {
                 MessageKind::Possible
             ),
             (Channel::Sms, "+14255550100".into(), MessageKind::Possible),
-            (Channel::Pagerduty, "pagerduty".into(), MessageKind::Possible),
+            (
+                Channel::Pagerduty,
+                "pagerduty".into(),
+                MessageKind::Possible
+            ),
         ]
     );
     let email = &messages[0];
     assert!(
-        email.subject.starts_with("POSSIBLE EMERGENCY — CHECK TEAMS"),
+        email
+            .subject
+            .starts_with("POSSIBLE EMERGENCY — CHECK TEAMS"),
         "{}",
         email.subject
     );

@@ -126,7 +126,11 @@ async fn a_possible_emergency_says_check_teams_and_a_guard_confirms_it_into_the_
     let browser = Browser::start().await;
     log_in(&browser, &console, GUARD.0, GUARD.1).await;
     console
-        .post_message("19:possible@thread.v2", "possible-1", possible_message("Sam Okafor"))
+        .post_message(
+            "19:possible@thread.v2",
+            "possible-1",
+            possible_message("Sam Okafor"),
+        )
         .await;
     browser
         .wait_for("#alarm[data-state='alerting'][data-level='possible']", WAIT)

@@ -171,7 +171,8 @@ impl Template {
                 Piece::Text(text) => text.as_str(),
                 Piece::Var(name) => match vars.get(name) {
                     Some(value)
-                        if !value.is_empty() || matches!(*name, "test_notice" | "possible_notice") =>
+                        if !value.is_empty()
+                            || matches!(*name, "test_notice" | "possible_notice") =>
                     {
                         value.as_str()
                     }

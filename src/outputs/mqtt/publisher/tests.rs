@@ -654,7 +654,11 @@ fn the_confirm_command_makes_a_possible_call_the_full_alarm() {
     let alarm = json(&on_topic(&done, &topic("alarm"))[0]);
     assert_eq!(
         (&alarm["mode"], &alarm["emergency"], &alarm["possible"]),
-        (&Value::from("alarm"), &Value::Bool(true), &Value::Bool(false))
+        (
+            &Value::from("alarm"),
+            &Value::Bool(true),
+            &Value::Bool(false)
+        )
     );
     assert_eq!(alarm["siren"], true);
     // Nothing possible left: refused with the reason.
