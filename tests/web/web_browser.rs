@@ -164,6 +164,22 @@ async fn a_possible_emergency_says_check_teams_and_a_guard_confirms_it_into_the_
         lights_within(&console.lamps.siren, Duration::from_secs(2)).await,
         "the full alarm sounds the siren"
     );
+    // The call's page says what it was, with the message, and who confirmed it.
+    browser.goto(&format!("{}/calls", console.url())).await;
+    browser.wait_for_text("#calls", "Sam Okafor", WAIT).await;
+    browser.click_on("#calls tbody a").await;
+    browser
+        .wait_for_text("#possible", "POSSIBLE EMERGENCY — CHECK TEAMS", WAIT)
+        .await;
+    let page = browser.wait_for_text("#timeline", "confirmed", WAIT).await;
+    assert!(page.contains("guard"), "{page}");
+    assert!(
+        browser
+            .page_text()
+            .await
+            .contains("Smoke coming out of rack 4"),
+        "the message text on the call's page"
+    );
     browser.quit().await;
     console.stop().await;
 }
