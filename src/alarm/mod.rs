@@ -44,7 +44,8 @@
 //!   unacknowledged real *or possible* call of the episode started waiting, unless it was
 //!   acknowledged first: nobody looking at a possible alert is as much a failure as nobody
 //!   looking at a real one. Test-only episodes never escalate. A call confirmed after its
-//!   acknowledgement waits again from the confirmation.
+//!   acknowledgement waits again from the confirmation; one confirmed after the episode
+//!   escalated does not escalate again (the confirmation itself sends the alarm notification).
 //! * Troubles are an overlay on their own output; they never change the alarm pattern.
 //! * A lamp test turns every output on for `lamp_test_seconds`; it is refused while a call is
 //!   active and is ended by a new call.

@@ -338,6 +338,19 @@ fn an_unacknowledged_possible_call_escalates_its_notifications() {
     // Escalating notifications is not the full alarm.
     assert_eq!(alarm.outputs(t(120)).pattern, OutputPattern::Possible);
     assert_eq!(alarm.outputs(t(120)).siren, Output::Off);
+    // Corroborated later: the full alarm, but escalation stays once per episode.
+    let confirmed = alarm.handle(
+        Event::Confirm {
+            key: Some("p1".into()),
+            source: Source::System,
+            who: None,
+            detail: Some("Graph emergency call event".into()),
+        },
+        t(130),
+    );
+    assert_eq!(actions(&confirmed), [AuditAction::Confirmed]);
+    assert_eq!(alarm.outputs(t(130)).pattern, OutputPattern::Alarm);
+    assert!(escalations(&alarm.handle(Event::Tick, t(600))).is_empty());
 }
 
 #[test]
