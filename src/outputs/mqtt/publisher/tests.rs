@@ -661,6 +661,12 @@ fn the_confirm_command_makes_a_possible_call_the_full_alarm() {
         )
     );
     assert_eq!(alarm["siren"], true);
+    // The retained last call says it is an emergency now.
+    let last = json(&on_topic(&done, &topic("last_call"))[0]);
+    assert_eq!(
+        (&last["key"], &last["level"]),
+        (&Value::from("chat/7"), &Value::from("emergency"))
+    );
     // Nothing possible left: refused with the reason.
     let press = rig.command("command/confirm", b"PRESS", false);
     let again = rig.run_commands(press);
