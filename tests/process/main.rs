@@ -13,6 +13,7 @@ mod mqtt_process;
 mod notify_run;
 mod recognise_replay;
 mod run_service;
+mod safe_mode;
 mod service_manager;
 mod web_demo;
 mod web_setup_wizard;

@@ -438,3 +438,31 @@ fn hostile_caller_text_is_cleaned_cut_and_never_panics() {
     });
     draw(&model(DisplayMode::Ready, "READY"), &c);
 }
+
+#[test]
+fn trouble_screens_say_what_a_damaged_store_or_a_bad_file_did() {
+    use beacon::store::{Recovery, RecoveryAction};
+    let recovery = Recovery {
+        at: utc(9, 12),
+        cause: "sled found corrupted data".into(),
+        action: RecoveryAction::FreshStore {
+            kept_at: "/var/lib/beacon/damaged-20261205T091200Z/db".into(),
+            restored: vec!["alarm/state".into(), "device_id".into()],
+        },
+    };
+    let mut m = model(DisplayMode::Trouble, "TROUBLE");
+    m.troubles = vec![trouble("store", &recovery.describe(), utc(9, 12))];
+    let (screen, fb) = draw(&m, &ctx());
+    assert_eq!(screen, Screen::Trouble);
+    golden("trouble_store", &fb);
+
+    m.troubles = vec![trouble(
+        "configuration",
+        "the configuration does not load; running on the last good one (saved 2026-12-04 \
+         16:40 UTC): /etc/beacon/beacon.toml: `alarm.siren_auto_silence_minutes`: invalid \
+         type, expected u32 — fix it and restart",
+        utc(9, 12),
+    )];
+    let (_, fb) = draw(&m, &ctx());
+    golden("trouble_configuration", &fb);
+}
