@@ -7,7 +7,7 @@
 //! [`start`] binds and serves; [`WebServer::stop`] drops every connection and the routes,
 //! so the alarm handle they hold is gone before the alarm task is asked to end.
 //!
-//! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`,
+//! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`, `/confirm`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
 //! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
@@ -258,6 +258,11 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .then(pages::dashboard::acknowledge);
+    let confirm = post
+        .and(warp::path!("confirm"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::dashboard::confirm);
     let demo_call = post
         .and(warp::path!("demo" / "call"))
         .and(ctx.clone())
@@ -269,6 +274,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(display)
         .unify()
         .or(acknowledge)
+        .unify()
+        .or(confirm)
         .unify()
         .or(demo_call)
         .unify()

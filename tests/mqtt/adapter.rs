@@ -87,6 +87,7 @@ impl Rig {
                     dial_string: Some(if test { "933" } else { "911" }.into()),
                     callback_number: Some("+14255550100".into()),
                     is_test: test,
+                    ..CallSummary::default()
                 },
             )
             .await;
@@ -463,7 +464,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
     let rig = Rig::start(|_| {}).await;
     let first = Observer::new(&[rig.discovery_filter()]).await;
     rig.wait_connected().await;
-    first.wait_count_matching(&rig.discovery_filter(), 9).await;
+    first.wait_count_matching(&rig.discovery_filter(), 11).await;
     // A call, so that every state topic (the last call too) has something retained.
     rig.raise("19:chat@thread.v2/8008", false).await;
     let state = Observer::new(&[rig.topic("last_call")]).await;
@@ -474,6 +475,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
     let wanted = [
         ("siren", "alarm"),
         ("binary_sensor", "emergency"),
+        ("binary_sensor", "possible"),
         ("binary_sensor", "trouble"),
         ("sensor", "state"),
         ("sensor", "last_caller"),
@@ -481,6 +483,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
         ("sensor", "latency"),
         ("button", "acknowledge"),
         ("button", "test"),
+        ("button", "confirm"),
     ];
     let topic_re = regex::Regex::new(
         r"^(?P<prefix>.+)/(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)?(?P<object_id>[a-zA-Z0-9_-]+)/config$",
