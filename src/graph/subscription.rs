@@ -300,6 +300,9 @@ impl SubscriptionKeeper {
             }
         }
         if let Some(kept) = &keep {
+            if known.as_deref() != Some(kept.id.as_str()) {
+                tracing::info!(id = kept.id, expires_at = %kept.expires_at, "subscription adopted (the fleet's, listed by Graph)");
+            }
             self.remember(&kept.id)?;
         }
         state.removed = keep.is_none();
