@@ -10,12 +10,14 @@
 //! | `error.rs` | [`AppError`]: why a start or a command failed |
 //! | `signals.rs` | SIGTERM / Ctrl-C as a future |
 //! | `login.rs`, `replay.rs`, `demo.rs` | `beacon login`, `beacon replay`, `beacon demo` |
+//! | `fleet_join.rs` | `beacon fleet-join`: the fleet's secrets fetched from another box over pinned HTTPS |
 
 mod appliance;
 mod cloud_link;
 mod core;
 pub mod demo;
 mod error;
+mod fleet_join;
 mod login;
 mod replay;
 mod signals;
@@ -24,6 +26,7 @@ mod start;
 pub use self::core::{load_keys, save_key, Core};
 pub use appliance::{Appliance, Board, Feed, Options};
 pub use error::AppError;
+pub use fleet_join::{fleet_join, JoinError};
 pub use login::login;
 pub use replay::{replay, CallBrief, ReplaySummary};
 pub use signals::shutdown_signal;

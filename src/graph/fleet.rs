@@ -150,6 +150,65 @@ impl FleetSecrets {
     }
 }
 
+/// What a box hands to a box joining its fleet (over HTTPS, authenticated by a one-time code,
+/// `web::join_code`): the fleet's secrets and its rich-notification keys. Plain strings for
+/// the wire; `Debug` shows neither.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Bundle {
+    pub fleet_id: String,
+    pub client_state: String,
+    #[serde(default)]
+    pub previous_client_states: Vec<String>,
+    /// The `rich-key/…` secrets as stored (each a [`super::crypto::StoredKey`] as JSON).
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("fleet_id", &self.fleet_id)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bundle {
+    /// The fleet's secrets and keys in `store`.
+    pub fn of(store: &Store) -> Result<Bundle, StoreError> {
+        let fleet = FleetSecrets::load_or_create(store)?;
+        let keys = store
+            .secrets_with_prefix(super::crypto::KEY_PREFIX)?
+            .into_iter()
+            .map(|(_, key)| key.expose().to_string())
+            .collect();
+        Ok(Bundle {
+            fleet_id: fleet.id,
+            client_state: fleet.client_state.expose().to_string(),
+            previous_client_states: fleet
+                .previous_client_states
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect(),
+            keys,
+        })
+    }
+
+    /// The fleet's secrets in it.
+    pub fn secrets(&self) -> FleetSecrets {
+        FleetSecrets {
+            id: self.fleet_id.clone(),
+            client_state: Secret::new(self.client_state.clone()),
+            previous_client_states: self
+                .previous_client_states
+                .iter()
+                .cloned()
+                .map(Secret::new)
+                .collect(),
+        }
+    }
+}
+
 /// 32 random bytes, URL-safe base64: 43 characters, under Graph's 128 (B.5).
 pub fn new_client_state() -> Secret {
     Secret::new(B64URL.encode(random::<32>()))

@@ -449,6 +449,38 @@ impl SubscriptionKeeper {
         }
     }
 
+    /// Gives the fleet a new clientState (a stolen box) and replaces the fleet's subscription
+    /// with one carrying it: Graph does not let a subscription's clientState change (B.8), so
+    /// the fleet's own subscription is deleted and created again at once. The previous state
+    /// stays accepted for notifications already on their way. Other boxes must join again.
+    pub async fn rotate_fleet_secrets(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
+        let rotated = self
+            .client_states
+            .secrets()
+            .ok_or_else(|| GraphError::Body("the fleet's secrets are unreadable".into()))?
+            .rotated();
+        self.client_states
+            .replace(&self.store, rotated)
+            .map_err(|e| GraphError::Body(e.to_string()))?;
+        let old = self.state.lock().await.subscription.clone();
+        if let Some(old) = old {
+            match self
+                .graph
+                .send(Method::DELETE, &format!("/subscriptions/{}", old.id), None)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+            self.forget(&old.id);
+            self.state.lock().await.removed = true;
+        }
+        let result = self.create(now).await;
+        self.wake.notify_one();
+        result
+    }
+
     /// Does the due steps now (list, create or renew) until only waiting is left: the setup
     /// wizard's "Create subscription". Returns the resulting status.
     pub async fn settle(&self, now: DateTime<Utc>) -> Result<SubscriptionStatus, GraphError> {

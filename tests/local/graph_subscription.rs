@@ -424,3 +424,55 @@ async fn a_running_keeper_recreates_a_removed_subscription_at_once() {
     }
     run.abort();
 }
+
+/// Rotating the fleet's secrets (a stolen box): the fleet's subscription is replaced by one
+/// carrying the new clientState (Graph cannot change it in place); the old state stays
+/// accepted for what is already on its way; a box that did not join again refuses the new
+/// subscription's notifications (a trouble there, in words, until it joins again).
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_replaces_the_subscription_with_the_new_client_state() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let old = s.cloud.subscriptions()[0].clone();
+    let old_state = old.client_state.clone().expect("state");
+    let (_dir, b_states, b) = second_box(&s, true, "teams-emergency").await;
+    b.step(Utc::now()).await.expect("b adopts from the list");
+
+    a.rotate_fleet_secrets(Utc::now()).await.expect("rotated");
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_ne!(subs[0].id, old.id, "replaced");
+    let new_state = subs[0].client_state.clone().expect("state");
+    assert_ne!(new_state, old_state);
+    assert_eq!(
+        s.states.client_state().map(|c| c.expose().to_string()),
+        Some(new_state.clone())
+    );
+    use beacon::graph::client_state::Verdict;
+    assert_eq!(
+        s.states.verify(&subs[0].id, Some(&new_state)),
+        Verdict::Accepted
+    );
+    assert_eq!(
+        s.states.verify(&old.id, Some(&old_state)),
+        Verdict::Accepted,
+        "in flight"
+    );
+    // Box b, not joined again, adopts the new subscription on its next round and refuses it.
+    assert_eq!(
+        b.step(Utc::now() + chrono::Duration::minutes(61))
+            .await
+            .expect("b reconciles"),
+        Action::Reconcile
+    );
+    assert!(
+        b_states.knows(&subs[0].id),
+        "b keeps the fleet's subscription alive"
+    );
+    assert_eq!(
+        b_states.verify(&subs[0].id, Some(&new_state)),
+        Verdict::Mismatch
+    );
+}
