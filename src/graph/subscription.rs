@@ -481,6 +481,26 @@ impl SubscriptionKeeper {
         result
     }
 
+    /// Leaves the fleet: this box becomes a fleet of one with new secrets and looks at Graph's
+    /// list again. The fleet's subscription is the others' and is left alone; Graph allows one
+    /// per service account and resource, so this box needs its own service account (or hub)
+    /// from now on. Returns the new fleet's id.
+    pub async fn leave_fleet(&self) -> Result<String, GraphError> {
+        let own = super::fleet::FleetSecrets::generate();
+        let id = own.id.clone();
+        self.client_states
+            .replace(&self.store, own)
+            .map_err(|e| GraphError::Body(e.to_string()))?;
+        {
+            let mut state = self.state.lock().await;
+            state.subscription = None;
+            state.removed = true;
+            state.last_reconcile = None;
+        }
+        self.wake.notify_one();
+        Ok(id)
+    }
+
     /// Does the due steps now (list, create or renew) until only waiting is left: the setup
     /// wizard's "Create subscription". Returns the resulting status.
     pub async fn settle(&self, now: DateTime<Utc>) -> Result<SubscriptionStatus, GraphError> {

@@ -10,7 +10,7 @@
 //! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
 //! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/fleet/code`,
-//! `/settings/fleet/rotate`, `/fleet/join` (a joining box, authenticated by a join code), `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
+//! `/settings/fleet/rotate`, `/settings/fleet/leave`, `/fleet/join` (a joining box, authenticated by a join code), `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
 
@@ -380,6 +380,11 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .then(pages::settings::fleet_rotate);
+    let leave = post
+        .and(warp::path!("settings" / "fleet" / "leave"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::settings::fleet_leave);
     let join = post
         .and(warp::path!("fleet" / "join"))
         .and(ctx.clone())
@@ -390,6 +395,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(join_code)
         .unify()
         .or(rotate)
+        .unify()
+        .or(leave)
         .unify()
         .or(join)
         .unify()

@@ -476,3 +476,43 @@ async fn rotating_replaces_the_subscription_with_the_new_client_state() {
         Verdict::Mismatch
     );
 }
+
+/// Leaving the fleet: the box gets a fleet of its own and never deletes the fleet's
+/// subscription; on the same service account it then refuses the fleet's notifications (a
+/// trouble that says to give it its own account or join again).
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_the_fleet_leaves_its_subscription_alone() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let fleet_sub = s.cloud.subscriptions()[0].clone();
+    let fleet_state = fleet_sub.client_state.clone().expect("state");
+    let (_dir, b_states, b) = second_box(&s, true, "teams-emergency").await;
+    b.step(Utc::now()).await.expect("b adopts");
+    let old_fleet = b_states.fleet_id();
+
+    let new_fleet = b.leave_fleet().await.expect("left");
+    assert_ne!(new_fleet, old_fleet);
+    assert_eq!(b_states.fleet_id(), new_fleet);
+    assert_eq!(
+        b.step(Utc::now()).await.expect("b reconciles"),
+        Action::Reconcile
+    );
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        subs[0].id, fleet_sub.id,
+        "the fleet's subscription is untouched"
+    );
+    use beacon::graph::client_state::Verdict;
+    assert_eq!(
+        b_states.verify(&fleet_sub.id, Some(&fleet_state)),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        s.states.verify(&fleet_sub.id, Some(&fleet_state)),
+        Verdict::Accepted,
+        "the fleet is not disturbed"
+    );
+}

@@ -1,6 +1,6 @@
 //! `/settings` (admins only): the configuration in force — secrets shown only as "set" —
 //! the console's users, with a form to add a guard or admin, API tokens, and the fleet (its
-//! id, a one-time join code for a new box, the boxes that joined here, rotating its secrets).
+//! id, a one-time join code for a new box, the boxes that joined here, rotating its secrets, leaving it).
 
 use std::sync::Arc;
 
@@ -163,6 +163,35 @@ pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response
         .map(|()| {
             tracing::warn!(by = session.user, "console: the fleet's secrets were rotated");
             "The fleet's clientState is new and its subscription replaced. Every other box of the fleet must join again (open a join code for each); until then they refuse its notifications and show a trouble.".to_string()
+        })
+        .map_err(|e| crate::graph::subscription::explain(&e));
+    answer(&web, &session, outcome)
+}
+
+/// Leaves the fleet: this box becomes a fleet of one.
+pub async fn fleet_leave(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let keeper = web
+        .context
+        .cloud
+        .as_ref()
+        .and_then(|control| control.handles.borrow().keeper.clone());
+    let Some(keeper) = keeper else {
+        return answer(
+            &web,
+            &session,
+            Err("No subscription is kept on this box yet: set it up first.".into()),
+        );
+    };
+    let outcome = keeper
+        .leave_fleet()
+        .await
+        .map(|fleet| {
+            tracing::warn!(by = session.user, fleet, "console: this box left its fleet");
+            format!("This box left its fleet and is now fleet {fleet}. Give it its own service account or Event Hub: Graph allows one subscription per account, and the old fleet's notifications are refused here.")
         })
         .map_err(|e| crate::graph::subscription::explain(&e));
     answer(&web, &session, outcome)
