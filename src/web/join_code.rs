@@ -104,7 +104,7 @@ impl JoinCodes {
     }
 }
 
-/// The pin of a certificate fingerprint: its first 128 bits, five at a time, in [`ALPHABET`]
+/// The pin of a certificate fingerprint: its first 128 bits, five at a time, in the code alphabet
 /// (26 characters).
 pub fn pin(fingerprint: &[u8; 32]) -> String {
     let mut out = String::with_capacity(26);
