@@ -25,7 +25,10 @@
 //!
 //! Keeping the feed alive: [`graph::auth`] (device code, refresh, via `oauth2`),
 //! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
-//! (pure subscription schedule) and [`graph::subscription`] (the keeper), [`graph::resync`]
+//! (pure subscription schedule) and [`graph::subscription`] (the keeper, leaderless: every box
+//! of a fleet creates, adopts on 409 and renews the one subscription), [`graph::fleet`] (the
+//! secrets the boxes of one organisation share; joined with [`web::join_code`] and
+//! `beacon fleet-join`), [`graph::resync`]
 //! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;

@@ -34,6 +34,20 @@ enum Command {
         #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
         config: PathBuf,
     },
+    /// Join the fleet of another Beacon (a backup desk, another site): with the join code its
+    /// settings page shows, fetch the fleet's secrets from its console over HTTPS. Stop the
+    /// service first.
+    FleetJoin {
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+        /// The other Beacon's console, e.g. https://beacon-main.local:8443
+        #[arg(long)]
+        from: String,
+        /// The join code (XXXX-XXXX-XXXX.PIN), good for ten minutes and one box.
+        #[arg(long)]
+        code: String,
+    },
     /// Check a configuration file (and BEACON_* variables) and print what it resolves to, and
     /// which settings the setup wizard saved over it. Exit 0 valid (unknown keys are warnings,
     /// as `beacon run` ignores them), 78 invalid. Secrets are never printed.
@@ -176,6 +190,16 @@ fn main() -> ExitCode {
             key,
             config,
         } => parse(&file, service_account, chat_type, key, config.as_deref()),
+        Command::FleetJoin { config, from, code } => with_runtime(|| async move {
+            let config = load(&config)?;
+            let fleet = beacon::app::fleet_join(config, &from, &code)
+                .await
+                .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
+            println!(
+                "Joined fleet {fleet}. Start the service: it adopts the fleet's subscription."
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Login { config } => with_runtime(|| async move {
             let config = load(&config)?;
             let account = beacon::app::login(config, |prompt| {

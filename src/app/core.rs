@@ -16,8 +16,7 @@ use crate::health::IngestCounters;
 use crate::ingest::{InboxEntry, Ingest};
 use crate::store::Store;
 
-/// Prefix of the rich-notification keys in the secrets tree.
-const KEY_PREFIX: &str = "rich-key/";
+use crate::graph::crypto::KEY_PREFIX;
 /// Validity of a generated encryption certificate.
 const KEY_DAYS: u32 = 365;
 /// How long a recovered store stays a trouble (across restarts): long enough for the next

@@ -11,6 +11,7 @@
 //! | `fallback.rs` | which configuration `beacon run` starts with when the file does not load (the last good one, or the safe defaults) |
 //! | `signals.rs` | SIGTERM / Ctrl-C as a future |
 //! | `login.rs`, `replay.rs`, `demo.rs` | `beacon login`, `beacon replay`, `beacon demo` |
+//! | `fleet_join.rs` | `beacon fleet-join`: the fleet's secrets fetched from another box over pinned HTTPS |
 
 mod appliance;
 mod cloud_link;
@@ -18,6 +19,7 @@ mod core;
 pub mod demo;
 mod error;
 pub mod fallback;
+mod fleet_join;
 mod login;
 mod replay;
 mod signals;
@@ -26,6 +28,7 @@ mod start;
 pub use self::core::{load_keys, save_key, Core};
 pub use appliance::{Appliance, Board, Feed, Options};
 pub use error::AppError;
+pub use fleet_join::{fleet_join, JoinError};
 pub use login::login;
 pub use replay::{replay, CallBrief, ReplaySummary};
 pub use signals::shutdown_signal;

@@ -263,6 +263,17 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
+        if !(1..=crate::graph::schedule::LIFETIME_MINUTES)
+            .contains(&self.graph.subscription_minutes)
+        {
+            return Err((
+                "graph.subscription_minutes",
+                format!(
+                    "must be 1 to {} minutes (Graph's maximum for chat messages is 4,320)",
+                    crate::graph::schedule::LIFETIME_MINUTES
+                ),
+            ));
+        }
         let eh = &self.eventhub;
         if let Some(hub) = &eh.hub {
             if !is_name(hub, 256) {

@@ -56,8 +56,13 @@ pub fn render(web: &Web) -> String {
         ),
         (
             "beacon_client_state_rejects_total",
-            "Items whose clientState matched no subscription.",
+            "Items of a fleet subscription whose clientState is not the fleet's.",
             counters.client_state_rejects,
+        ),
+        (
+            "beacon_foreign_notifications_total",
+            "Items of subscriptions that are not this fleet's (others sharing the hub).",
+            counters.foreign,
         ),
         (
             "beacon_signature_rejects_total",

@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cli_login;
+mod fleet_three_boxes;
 mod mqtt_process;
 mod notify_run;
 mod recognise_replay;
