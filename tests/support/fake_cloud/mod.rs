@@ -330,6 +330,15 @@ impl FakeCloud {
         self.inner.state().identity.set_unavailable(times);
     }
 
+    /// Access tokens issued from now on live `lifetime` (`expires_in`, A.3): Entra may hand out
+    /// shorter-lived tokens than before (token lifetime policies, Conditional Access).
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        self.inner
+            .state()
+            .identity
+            .set_access_token_lifetime(lifetime);
+    }
+
     /// Every access token issued so far expires now (Graph answers 401).
     pub fn expire_access_tokens(&self) {
         self.inner.state().identity.expire_access_tokens();
