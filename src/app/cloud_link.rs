@@ -247,10 +247,10 @@ impl CloudLink {
     }
 
     /// Stops in order: the consumer (it flushes and commits), then recognition drains what was
-    /// handed on, then the keepers and forwarders end. The resync watermark is set when a
-    /// consumer ran, so the next start resyncs from here.
+    /// handed on, then the keepers and forwarders end. The resync watermark is left where
+    /// reading Graph put it: a clean stop is no proof that push delivered everything before
+    /// it, so the next start looks back to there.
     pub async fn stop(mut self, store: &Store) {
-        let consumed = self.consumer.is_some();
         if let Some(consumer) = self.consumer.take() {
             if tokio::task::spawn_blocking(move || consumer.shutdown())
                 .await
@@ -278,9 +278,6 @@ impl CloudLink {
         }
         for task in self.tasks.drain(..) {
             let _ = task.await;
-        }
-        if consumed {
-            crate::graph::resync::set_watermark(store, Utc::now());
         }
         // The handles stay as they are until the next link reports (the wizard waits for that).
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use beacon::app::{Appliance, Board, Core, Feed, Options};
 use beacon::calls::CallLog;
 use beacon::config::Config;
+use beacon::store::Store;
 
 use crate::support::notifications::emergency_message;
 use crate::support::process::{hub_and_cloud, sign_in, write_cloud_config};
@@ -89,4 +90,88 @@ async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
         Some(1),
         "still alerting after a restart: {alarm}"
     );
+}
+
+/// Starts the appliance from the configuration at `path` on the simulated board.
+async fn start(
+    path: &std::path::Path,
+) -> (
+    Store,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), beacon::app::AppError>>,
+) {
+    let config = Config::load(path).expect("valid configuration");
+    let core = Core::open(&config).expect("store");
+    let appliance = Appliance::start(
+        config,
+        core,
+        Options {
+            board: Board::Simulated,
+            feed: Feed::Cloud,
+            demo_call: None,
+        },
+    )
+    .await
+    .expect("starts");
+    let store = appliance.store().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(appliance.run_until(async {
+        let _ = stopped.await;
+    }));
+    (store, stop, running)
+}
+
+/// Graph drops the notification of an emergency (graph-teams.md B.11) and the appliance is
+/// then stopped cleanly: the resync after the restart must still look back far enough to
+/// find the message — a clean stop is no proof that push delivered everything before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_whose_notification_was_lost_before_a_clean_stop_alarms_after_the_restart() {
+    let (hub, cloud) = hub_and_cloud("lost-before-stop-hub", 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (path, _data) = write_cloud_config(dir.path(), "lost-before-stop", &hub, &cloud);
+    sign_in(&path, &cloud).await;
+
+    let (store, stop, running) = start(&path).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cloud.subscriptions().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the appliance created no subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cloud.set_publishing(false);
+    let id = cloud
+        .post_message(
+            CHAT,
+            emergency_message("u-9", "Jordan Rivera", "12 Quay St, Bristol"),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(()).expect("still running");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops within 30 s")
+        .expect("joins");
+    assert!(stopped.is_ok(), "clean stop: {stopped:?}");
+    assert!(
+        CallLog::of(&store)
+            .get(&format!("{CHAT}/{id}"))
+            .ok()
+            .flatten()
+            .is_none(),
+        "push dropped the notification: no call before the restart"
+    );
+    drop(store);
+
+    cloud.set_publishing(true);
+    let (store, stop, running) = start(&path).await;
+    let record = CallLog::of(&store)
+        .wait_for(&format!("{CHAT}/{id}"), Duration::from_secs(30))
+        .await
+        .expect("readable")
+        .expect("the resync after the restart found the call");
+    assert_eq!(record.call.caller.display_name, "Jordan Rivera");
+    stop.send(()).expect("still running");
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
 }
