@@ -133,7 +133,12 @@ impl Assessor {
         let refused = obs.ingest.client_state_rejects + obs.ingest.signature_rejects;
         if let Some(seen) = self.refused_seen {
             if refused > seen {
-                self.last_refused_at = Some(now);
+                // The time of the refusal itself, not of this look at the counters.
+                self.last_refused_at = Some(
+                    DateTime::from_timestamp_millis(obs.ingest.last_refused_ms)
+                        .filter(|_| obs.ingest.last_refused_ms > 0)
+                        .unwrap_or(now),
+                );
             }
         }
         self.refused_seen = Some(refused);
@@ -384,6 +389,26 @@ mod tests {
         assert!(assessor
             .assess(&refused(10 + 15 * 60, 4), &limits)
             .is_empty());
+    }
+
+    #[test]
+    fn the_refused_trouble_says_when_the_refusal_happened() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        assert!(assessor.assess(&healthy(at(0)), &limits).is_empty());
+        // Refused at 12:00:03; the supervisor looks at 12:00:10.
+        let mut obs = healthy(at(10));
+        obs.ingest.client_state_rejects = 1;
+        obs.ingest.last_refused_ms = at(3).timestamp_millis();
+        let faults = assessor.assess(&obs, &limits);
+        assert!(
+            faults[0].detail.contains("last at 12:00:03 UTC"),
+            "{}",
+            faults[0].detail
+        );
+        // Held from the refusal: 15 minutes after 12:00:03, not after 12:00:10.
+        obs.now = at(3 + 15 * 60);
+        assert!(assessor.assess(&obs, &limits).is_empty());
     }
 
     #[test]

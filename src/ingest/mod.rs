@@ -186,7 +186,7 @@ impl Ingest {
             Item::Change(c) => c.client_state.as_deref(),
         };
         if let Some(refusal) = self.check_client_state(presented) {
-            return self.refuse(
+            return self.refuse_as_forged(
                 &self.counters.client_state_rejects,
                 refusal,
                 position,
@@ -224,7 +224,7 @@ impl Ingest {
                             None
                         }
                         Err(e @ DecryptError::SignatureMismatch) => {
-                            return self.refuse(
+                            return self.refuse_as_forged(
                                 &self.counters.signature_rejects,
                                 &e.to_string(),
                                 position,
@@ -295,6 +295,20 @@ impl Ingest {
             Verdict::Mismatch => Some("clientState does not match any live subscription"),
             Verdict::NoneConfigured => Some("no subscription is set up on this appliance"),
         }
+    }
+
+    /// Refuses a notification that may be forged, remembering when (for the trouble's words).
+    fn refuse_as_forged(
+        &self,
+        counter: &std::sync::atomic::AtomicU64,
+        reason: &str,
+        position: &str,
+        record: Record<'_>,
+    ) -> Result<Admitted, StoreError> {
+        self.counters
+            .last_refused_ms
+            .store(record.received_at.timestamp_millis(), Ordering::Relaxed);
+        self.refuse(counter, reason, position, record)
     }
 
     fn refuse(
