@@ -28,6 +28,7 @@ use crate::alarm_task::{self, AlarmHandle};
 use crate::config::Config;
 use crate::eventhub::consumer::ConsumerStatus;
 use crate::feeds::StatusFeeds;
+use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
 use crate::health::{HealthReport, Limits, Supervisor};
@@ -154,6 +155,7 @@ impl Appliance {
         });
         let (subscription, subscription_feed) = watch::channel(SubscriptionStatus::default());
         let (handles, handles_feed) = watch::channel(LinkHandles::default());
+        let (poll, poll_feed) = watch::channel(PollStatus::default());
         let cloud = options.feed == Feed::Cloud;
         if !cloud {
             hub.connected
@@ -163,6 +165,7 @@ impl Appliance {
             auth: cloud.then_some(auth_feed),
             subscription: cloud.then_some(subscription_feed),
             hub: hub.clone(),
+            poll: cloud.then_some(poll_feed),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
             setup_code: crate::feeds::no_setup_code(),
@@ -258,6 +261,7 @@ impl Appliance {
                 subscription,
                 hub,
                 handles,
+                poll,
             };
             let link = CloudLink::start(&config, &core, &alarm, &reports).await;
             RunningFeed::Cloud {

@@ -22,6 +22,8 @@ use crate::config::Config;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
 use crate::graph::client::GraphClient;
+use crate::graph::notification::LifecycleEvent;
+use crate::graph::reconcile::{self, PollHandle, PollStatus};
 use crate::graph::retry::RetryPolicy;
 use crate::graph::subscription::{SubscriptionKeeper, SubscriptionSettings, SubscriptionStatus};
 use crate::graph::tokens::{AuthStatus, TokenKeeper};
@@ -40,6 +42,7 @@ pub struct LinkReports {
     pub subscription: watch::Sender<SubscriptionStatus>,
     pub hub: Arc<ConsumerStatus>,
     pub handles: watch::Sender<LinkHandles>,
+    pub poll: watch::Sender<PollStatus>,
 }
 
 /// A running link.
@@ -97,6 +100,8 @@ impl CloudLink {
             .subscription
             .send_replace(SubscriptionStatus::default());
         let mut subscription = None;
+        let poll_handle = PollHandle::default();
+        reports.poll.send_replace(PollStatus::default());
         match (&source, &account, &target) {
             (MessageSource::Graph(graph), Some(account), Ok(target)) => {
                 let keeper = SubscriptionKeeper::new(
@@ -124,8 +129,13 @@ impl CloudLink {
                 let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
                 recogniser = recogniser.forward_lifecycle(lifecycle_tx);
                 let forward_to = keeper.clone();
+                let poll = poll_handle.clone();
                 tasks.push(tokio::spawn(async move {
                     while let Some((id, event)) = lifecycle_rx.recv().await {
+                        if event == LifecycleEvent::Missed {
+                            // Graph lost notifications: read the chats now, not at the next poll.
+                            poll.read_now();
+                        }
                         forward_to.lifecycle(&id, event).await;
                     }
                 }));
@@ -208,13 +218,19 @@ impl CloudLink {
             }
         };
         if let Some((graph, status)) = subscription.filter(|_| consumer.is_some()) {
-            // Resync at start (the appliance was down until now) and after every gap.
-            tasks.push(tokio::spawn(crate::graph::resync::run_triggers(
+            // Read the chats at start (the appliance was down until now), every poll interval
+            // (push drops notifications silently) and after every gap.
+            tasks.push(tokio::spawn(reconcile::run(
                 graph,
                 core.store.clone(),
                 tx.downgrade(),
-                status,
-                reports.hub.clone(),
+                reconcile::Gaps {
+                    subscription: status,
+                    hub: reports.hub.clone(),
+                },
+                config.graph.reconcile_every(),
+                poll_handle,
+                reports.poll.clone(),
             )));
         }
         drop(tx);

@@ -242,6 +242,12 @@ impl Config {
         }
         check_url("graph.graph_url", &self.graph.graph_url)?;
         check_url("graph.login_url", &self.graph.login_url)?;
+        if self.graph.reconcile_every_secs < 5 {
+            return Err((
+                "graph.reconcile_every_secs",
+                "must be at least 5 (seconds between polls of the chats)".into(),
+            ));
+        }
         if self.ingest.queue == 0 {
             return Err(("ingest.queue", "must be at least 1".into()));
         }

@@ -30,6 +30,16 @@ pub struct GraphConfig {
     /// Ask Graph for rich notifications (the message encrypted in the notification) instead of
     /// fetching each message.
     pub rich_notifications: bool,
+    /// Seconds between reconciliation polls of the service account's chats (the safety net
+    /// under the notifications, which Graph drops silently now and then). At least 5.
+    pub reconcile_every_secs: u64,
+}
+
+impl GraphConfig {
+    /// The reconciliation poll's interval.
+    pub fn reconcile_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.reconcile_every_secs)
+    }
 }
 
 impl Default for GraphConfig {
@@ -44,6 +54,7 @@ impl Default for GraphConfig {
             hub_tenant: None,
             model_b: false,
             rich_notifications: false,
+            reconcile_every_secs: super::reconcile::DEFAULT_EVERY.as_secs(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Microsoft Graph: the `[graph]` section ([`config`]), notification decoding, rich-notification
 //! crypto, client-state checks, the HTTP client, sign-in (device code, refresh) and the
-//! subscription keeper.
+//! subscription keeper, and the reconciliation poll that reads the chats behind push.
 
 pub mod aadsts;
 pub mod account;
@@ -10,6 +10,7 @@ pub mod client_state;
 pub mod config;
 pub mod crypto;
 pub mod notification;
+pub mod reconcile;
 pub mod resync;
 pub mod retry;
 pub mod schedule;

@@ -280,12 +280,32 @@ impl Ingest {
         };
         if !self.store.admit(&entry.key, record.received_at, &entry)? {
             IngestCounters::bump(&self.counters.duplicates);
+            self.note_late_push(&entry)?;
             return Ok(Admitted::Duplicate);
         }
         IngestCounters::bump(&self.counters.handed_off);
         // A closed channel means shutdown: the entry is in the inbox and resumes on restart.
         let _ = self.handoff.blocking_send(entry);
         Ok(Admitted::HandedOff)
+    }
+
+    /// A notification of a message the poll found first: the call (if it is one) notes when
+    /// push reported it, so supervision can tell a late push from a missed one.
+    fn note_late_push(&self, entry: &InboxEntry) -> Result<(), StoreError> {
+        if let Notification::Message {
+            chat_id,
+            message_id,
+            change_type: ChangeType::Created,
+            ..
+        } = &entry.notification
+        {
+            crate::calls::CallLog::of(&self.store).add_sighting(
+                &format!("{chat_id}/{message_id}"),
+                crate::calls::Path::ChatNotification,
+                entry.received_at,
+            )?;
+        }
+        Ok(())
     }
 
     fn check_client_state(&self, presented: Option<&str>) -> Option<&'static str> {

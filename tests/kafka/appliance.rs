@@ -175,3 +175,100 @@ async fn a_call_whose_notification_was_lost_before_a_clean_stop_alarms_after_the
     stop.send(()).expect("still running");
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
 }
+
+/// The poll interval the safety-net tests configure (the default is 30 s).
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// Graph drops the notification of an emergency silently (B.11: not published, no `missed`
+/// event, the message still in the chat): the reconciliation poll finds it and the alarm
+/// sounds within one poll interval; the call says the poll found it. Also measures what the
+/// poll costs in Graph requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval() {
+    let (hub, cloud) = hub_and_cloud("silent-drop-hub", 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (path, _data) = write_cloud_config(dir.path(), "silent-drop", &hub, &cloud);
+    let config = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        config.replacen(
+            "[graph]\n",
+            &format!("[graph]\nreconcile_every_secs = {}\n", POLL_EVERY.as_secs()),
+            1,
+        ),
+    )
+    .expect("config");
+    sign_in(&path, &cloud).await;
+
+    let (store, stop, running) = start(&path).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cloud.subscriptions().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the appliance created no subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An ordinary message, notified: push works, and the poll does not report it again.
+    let pushed = cloud
+        .post_message(
+            CHAT,
+            emergency_message("u-3", "Sam Okafor", "1 Mill Lane, Leeds"),
+        )
+        .await;
+    let record = CallLog::of(&store)
+        .wait_for(&format!("{CHAT}/{pushed}"), Duration::from_secs(30))
+        .await
+        .expect("readable")
+        .expect("the notified call is recorded");
+    assert_eq!(
+        record.first_path(),
+        Some(beacon::calls::Path::ChatNotification)
+    );
+
+    cloud.drop_next_notifications(1);
+    let posted = std::time::Instant::now();
+    let id = cloud
+        .post_message(
+            CHAT,
+            emergency_message("u-9", "Jordan Rivera", "12 Quay St, Bristol"),
+        )
+        .await;
+    assert_eq!(cloud.dropped_notifications().len(), 1, "Graph dropped it");
+    let record = CallLog::of(&store)
+        .wait_for(&format!("{CHAT}/{id}"), POLL_EVERY * 3)
+        .await
+        .expect("readable")
+        .expect("the poll found the call whose notification was dropped");
+    let took = posted.elapsed();
+    println!("silent drop → call recorded by the poll: {took:?} (poll every {POLL_EVERY:?})");
+    assert!(record.alarmed_locally, "the call alarms");
+    assert_eq!(record.first_path(), Some(beacon::calls::Path::ChatPoll));
+    assert!(
+        took <= POLL_EVERY + Duration::from_secs(1),
+        "alarmed within one poll interval: {took:?}"
+    );
+
+    // What the poll costs: Graph requests over a few idle intervals (the last message is in
+    // the look-back window, so its chat is read too).
+    let window = POLL_EVERY * 4;
+    let from = chrono::Utc::now();
+    tokio::time::sleep(window).await;
+    let reads: Vec<_> = cloud
+        .requests_to("/v1.0/")
+        .into_iter()
+        .filter(|r| r.at_utc >= from && r.method == "GET")
+        .filter(|r| r.path == "/v1.0/me/chats" || r.path.ends_with("/messages"))
+        .collect();
+    let lists = reads.iter().filter(|r| r.path == "/v1.0/me/chats").count();
+    println!(
+        "poll cost: {} Graph requests in {window:?} ({lists} chat lists, {} message lists) = {:.0} per hour at this interval",
+        reads.len(),
+        reads.len() - lists,
+        reads.len() as f64 * 3600.0 / window.as_secs_f64()
+    );
+    assert!(lists >= 3, "the poll kept polling: {lists} lists");
+
+    stop.send(()).expect("still running");
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+}

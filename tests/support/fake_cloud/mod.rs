@@ -14,6 +14,7 @@
 //! ```
 
 mod chats;
+mod drops;
 mod errors;
 mod faults;
 mod graph;
@@ -123,6 +124,7 @@ struct State {
     chats: chats::Chats,
     faults: faults::Faults,
     switches: publish::Switches,
+    drops: drops::Drops,
 }
 
 impl State {
@@ -136,6 +138,10 @@ impl State {
     ) -> Vec<Published> {
         self.subscriptions.sweep();
         if !self.switches.enabled {
+            return Vec::new();
+        }
+        let message_id = message["id"].as_str().unwrap_or_default();
+        if self.drops.take(chat_id, message_id, change_type) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -476,6 +482,17 @@ impl FakeCloud {
     /// `false`: lifecycle events are not delivered into the hub (B.9 [UNK]).
     pub fn set_lifecycle_delivery(&self, enabled: bool) {
         self.inner.state().switches.lifecycle_delivery = enabled;
+    }
+
+    /// The notifications of the next `changes` message changes are dropped silently: not
+    /// published, no lifecycle event, the message still in Graph (B.11).
+    pub fn drop_next_notifications(&self, changes: u32) {
+        self.inner.state().drops.drop_next(changes);
+    }
+
+    /// The changes whose notifications were dropped: (chat id, message id, change type).
+    pub fn dropped_notifications(&self) -> Vec<(String, String, String)> {
+        self.inner.state().drops.dropped.clone()
     }
 
     /// Notifications counted against the evaluation quota so far.
