@@ -194,7 +194,10 @@ impl Appliance {
                 alarm: alarm.clone(),
                 status: status.clone(),
                 counters: core.counters.clone(),
-                limits: Limits::default(),
+                limits: Limits {
+                    path_window: chrono::Duration::seconds(config.ingest.path_window_secs.into()),
+                    ..Limits::default()
+                },
                 interval: crate::health::supervisor::INTERVAL,
             }
             .run(health_report),

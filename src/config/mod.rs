@@ -251,6 +251,9 @@ impl Config {
         if self.ingest.queue == 0 {
             return Err(("ingest.queue", "must be at least 1".into()));
         }
+        if self.ingest.path_window_secs < 10 {
+            return Err(("ingest.path_window_secs", "must be at least 10".into()));
+        }
         if self.ingest.max_batch == 0 {
             return Err(("ingest.max_batch", "must be at least 1".into()));
         }

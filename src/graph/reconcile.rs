@@ -149,6 +149,8 @@ pub async fn run(
         if handoff.upgrade().is_none() {
             return;
         }
+        // Polls start `every` apart, however long a read takes.
+        let started = tokio::time::Instant::now();
         let id = gaps
             .subscription
             .borrow_and_update()
@@ -172,11 +174,11 @@ pub async fn run(
                 tracing::warn!("Graph says notifications were missed: reading the chats");
                 read(None, RESYNC).await;
             }
-            GapDecision::Nothing if tokio::time::Instant::now() >= next_poll => {
+            GapDecision::Nothing if started >= next_poll => {
                 read(None, POLL).await;
             }
             GapDecision::Nothing => continue,
         }
-        next_poll = tokio::time::Instant::now() + every;
+        next_poll = started + every;
     }
 }

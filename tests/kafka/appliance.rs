@@ -100,6 +100,19 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), beacon::app::AppError>>,
 ) {
+    let (store, _, stop, running) = start_with_context(path).await;
+    (store, stop, running)
+}
+
+/// [`start`], with what the console is handed (status feeds, health report).
+async fn start_with_context(
+    path: &std::path::Path,
+) -> (
+    Store,
+    beacon::web::context::ConsoleContext,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), beacon::app::AppError>>,
+) {
     let config = Config::load(path).expect("valid configuration");
     let core = Core::open(&config).expect("store");
     let appliance = Appliance::start(
@@ -114,11 +127,12 @@ async fn start(
     .await
     .expect("starts");
     let store = appliance.store().clone();
+    let context = appliance.context().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(appliance.run_until(async {
         let _ = stopped.await;
     }));
-    (store, stop, running)
+    (store, context, stop, running)
 }
 
 /// Graph drops the notification of an emergency (graph-teams.md B.11) and the appliance is
@@ -178,6 +192,8 @@ async fn a_call_whose_notification_was_lost_before_a_clean_stop_alarms_after_the
 
 /// The poll interval the safety-net tests configure (the default is 30 s).
 const POLL_EVERY: Duration = Duration::from_secs(5);
+/// The window after which a call push did not report counts as missed (the default is 3 min).
+const PATH_WINDOW: Duration = Duration::from_secs(10);
 
 /// Graph drops the notification of an emergency silently (B.11: not published, no `missed`
 /// event, the message still in the chat): the reconciliation poll finds it and the alarm
@@ -195,12 +211,12 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
             "[graph]\n",
             &format!("[graph]\nreconcile_every_secs = {}\n", POLL_EVERY.as_secs()),
             1,
-        ),
+        ) + &format!("\n[ingest]\npath_window_secs = {}\n", PATH_WINDOW.as_secs()),
     )
     .expect("config");
     sign_in(&path, &cloud).await;
 
-    let (store, stop, running) = start(&path).await;
+    let (store, context, stop, running) = start_with_context(&path).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while cloud.subscriptions().is_empty() {
         assert!(
@@ -268,6 +284,54 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
         reads.len() as f64 * 3600.0 / window.as_secs_f64()
     );
     assert!(lists >= 3, "the poll kept polling: {lists} lists");
+
+    // Supervision: push did not report the call within the window — a trouble naming the path
+    // and the call; the figures per path on the status (and so /api/health).
+    let mut health = context.health.clone();
+    let trouble = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let found = health
+                .borrow_and_update()
+                .faults
+                .iter()
+                .find(|f| f.component == "chat-notifications")
+                .cloned();
+            if let Some(fault) = found {
+                return fault;
+            }
+            let _ = health.changed().await;
+        }
+    })
+    .await
+    .expect("a trouble names the path that missed the call");
+    assert!(
+        trouble
+            .detail
+            .starts_with("chat notifications did not report the call of Jordan Rivera at "),
+        "{}",
+        trouble.detail
+    );
+    let status = beacon::web::status::read(&context, chrono::Utc::now());
+    let line = |name: &str| {
+        status
+            .lines
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.text.clone())
+            .unwrap_or_default()
+    };
+    let pushed_line = line("Calls by chat notification");
+    assert!(
+        pushed_line.starts_with("1 calls, last ") && pushed_line.ends_with(", 1 missed"),
+        "{pushed_line}"
+    );
+    let polled_line = line("Calls by chat poll");
+    assert!(polled_line.starts_with("1 calls, last "), "{polled_line}");
+    let poll_line = line("Chat poll");
+    assert!(
+        poll_line.starts_with("every 5 s, last read "),
+        "{poll_line}"
+    );
 
     stop.send(()).expect("still running");
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
