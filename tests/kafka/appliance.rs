@@ -204,16 +204,7 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
     let (hub, cloud) = hub_and_cloud("silent-drop-hub", 1).await;
     let dir = tempfile::tempdir().expect("dir");
     let (path, _data) = write_cloud_config(dir.path(), "silent-drop", &hub, &cloud);
-    let config = std::fs::read_to_string(&path).expect("config");
-    std::fs::write(
-        &path,
-        config.replacen(
-            "[graph]\n",
-            &format!("[graph]\nreconcile_every_secs = {}\n", POLL_EVERY.as_secs()),
-            1,
-        ) + &format!("\n[ingest]\npath_window_secs = {}\n", PATH_WINDOW.as_secs()),
-    )
-    .expect("config");
+    set_poll(&path, POLL_EVERY, PATH_WINDOW);
     sign_in(&path, &cloud).await;
 
     let (store, context, stop, running) = start_with_context(&path).await;
@@ -333,6 +324,113 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
         "{poll_line}"
     );
 
+    stop.send(()).expect("still running");
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+}
+
+/// Writes the poll interval and the path window into the configuration at `path`.
+fn set_poll(path: &std::path::Path, every: Duration, window: Duration) {
+    let config = std::fs::read_to_string(path).expect("config");
+    std::fs::write(
+        path,
+        config.replacen(
+            "[graph]\n",
+            &format!("[graph]\nreconcile_every_secs = {}\n", every.as_secs()),
+            1,
+        ) + &format!("\n[ingest]\npath_window_secs = {}\n", window.as_secs()),
+    )
+    .expect("config");
+}
+
+/// Waits until the cloud has a subscription.
+async fn subscribed(cloud: &crate::support::fake_cloud::FakeCloud) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cloud.subscriptions().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the appliance created no subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Graph sends a `missed` lifecycle event (C.4: "some notifications not delivered"): the
+/// chats are read at once, not at the next poll (here 5 minutes away).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missed_lifecycle_event_reads_the_chats_at_once() {
+    let (hub, cloud) = hub_and_cloud("missed-event-hub", 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (path, _data) = write_cloud_config(dir.path(), "missed-event", &hub, &cloud);
+    set_poll(&path, Duration::from_secs(300), PATH_WINDOW);
+    sign_in(&path, &cloud).await;
+    let (store, stop, running) = start(&path).await;
+    subscribed(&cloud).await;
+    // Let the start's read finish, so what follows is the lifecycle event's doing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cloud.drop_next_notifications(1);
+    let id = cloud
+        .post_message(
+            CHAT,
+            emergency_message("u-5", "Alex Chen", "9 Dock Rd, Hull"),
+        )
+        .await;
+    let subscription = cloud.subscriptions()[0].id.clone();
+    assert!(
+        cloud
+            .send_lifecycle(
+                &subscription,
+                crate::support::fake_cloud::LifecycleEvent::Missed
+            )
+            .await,
+        "the missed event is published"
+    );
+    let record = CallLog::of(&store)
+        .wait_for(&format!("{CHAT}/{id}"), Duration::from_secs(20))
+        .await
+        .expect("readable")
+        .expect("the read after the missed event found the call");
+    assert_eq!(record.first_path(), Some(beacon::calls::Path::ChatPoll));
+    stop.send(()).expect("still running");
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+}
+
+/// The sign-in is revoked while nothing happens (password changed; Graph refuses the access
+/// token at once): the poll's next read notices, and it is the sign-in trouble in words —
+/// not found out at the next emergency.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_revoked_while_idle_becomes_a_trouble() {
+    let (hub, cloud) = hub_and_cloud("revoked-idle-hub", 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (path, _data) = write_cloud_config(dir.path(), "revoked-idle", &hub, &cloud);
+    set_poll(&path, POLL_EVERY, PATH_WINDOW);
+    sign_in(&path, &cloud).await;
+    let (_store, context, stop, running) = start_with_context(&path).await;
+    subscribed(&cloud).await;
+    cloud.revoke_session(crate::support::fake_cloud::GrantFailure::PasswordChanged);
+    cloud.expire_access_tokens();
+    let mut health = context.health.clone();
+    let trouble = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            let found = health
+                .borrow_and_update()
+                .faults
+                .iter()
+                .find(|f| f.component == "sign-in")
+                .cloned();
+            if let Some(fault) = found {
+                return fault;
+            }
+            let _ = health.changed().await;
+        }
+    })
+    .await
+    .expect("the revoked sign-in is a trouble while the box is idle");
+    assert!(
+        trouble.detail.contains("AADSTS50173") || trouble.detail.to_lowercase().contains("sign"),
+        "{}",
+        trouble.detail
+    );
+    println!("revoked sign-in trouble: {}", trouble.detail);
     stop.send(()).expect("still running");
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
 }
