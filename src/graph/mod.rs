@@ -9,6 +9,7 @@ pub mod client;
 pub mod client_state;
 pub mod config;
 pub mod crypto;
+pub mod emergency_events;
 pub mod notification;
 pub mod reconcile;
 pub mod resync;

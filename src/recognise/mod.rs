@@ -21,6 +21,7 @@
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
 
+pub mod correlate;
 mod lanes;
 
 use std::future::Future;
