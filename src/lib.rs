@@ -26,11 +26,16 @@
 //! Keeping the feed alive: [`graph::auth`] (device code, refresh, via `oauth2`),
 //! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
 //! (pure subscription schedule) and [`graph::subscription`] (the keeper), [`graph::resync`]
-//! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
+//! (reading the chats from Graph), [`graph::reconcile`] (the poll that reads them every 30 s
+//! and after gaps: push is never trusted alone), [`graph::retry`] (Retry-After, backoff),
+//! [`graph::aadsts`] (errors in words). The second source, not wired yet:
+//! [`graph::emergency_events`] (Graph emergency call events: subscription and decoding) and
+//! [`recognise::correlate`] (one call, one incident, whichever source comes first).
 //!
 //! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
 //! 0700/0600, no domain types), [`secret`] (values that never print), [`health`] (counters;
-//! the supervisor that turns faults into troubles within 60 s), [`feeds`] (the parts' statuses
+//! the supervisor that turns faults into troubles within 60 s; per-path supervision of the
+//! calls each path reported or missed), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
 //! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
 //! (systemd readiness, status and the watchdog fed only while the pipeline turns),

@@ -86,6 +86,10 @@ pub struct RecordOutcome {
     pub ignored: usize,
 }
 
+/// Told of every duplicate notification of a message's creation (the assembly uses it to
+/// note on a call that push reported it after the poll had found it).
+pub type DuplicateHook = Arc<dyn Fn(&InboxEntry) -> Result<(), StoreError> + Send + Sync>;
+
 /// The stage. One per consumer thread (or replay).
 pub struct Ingest {
     store: Store,
@@ -93,6 +97,7 @@ pub struct Ingest {
     client_states: ClientStates,
     handoff: mpsc::Sender<InboxEntry>,
     counters: Arc<IngestCounters>,
+    on_duplicate: Option<DuplicateHook>,
 }
 
 impl Ingest {
@@ -109,7 +114,14 @@ impl Ingest {
             client_states,
             handoff,
             counters,
+            on_duplicate: None,
         }
+    }
+
+    /// Calls `hook` with every duplicate notification of a message's creation.
+    pub fn on_duplicate(mut self, hook: DuplicateHook) -> Ingest {
+        self.on_duplicate = Some(hook);
+        self
     }
 
     /// The store this stage writes to (the caller flushes it).
@@ -289,23 +301,20 @@ impl Ingest {
         Ok(Admitted::HandedOff)
     }
 
-    /// A notification of a message the poll found first: the call (if it is one) notes when
-    /// push reported it, so supervision can tell a late push from a missed one.
+    /// A notification of a message seen before (found by the poll first, or redelivered):
+    /// the hook is told, so a call can note when push reported it.
     fn note_late_push(&self, entry: &InboxEntry) -> Result<(), StoreError> {
-        if let Notification::Message {
-            chat_id,
-            message_id,
-            change_type: ChangeType::Created,
-            ..
-        } = &entry.notification
-        {
-            crate::calls::CallLog::of(&self.store).add_sighting(
-                &format!("{chat_id}/{message_id}"),
-                crate::calls::Path::ChatNotification,
-                entry.received_at,
-            )?;
+        let created = matches!(
+            entry.notification,
+            Notification::Message {
+                change_type: ChangeType::Created,
+                ..
+            }
+        );
+        match &self.on_duplicate {
+            Some(hook) if created => hook(entry),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn check_client_state(&self, presented: Option<&str>) -> Option<&'static str> {
