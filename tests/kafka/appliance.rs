@@ -324,6 +324,36 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
         "{poll_line}"
     );
 
+    let raised = context.alarm.view().borrow().clone();
+
+    // Graph delivers the notification late after all (past the window): a duplicate, never a
+    // second alarm; the call notes that push reported it.
+    assert_eq!(cloud.deliver_dropped_late().await, 1);
+    let key = format!("{CHAT}/{id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = CallLog::of(&store)
+            .get(&key)
+            .expect("readable")
+            .expect("recorded");
+        if record
+            .seen_by(beacon::calls::Path::ChatNotification)
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late notification is noted on the call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        context.alarm.view().borrow().display.calls.len(),
+        raised.display.calls.len(),
+        "the late notification raised nothing"
+    );
+
     stop.send(()).expect("still running");
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
 }

@@ -2,13 +2,17 @@
 //! publish the notification of a message — no `missed` lifecycle event, nothing in the hub —
 //! while the message itself is in the chat and Graph's GETs and lists return it as usual.
 
+use super::publish::Published;
+
 /// Drops the notifications of the next changes, as many as asked for.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Drops {
     /// Changes whose notifications are still to be dropped.
     pending: u32,
     /// The changes dropped so far: (chat id, message id, change type).
     pub dropped: Vec<(String, String, String)>,
+    /// The records that were not published, for a test that delivers them late after all.
+    held: Vec<Published>,
 }
 
 impl Drops {
@@ -26,5 +30,15 @@ impl Drops {
         self.dropped
             .push((chat_id.into(), message_id.into(), change_type.into()));
         true
+    }
+
+    /// Keeps the records of a dropped change.
+    pub fn hold(&mut self, records: Vec<Published>) {
+        self.held.extend(records);
+    }
+
+    /// The records held so far, handed out once.
+    pub fn release(&mut self) -> Vec<Published> {
+        std::mem::take(&mut self.held)
     }
 }

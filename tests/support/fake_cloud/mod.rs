@@ -141,9 +141,7 @@ impl State {
             return Vec::new();
         }
         let message_id = message["id"].as_str().unwrap_or_default();
-        if self.drops.take(chat_id, message_id, change_type) {
-            return Vec::new();
-        }
+        let dropped = self.drops.take(chat_id, message_id, change_type);
         let mut out = Vec::new();
         for sub in self.subscriptions.items.values() {
             if !sub.covers(chat_id)
@@ -160,7 +158,12 @@ impl State {
             }
             out.push(publish::change(opts, sub, chat_id, message, change_type));
         }
-        publish::collections(out, opts.batch_notifications)
+        let records = publish::collections(out, opts.batch_notifications);
+        if dropped {
+            self.drops.hold(records);
+            return Vec::new();
+        }
+        records
     }
 }
 
@@ -488,6 +491,15 @@ impl FakeCloud {
     /// published, no lifecycle event, the message still in Graph (B.11).
     pub fn drop_next_notifications(&self, changes: u32) {
         self.inner.state().drops.drop_next(changes);
+    }
+
+    /// Publishes the notifications dropped so far after all, late (a delivery Graph held back
+    /// rather than lost). Returns how many records went out.
+    pub async fn deliver_dropped_late(&self) -> usize {
+        let records = self.inner.state().drops.release();
+        let count = records.len();
+        self.inner.publisher.deliver(records).await;
+        count
     }
 
     /// The changes whose notifications were dropped: (chat id, message id, change type).
