@@ -217,9 +217,10 @@ impl CloudLink {
                 None
             }
         };
-        if let Some((graph, status)) = subscription.filter(|_| consumer.is_some()) {
+        if let Some((graph, status)) = subscription {
             // Read the chats at start (the appliance was down until now), every poll interval
-            // (push drops notifications silently) and after every gap.
+            // (push drops notifications silently) and after every gap — also while the hub
+            // consumer could not start: the poll is then the only ear the box has.
             tasks.push(tokio::spawn(reconcile::run(
                 graph,
                 core.store.clone(),

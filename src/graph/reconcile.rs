@@ -131,8 +131,12 @@ pub async fn run(
                     status.send_modify(|s| s.succeeded(&report, now));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, position, "reading the chats failed; trying again at the next poll");
-                    status.send_modify(|s| s.failed(format!("cannot read the chats: {e}"), now));
+                    let problem = format!("cannot read the chats: {e}");
+                    // Said once per new problem, not every poll (health keeps it visible).
+                    if status.borrow().problem.as_ref() != Some(&problem) {
+                        tracing::error!(error = %e, position, "reading the chats failed; trying again at the next poll");
+                    }
+                    status.send_modify(|s| s.failed(problem, now));
                 }
             }
         }
