@@ -38,6 +38,69 @@ pub struct CallRecord {
     /// ciphertext left out); absent when it was found by a resync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<Value>,
+    /// Which paths reported the call and when, first first. Empty in records written before
+    /// paths were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Sighting>,
+}
+
+/// A way a call reaches the appliance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Path {
+    /// A chat-message change notification through the Event Hub (push).
+    ChatNotification,
+    /// Reading the chats from Graph: the reconciliation poll, or the resync after a gap.
+    ChatPoll,
+}
+
+impl Path {
+    /// Every path, in the order they are shown.
+    pub const ALL: [Path; 2] = [Path::ChatNotification, Path::ChatPoll];
+
+    /// The path's name in words, as troubles and pages say it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Path::ChatNotification => "chat notifications",
+            Path::ChatPoll => "the chat poll",
+        }
+    }
+
+    /// The path's short name (metrics labels, MQTT, JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::ChatNotification => "chat_notification",
+            Path::ChatPoll => "chat_poll",
+        }
+    }
+}
+
+/// One path reporting a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub path: Path,
+    pub at: DateTime<Utc>,
+}
+
+impl CallRecord {
+    /// When `path` reported this call, if it did.
+    pub fn seen_by(&self, path: Path) -> Option<DateTime<Utc>> {
+        self.sources.iter().find(|s| s.path == path).map(|s| s.at)
+    }
+
+    /// Records that `path` reported the call at `at`; false when it had already.
+    pub fn add_sighting(&mut self, path: Path, at: DateTime<Utc>) -> bool {
+        if self.seen_by(path).is_some() {
+            return false;
+        }
+        self.sources.push(Sighting { path, at });
+        true
+    }
+
+    /// The path that reported the call first.
+    pub fn first_path(&self) -> Option<Path> {
+        self.sources.iter().min_by_key(|s| s.at).map(|s| s.path)
+    }
 }
 
 /// The `calls` tree, typed. Cheap to clone; every clone sees the same tree.
@@ -62,6 +125,24 @@ impl CallLog {
     /// Writes `record` under its key (flushing is the writer's business).
     pub fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
         self.tree.insert(&record.key, record)
+    }
+
+    /// Notes on call `key`'s record that `path` reported it at `at` (a later report of a call
+    /// another path brought first). False when there is no such call or `path` had already.
+    pub fn add_sighting(
+        &self,
+        key: &str,
+        path: Path,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(mut record) = self.get(key)? else {
+            return Ok(false);
+        };
+        if !record.add_sighting(path, at) {
+            return Ok(false);
+        }
+        self.put(&record)?;
+        Ok(true)
     }
 
     /// The record of call `key`, waiting up to `within` for it to be written.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::eventhub::consumer::ConsumerStatus;
+use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
 use crate::outputs::display::{LastCall, ScreenContext, SetupInfo, SignInCode, StatusTicks};
@@ -22,6 +23,8 @@ pub struct StatusFeeds {
     pub subscription: Option<watch::Receiver<SubscriptionStatus>>,
     /// Event Hub connection.
     pub hub: Arc<ConsumerStatus>,
+    /// The reconciliation poll; `None` without the cloud feed.
+    pub poll: Option<watch::Receiver<PollStatus>>,
     /// The newest call (the ready screen's "Last call").
     pub last_call: watch::Receiver<Option<LastCall>>,
     /// MQTT broker link; `None` when MQTT is off.

@@ -28,13 +28,18 @@
 //! (pure subscription schedule) and [`graph::subscription`] (the keeper, leaderless: every box
 //! of a fleet creates, adopts on 409 and renews the one subscription), [`graph::fleet`] (the
 //! secrets the boxes of one organisation share; joined with [`web::join_code`] and
-//! `beacon fleet-join`), [`graph::resync`]
-//! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
+//! `beacon fleet-join`), [`graph::resync`] (reading the chats from Graph),
+//! [`graph::reconcile`] (the poll that reads them every 30 s and after gaps: push is never
+//! trusted alone), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in
+//! words). The second source, not wired yet: [`graph::emergency_events`] (Graph emergency call
+//! events: subscription and decoding) and [`recognise::correlate`] (one call, one incident,
+//! whichever source comes first).
 //!
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
 //! unknown keys left out by the tolerant load), [`store`] (sled trees, 0700/0600, no domain
-//! types; a damaged store recovered at open from the keepsake beside it), [`secret`] (values that never print), [`health`] (counters;
-//! the supervisor that turns faults into troubles within 60 s), [`feeds`] (the parts' statuses
+//! types; a damaged store recovered at open from the keepsake beside it), [`secret`] (values
+//! that never print), [`health`] (counters; the supervisor that turns faults into troubles
+//! within 60 s; per-path supervision of the calls each path reported or missed), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
 //! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
 //! (systemd readiness, status and the watchdog fed only while the pipeline turns),

@@ -203,7 +203,7 @@ fn main() -> ExitCode {
         Command::Login { config } => with_runtime(|| async move {
             let config = load(&config)?;
             let account = beacon::app::login(config, |prompt| {
-                let minutes = (prompt.expires_at - chrono::Utc::now()).num_minutes();
+                let minutes = prompt.minutes_left(chrono::Utc::now());
                 println!(
                     "To sign the service account in, open {} and enter the code {}",
                     prompt.verification_uri, prompt.user_code

@@ -29,6 +29,7 @@ use crate::alarm_task::{self, AlarmHandle};
 use crate::config::Config;
 use crate::eventhub::consumer::ConsumerStatus;
 use crate::feeds::StatusFeeds;
+use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
 use crate::health::{HealthReport, Limits, Supervisor};
@@ -163,6 +164,7 @@ impl Appliance {
         });
         let (subscription, subscription_feed) = watch::channel(SubscriptionStatus::default());
         let (handles, handles_feed) = watch::channel(LinkHandles::default());
+        let (poll, poll_feed) = watch::channel(PollStatus::default());
         let cloud = options.feed == Feed::Cloud;
         if !cloud {
             hub.connected
@@ -172,6 +174,7 @@ impl Appliance {
             auth: cloud.then_some(auth_feed),
             subscription: cloud.then_some(subscription_feed),
             hub: hub.clone(),
+            poll: cloud.then_some(poll_feed),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
             setup_code: crate::feeds::no_setup_code(),
@@ -200,7 +203,10 @@ impl Appliance {
                 alarm: alarm.clone(),
                 status: status.clone(),
                 counters: core.counters.clone(),
-                limits: Limits::default(),
+                limits: Limits {
+                    path_window: chrono::Duration::seconds(config.ingest.path_window_secs.into()),
+                    ..Limits::default()
+                },
                 interval: crate::health::supervisor::INTERVAL,
             }
             .run(health_report),
@@ -267,6 +273,7 @@ impl Appliance {
                 subscription,
                 hub,
                 handles,
+                poll,
             };
             let link = CloudLink::start(&config, &core, &alarm, &reports).await;
             RunningFeed::Cloud {

@@ -22,6 +22,8 @@ use crate::config::Config;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
 use crate::graph::client::GraphClient;
+use crate::graph::notification::LifecycleEvent;
+use crate::graph::reconcile::{self, PollHandle, PollStatus};
 use crate::graph::retry::RetryPolicy;
 use crate::graph::subscription::{SubscriptionKeeper, SubscriptionSettings, SubscriptionStatus};
 use crate::graph::tokens::{AuthStatus, TokenKeeper};
@@ -40,6 +42,7 @@ pub struct LinkReports {
     pub subscription: watch::Sender<SubscriptionStatus>,
     pub hub: Arc<ConsumerStatus>,
     pub handles: watch::Sender<LinkHandles>,
+    pub poll: watch::Sender<PollStatus>,
 }
 
 /// A running link.
@@ -97,6 +100,8 @@ impl CloudLink {
             .subscription
             .send_replace(SubscriptionStatus::default());
         let mut subscription = None;
+        let poll_handle = PollHandle::default();
+        reports.poll.send_replace(PollStatus::default());
         match (&source, &account, &target) {
             (MessageSource::Graph(graph), Some(account), Ok(target)) => {
                 let keeper = SubscriptionKeeper::new(
@@ -125,8 +130,13 @@ impl CloudLink {
                 let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
                 recogniser = recogniser.forward_lifecycle(lifecycle_tx);
                 let forward_to = keeper.clone();
+                let poll = poll_handle.clone();
                 tasks.push(tokio::spawn(async move {
                     while let Some((id, event)) = lifecycle_rx.recv().await {
+                        if event == LifecycleEvent::Missed {
+                            // Graph lost notifications: read the chats now, not at the next poll.
+                            poll.read_now();
+                        }
                         forward_to.lifecycle(&id, event).await;
                     }
                 }));
@@ -208,14 +218,21 @@ impl CloudLink {
                 None
             }
         };
-        if let Some((graph, status)) = subscription.filter(|_| consumer.is_some()) {
-            // Resync at start (the appliance was down until now) and after every gap.
-            tasks.push(tokio::spawn(crate::graph::resync::run_triggers(
+        if let Some((graph, status)) = subscription {
+            // Read the chats at start (the appliance was down until now), every poll interval
+            // (push drops notifications silently) and after every gap — also while the hub
+            // consumer could not start: the poll is then the only ear the box has.
+            tasks.push(tokio::spawn(reconcile::run(
                 graph,
                 core.store.clone(),
                 tx.downgrade(),
-                status,
-                reports.hub.clone(),
+                reconcile::Gaps {
+                    subscription: status,
+                    hub: reports.hub.clone(),
+                },
+                config.graph.reconcile_every(),
+                poll_handle,
+                reports.poll.clone(),
             )));
         }
         drop(tx);
@@ -248,10 +265,10 @@ impl CloudLink {
     }
 
     /// Stops in order: the consumer (it flushes and commits), then recognition drains what was
-    /// handed on, then the keepers and forwarders end. The resync watermark is set when a
-    /// consumer ran, so the next start resyncs from here.
+    /// handed on, then the keepers and forwarders end. The resync watermark is left where
+    /// reading Graph put it: a clean stop is no proof that push delivered everything before
+    /// it, so the next start looks back to there.
     pub async fn stop(mut self, store: &Store) {
-        let consumed = self.consumer.is_some();
         if let Some(consumer) = self.consumer.take() {
             if tokio::task::spawn_blocking(move || consumer.shutdown())
                 .await
@@ -279,9 +296,6 @@ impl CloudLink {
         }
         for task in self.tasks.drain(..) {
             let _ = task.await;
-        }
-        if consumed {
-            crate::graph::resync::set_watermark(store, Utc::now());
         }
         // The handles stay as they are until the next link reports (the wizard waits for that).
     }

@@ -327,8 +327,17 @@ impl Config {
         }
         check_url("graph.graph_url", &self.graph.graph_url)?;
         check_url("graph.login_url", &self.graph.login_url)?;
+        if self.graph.reconcile_every_secs < 5 {
+            return Err((
+                "graph.reconcile_every_secs",
+                "must be at least 5 (seconds between polls of the chats)".into(),
+            ));
+        }
         if self.ingest.queue == 0 {
             return Err(("ingest.queue", "must be at least 1".into()));
+        }
+        if self.ingest.path_window_secs < 10 {
+            return Err(("ingest.path_window_secs", "must be at least 10".into()));
         }
         if self.ingest.max_batch == 0 {
             return Err(("ingest.max_batch", "must be at least 1".into()));

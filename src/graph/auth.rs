@@ -65,6 +65,15 @@ pub struct DeviceCodePrompt {
     pub interval: Duration,
 }
 
+impl DeviceCodePrompt {
+    /// Whole minutes the code is still valid at `now`, rounded up: a 900 s code read a moment
+    /// after it was issued is "15 minutes", as Microsoft's own message says, not 14.
+    pub fn minutes_left(&self, now: DateTime<Utc>) -> i64 {
+        let seconds = (self.expires_at - now).num_seconds().max(0);
+        (seconds + 59) / 60
+    }
+}
+
 /// A token set. The access token lives in memory; the refresh token is persisted.
 #[derive(Clone)]
 pub struct Tokens {
@@ -354,5 +363,27 @@ mod tests {
         };
         assert_eq!(t.refresh_at(), issued_at + chrono::Duration::seconds(2700));
         assert!(!format!("{t:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn a_fifteen_minute_code_is_announced_as_fifteen_minutes() {
+        let issued = Utc::now();
+        let prompt = DeviceCodePrompt {
+            user_code: "ABCD1234".into(),
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            message: None,
+            expires_at: issued + chrono::Duration::seconds(900),
+            interval: Duration::from_secs(5),
+        };
+        let shown = issued + chrono::Duration::milliseconds(350);
+        assert_eq!(prompt.minutes_left(shown), 15);
+        assert_eq!(
+            prompt.minutes_left(issued + chrono::Duration::seconds(899)),
+            1
+        );
+        assert_eq!(
+            prompt.minutes_left(issued + chrono::Duration::seconds(960)),
+            0
+        );
     }
 }

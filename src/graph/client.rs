@@ -122,6 +122,14 @@ impl GraphClient {
         Ok(items)
     }
 
+    /// An `@odata.nextLink` as a path for [`GraphClient::get`]; `None` for a link outside the
+    /// Graph base URL (never followed).
+    pub fn relative(&self, link: &str) -> Option<String> {
+        link.strip_prefix(&self.base)
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_string)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

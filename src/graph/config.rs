@@ -33,6 +33,16 @@ pub struct GraphConfig {
     /// The subscription lifetime to ask Graph for, in minutes (at most 4,300; Graph raises
     /// anything under 45). Each box of a fleet renews at half of it.
     pub subscription_minutes: i64,
+    /// Seconds between reconciliation polls of the service account's chats (the safety net
+    /// under the notifications, which Graph drops silently now and then). At least 5.
+    pub reconcile_every_secs: u64,
+}
+
+impl GraphConfig {
+    /// The reconciliation poll's interval.
+    pub fn reconcile_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.reconcile_every_secs)
+    }
 }
 
 impl Default for GraphConfig {
@@ -48,6 +58,7 @@ impl Default for GraphConfig {
             model_b: false,
             rich_notifications: false,
             subscription_minutes: crate::graph::schedule::LIFETIME_MINUTES,
+            reconcile_every_secs: super::reconcile::DEFAULT_EVERY.as_secs(),
         }
     }
 }

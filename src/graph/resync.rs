@@ -1,10 +1,13 @@
-//! Resync after a gap (graph-teams.md B.9, G.6): Graph sends no "missed" events for Teams chat
-//! messages, and the evaluation quota stops notifications silently. After the appliance was
-//! down, a subscription was recreated or the hub was unreachable, the service account's chats
-//! with activity since the gap are listed (`GET /me/chats`, newest activity first) and their
-//! messages since then fetched (`GET /chats/{id}/messages`). Each goes through the same
-//! de-duplication and inbox as a notification, so a message already handled is not handed on
-//! again; a call found this way is late, and its record says so.
+//! Reading the service account's chats from Graph (graph-teams.md B.9, B.11, G.6): the chats
+//! with activity since a time are listed (`GET /me/chats`, newest activity first, stopping at
+//! the first older one) and their messages since then fetched (`GET /chats/{id}/messages`).
+//! Each goes through the same de-duplication and inbox as a notification, so a message already
+//! handled is not handed on again, and a notification that arrives after the message was found
+//! here is a duplicate. The reconciliation poll ([`super::reconcile`]) runs this every 30 s and
+//! after every gap (start, replaced subscription, hub down, `missed` lifecycle event).
+//!
+//! The watermark is the time of the last listing that succeeded: everything before it has been
+//! read from Graph. Only a listing moves it — never a clean stop, never the hub being up.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -17,6 +20,21 @@ use crate::ingest::{dedupe, InboxEntry, Notification};
 use crate::store::Store;
 
 const WATERMARK_KEY: &str = "graph/resync-watermark";
+/// Each listing looks back this much before the last one: Graph's lists are eventually
+/// consistent, and a message may show up a little after its `createdDateTime`.
+pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
+/// Chats asked for per page.
+const CHATS_PER_PAGE: usize = 50;
+
+/// The inbox position of an entry found by the reconciliation poll.
+pub const POLL: &str = "poll";
+/// The inbox position of an entry found by the resync after a gap.
+pub const RESYNC: &str = "resync";
+
+/// Whether an inbox entry at `position` was found by reading Graph (not notified).
+pub fn found_by_reading(position: &str) -> bool {
+    position == POLL || position == RESYNC
+}
 /// Chats and messages looked at, at most (a bound on a runaway resync).
 const MAX_CHATS: usize = 200;
 const MAX_MESSAGES_PER_CHAT: usize = 200;
@@ -27,17 +45,19 @@ pub struct ResyncReport {
     pub chats_checked: usize,
     pub messages_seen: usize,
     pub handed_off: usize,
+    /// Graph requests made.
+    pub requests: usize,
 }
 
-/// Since when to look: the stored watermark, or `fallback` on a first start.
+/// Since when to look: the stored watermark less [`OVERLAP`], or `fallback` on a first start.
 pub fn since(store: &Store, fallback: DateTime<Utc>) -> DateTime<Utc> {
     store
         .settings
         .get(WATERMARK_KEY)
         .ok()
         .flatten()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or(fallback)
+        .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v).ok())
+        .map_or(fallback, |at| at - OVERLAP)
 }
 
 /// Remembers that everything up to `at` has been looked at.
@@ -47,89 +67,29 @@ pub fn set_watermark(store: &Store, at: DateTime<Utc>) {
     }
 }
 
-/// Finds messages since `since` and hands the new ones on.
+/// Finds messages since `since` and hands the new ones on, with `position` ([`POLL`] or
+/// [`RESYNC`]) as their inbox position. Moves the watermark to `now` when done.
 pub async fn resync(
     graph: &GraphClient,
     store: &Store,
     handoff: &mpsc::Sender<InboxEntry>,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
+    position: &str,
 ) -> Result<ResyncReport, GraphError> {
     let mut report = ResyncReport::default();
     let stamp = since.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let chats = graph
-        .get_all(
-            "/me/chats?$expand=lastMessagePreview&$orderby=lastMessagePreview/createdDateTime%20desc&$top=50",
-            MAX_CHATS,
-        )
-        .await?;
-    for chat in chats {
-        let last = chat
-            .pointer("/lastMessagePreview/createdDateTime")
-            .and_then(Value::as_str)
-            .and_then(parse_time);
-        // Sorted by last activity: everything after this chat is older still.
-        if last.is_some_and(|t| t < since) {
-            break;
-        }
-        let Some(chat_id) = chat.get("id").and_then(Value::as_str) else {
-            continue;
-        };
+    for chat_id in active_chats(graph, since, &mut report).await? {
         report.chats_checked += 1;
         let path = format!(
             "/chats/{chat_id}/messages?$top=50&$orderby=lastModifiedDateTime%20desc&$filter=lastModifiedDateTime%20gt%20{stamp}"
         );
+        report.requests += 1;
         for message in graph.get_all(&path, MAX_MESSAGES_PER_CHAT).await? {
             report.messages_seen += 1;
-            let Some(message_id) = message
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            let created = message
-                .get("createdDateTime")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let modified = message
-                .get("lastModifiedDateTime")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let edited = modified.is_some() && modified != created;
-            let mut keys = vec![(
-                dedupe::message_key(chat_id, &message_id, ChangeType::Created, None, ""),
-                ChangeType::Created,
-            )];
-            if edited {
-                keys.push((
-                    dedupe::message_key(
-                        chat_id,
-                        &message_id,
-                        ChangeType::Updated,
-                        modified.as_deref(),
-                        "",
-                    ),
-                    ChangeType::Updated,
-                ));
-            }
-            for (key, change_type) in keys {
-                let entry = InboxEntry {
-                    key: key.clone(),
-                    received_at: now,
-                    position: "resync".into(),
-                    notification: Notification::Message {
-                        subscription_id: "resync".into(),
-                        chat_id: chat_id.to_string(),
-                        message_id: message_id.clone(),
-                        change_type,
-                        message: Some(message.clone()),
-                    },
-                    // Found by listing the chat, not notified: there is no notification.
-                    raw: None,
-                };
+            for entry in entries(&chat_id, &message, now, position) {
                 let new = store
-                    .admit(&key, now, &entry)
+                    .admit(&entry.key, now, &entry)
                     .map_err(|e| GraphError::Body(e.to_string()))?;
                 if new {
                     report.handed_off += 1;
@@ -140,8 +100,80 @@ pub async fn resync(
     }
     store.flush().map_err(|e| GraphError::Body(e.to_string()))?;
     set_watermark(store, now);
-    tracing::info!(?report, %since, "resync done");
+    tracing::debug!(?report, %since, position, "chats read");
     Ok(report)
+}
+
+/// The ids of the chats with a message since `since`, newest activity first: one page of
+/// `/me/chats` when the account is quiet, the next only while every chat on a page is newer.
+async fn active_chats(
+    graph: &GraphClient,
+    since: DateTime<Utc>,
+    report: &mut ResyncReport,
+) -> Result<Vec<String>, GraphError> {
+    let mut found = Vec::new();
+    let mut page = format!(
+        "/me/chats?$expand=lastMessagePreview&$orderby=lastMessagePreview/createdDateTime%20desc&$top={CHATS_PER_PAGE}"
+    );
+    loop {
+        report.requests += 1;
+        let body = graph.get(&page).await?;
+        let chats = body.get("value").and_then(Value::as_array);
+        for chat in chats.into_iter().flatten() {
+            let last = chat
+                .pointer("/lastMessagePreview/createdDateTime")
+                .and_then(Value::as_str)
+                .and_then(parse_time);
+            // Sorted by last activity: everything after this chat is older still.
+            if last.is_some_and(|t| t < since) {
+                return Ok(found);
+            }
+            if let Some(id) = chat.get("id").and_then(Value::as_str) {
+                found.push(id.to_string());
+            }
+        }
+        let next = body.get("@odata.nextLink").and_then(Value::as_str);
+        match next.and_then(|link| graph.relative(link)) {
+            Some(relative) if found.len() < MAX_CHATS => page = relative,
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// The inbox entries for one listed message: its creation and, when it was edited since, the
+/// edit (keyed as the notifications of the same changes are, so either way round it is once).
+fn entries(chat_id: &str, message: &Value, now: DateTime<Utc>, position: &str) -> Vec<InboxEntry> {
+    let Some(message_id) = message.get("id").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let created = message.get("createdDateTime").and_then(Value::as_str);
+    let modified = message.get("lastModifiedDateTime").and_then(Value::as_str);
+    let mut keys = vec![(
+        dedupe::message_key(chat_id, message_id, ChangeType::Created, None, ""),
+        ChangeType::Created,
+    )];
+    if modified.is_some() && modified != created {
+        keys.push((
+            dedupe::message_key(chat_id, message_id, ChangeType::Updated, modified, ""),
+            ChangeType::Updated,
+        ));
+    }
+    keys.into_iter()
+        .map(|(key, change_type)| InboxEntry {
+            key,
+            received_at: now,
+            position: position.into(),
+            notification: Notification::Message {
+                subscription_id: position.into(),
+                chat_id: chat_id.to_string(),
+                message_id: message_id.to_string(),
+                change_type,
+                message: Some(message.clone()),
+            },
+            // Found by listing the chat, not notified: there is no notification.
+            raw: None,
+        })
+        .collect()
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -152,8 +184,6 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 /// How long the hub may be unreachable before its return triggers a resync.
 pub const HUB_GAP: std::time::Duration = std::time::Duration::from_secs(120);
-const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-const WATERMARK_EVERY: chrono::Duration = chrono::Duration::minutes(5);
 
 /// What the gap tracker saw (pure: observations and time in, decisions out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +194,6 @@ pub enum GapDecision {
     SubscriptionReplaced,
     /// The hub is back after a gap: resync from shortly before it went away.
     HubBack { since: DateTime<Utc> },
-    /// All is well: move the watermark to this time.
-    Watermark(DateTime<Utc>),
 }
 
 /// Follows the subscription id and the hub connection and says when a gap has to be closed.
@@ -173,15 +201,13 @@ pub enum GapDecision {
 pub struct GapTracker {
     known_id: Option<String>,
     down_since: Option<DateTime<Utc>>,
-    last_mark: Option<DateTime<Utc>>,
 }
 
 impl GapTracker {
-    pub fn new(subscription_id: Option<String>, now: DateTime<Utc>) -> GapTracker {
+    pub fn new(subscription_id: Option<String>) -> GapTracker {
         GapTracker {
             known_id: subscription_id,
             down_since: None,
-            last_mark: Some(now),
         }
     }
 
@@ -218,64 +244,7 @@ impl GapTracker {
             }
             (true, None) => {}
         }
-        if self.last_mark.is_none_or(|at| now - at >= WATERMARK_EVERY) {
-            self.last_mark = Some(now);
-            return GapDecision::Watermark(now - chrono::Duration::minutes(1));
-        }
         GapDecision::Nothing
-    }
-}
-
-/// Runs a resync at start and after every gap ([`GapTracker`]): the subscription was replaced
-/// (ours was removed or expired), or the hub was unreachable for longer than [`HUB_GAP`].
-/// While all is well it keeps the watermark fresh, so the resync after a crash looks back only
-/// that far. Holds the hand-off channel weakly, so shutdown is not held up.
-pub async fn run_triggers(
-    graph: GraphClient,
-    store: Store,
-    handoff: mpsc::WeakSender<InboxEntry>,
-    mut subscription: tokio::sync::watch::Receiver<super::subscription::SubscriptionStatus>,
-    hub: std::sync::Arc<crate::eventhub::consumer::ConsumerStatus>,
-) {
-    use std::sync::atomic::Ordering;
-    let run = |since: DateTime<Utc>| {
-        let (graph, store, handoff) = (graph.clone(), store.clone(), handoff.clone());
-        async move {
-            let Some(handoff) = handoff.upgrade() else {
-                return;
-            };
-            let now = Utc::now();
-            let since = since.max(now - chrono::Duration::days(7));
-            if let Err(e) = resync(&graph, &store, &handoff, since, now).await {
-                tracing::error!(error = %e, "resync failed; it runs again after the next gap");
-            }
-        }
-    };
-    let fallback = || Utc::now() - chrono::Duration::hours(24);
-    run(since(&store, fallback())).await;
-    let mut tracker = GapTracker::new(subscription.borrow().subscription_id.clone(), Utc::now());
-    loop {
-        tokio::time::sleep(CHECK_EVERY).await;
-        if handoff.upgrade().is_none() {
-            return;
-        }
-        let id = subscription.borrow_and_update().subscription_id.clone();
-        match tracker.observe(
-            Utc::now(),
-            id.as_deref(),
-            hub.connected.load(Ordering::Relaxed),
-        ) {
-            GapDecision::Nothing => {}
-            GapDecision::SubscriptionReplaced => {
-                tracing::warn!("the subscription was replaced: resyncing");
-                run(since(&store, fallback())).await;
-            }
-            GapDecision::HubBack { since } => {
-                tracing::warn!(%since, "the Event Hub was unreachable: resyncing");
-                run(since).await;
-            }
-            GapDecision::Watermark(at) => set_watermark(&store, at),
-        }
     }
 }
 
@@ -291,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_replaced_subscription_triggers_once() {
-        let mut g = GapTracker::new(Some("a".into()), t(0));
+        let mut g = GapTracker::new(Some("a".into()));
         assert_eq!(g.observe(t(5), Some("a"), true), GapDecision::Nothing);
         assert_eq!(
             g.observe(t(10), Some("b"), true),
@@ -305,7 +274,7 @@ mod tests {
 
     #[test]
     fn only_a_long_hub_outage_triggers() {
-        let mut g = GapTracker::new(None, t(0));
+        let mut g = GapTracker::new(None);
         assert_eq!(g.observe(t(5), None, false), GapDecision::Nothing);
         assert_eq!(
             g.observe(t(60), None, true),
@@ -318,21 +287,5 @@ mod tests {
             g.observe(t(221), None, true),
             GapDecision::HubBack { since: t(40) }
         );
-    }
-
-    #[test]
-    fn the_watermark_moves_only_while_connected() {
-        let mut g = GapTracker::new(None, t(0));
-        assert_eq!(g.observe(t(300), None, false), GapDecision::Nothing);
-        assert_eq!(g.observe(t(600), None, false), GapDecision::Nothing);
-        assert!(matches!(
-            g.observe(t(900), None, true),
-            GapDecision::HubBack { .. }
-        ));
-        assert_eq!(
-            g.observe(t(905), None, true),
-            GapDecision::Watermark(t(845))
-        );
-        assert_eq!(g.observe(t(910), None, true), GapDecision::Nothing);
     }
 }

@@ -115,7 +115,7 @@ pub struct SubscriptionStatus {
 }
 
 /// The evaluation-mode warning (subscriptions without `?model=B`).
-pub const EVALUATION_QUOTA_WARNING: &str = "The subscription runs in Microsoft's evaluation mode: after 500 notified messages a month Graph stops notifying without a word. Keep the service account's chats to emergency notifications, or set graph.model_b = true (metered). Beacon resyncs after gaps either way.";
+pub const EVALUATION_QUOTA_WARNING: &str = "The subscription runs in Microsoft's evaluation mode: after 500 notified messages a month Graph stops notifying without a word. Keep the service account's chats to emergency notifications, or set graph.model_b = true (metered). Until then Beacon's chat poll finds what is no longer notified, up to one poll interval later.";
 
 /// See the module docs.
 pub struct SubscriptionKeeper {

@@ -247,10 +247,14 @@ impl TokenKeeper {
         }
     }
 
-    /// Keeps the token fresh until `shutdown` resolves.
+    /// Keeps the token fresh until `shutdown` resolves. A refresh made elsewhere (a 401 seen by
+    /// the Graph client, a sign-in) changes the status, and the loop computes its wake-up time
+    /// again from the new token: a shorter-lived token must not wait for the old one's time.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut changes = self.status.subscribe();
         loop {
+            changes.borrow_and_update();
             let wait = match self.next_refresh().await {
                 Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
                 // Refused: nothing to do until someone signs in; look again now and then.
@@ -259,6 +263,8 @@ impl TokenKeeper {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(wait) => {}
+                // The keeper holds the sender, so this never ends with an error.
+                _ = changes.changed() => continue,
             }
             if self.next_refresh().await.is_some() && self.access_token().await.is_err() {
                 tokio::select! {

@@ -9,7 +9,10 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 
+use super::paths::{self, PathHealth};
 use super::IngestSnapshot;
+use crate::calls::{CallRecord, Path};
+use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
 
@@ -22,6 +25,10 @@ pub mod component {
     pub const WAITING: &str = "waiting-for-graph";
     pub const STORAGE: &str = "storage";
     pub const CLOCK: &str = "clock";
+    /// The reconciliation poll cannot read the chats.
+    pub const CHAT_POLL: &str = "chat-poll";
+    /// Chat notifications missed a call another path reported.
+    pub const CHAT_NOTIFICATIONS: &str = "chat-notifications";
 }
 
 /// One fault.
@@ -46,6 +53,10 @@ pub struct Limits {
     pub min_free_bytes: u64,
     /// A clock before this has not been set (the Pi has no real-time clock).
     pub earliest_plausible: DateTime<Utc>,
+    /// How long after a call's first report another path may still report it.
+    pub path_window: Duration,
+    /// A path that missed a call stays a trouble this long.
+    pub missed_hold: Duration,
 }
 
 impl Default for Limits {
@@ -60,6 +71,8 @@ impl Default for Limits {
                 .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
                 .single()
                 .unwrap_or_default(),
+            path_window: Duration::minutes(3),
+            missed_hold: Duration::hours(1),
         }
     }
 }
@@ -83,6 +96,10 @@ pub struct Observation {
     pub disk_free: Option<u64>,
     /// The result of a small write to the store.
     pub store_write: Result<(), String>,
+    /// The reconciliation poll; `None` without the cloud feed.
+    pub poll: Option<PollStatus>,
+    /// The call records (which paths reported each call).
+    pub calls: Vec<CallRecord>,
 }
 
 /// Remembers what one observation alone cannot tell: since when the hub is down, when the
@@ -92,9 +109,15 @@ pub struct Assessor {
     hub_down_since: Option<DateTime<Utc>>,
     refused_seen: Option<u64>,
     last_refused_at: Option<DateTime<Utc>>,
+    paths: Vec<PathHealth>,
 }
 
 impl Assessor {
+    /// Each path's figures at the last assessment.
+    pub fn paths(&self) -> &[PathHealth] {
+        &self.paths
+    }
+
     /// The faults at `obs.now`, in a stable order.
     pub fn assess(&mut self, obs: &Observation, limits: &Limits) -> Vec<Fault> {
         let mut faults = Vec::new();
@@ -116,6 +139,26 @@ impl Assessor {
         if let Some(detail) = subscription(obs, limits) {
             fault(component::SUBSCRIPTION, detail);
         }
+        if let Some(detail) = poll(obs.poll.as_ref(), now, limits) {
+            fault(component::CHAT_POLL, detail);
+        }
+        // Push is held to every call while a subscription is live.
+        let push_expected = obs
+            .subscription
+            .as_ref()
+            .is_some_and(|s| s.subscription_id.is_some());
+        let expected: &[Path] = if push_expected {
+            &[Path::ChatNotification]
+        } else {
+            &[]
+        };
+        let (figures, misses) = paths::assess(&obs.calls, expected, now, limits.path_window);
+        self.paths = figures;
+        if let Some(detail) =
+            paths::trouble(&misses, Path::ChatNotification, now, limits.missed_hold)
+        {
+            fault(component::CHAT_NOTIFICATIONS, detail);
+        }
 
         if obs.hub_connected {
             self.hub_down_since = None;
@@ -133,7 +176,12 @@ impl Assessor {
         let refused = obs.ingest.client_state_rejects + obs.ingest.signature_rejects;
         if let Some(seen) = self.refused_seen {
             if refused > seen {
-                self.last_refused_at = Some(now);
+                // The time of the refusal itself, not of this look at the counters.
+                self.last_refused_at = Some(
+                    DateTime::from_timestamp_millis(obs.ingest.last_refused_ms)
+                        .filter(|_| obs.ingest.last_refused_ms > 0)
+                        .unwrap_or(now),
+                );
             }
         }
         self.refused_seen = Some(refused);
@@ -207,6 +255,17 @@ fn sign_in(auth: Option<&AuthStatus>, now: DateTime<Utc>, limits: &Limits) -> Op
     }
 }
 
+fn poll(poll: Option<&PollStatus>, now: DateTime<Utc>, limits: &Limits) -> Option<String> {
+    let poll = poll?;
+    match (&poll.problem, poll.problem_since) {
+        (Some(problem), Some(since)) if now - since >= limits.retry_grace => Some(format!(
+            "the chat poll has failed since {}: {problem} — a dropped notification would go unnoticed",
+            hhmm(since)
+        )),
+        _ => None,
+    }
+}
+
 fn subscription(obs: &Observation, limits: &Limits) -> Option<String> {
     let status = obs.subscription.as_ref()?;
     let now = obs.now;
@@ -260,6 +319,8 @@ mod tests {
             oldest_waiting: None,
             disk_free: Some(10 << 30),
             store_write: Ok(()),
+            poll: None,
+            calls: Vec::new(),
         }
     }
 
@@ -386,6 +447,26 @@ mod tests {
         assert!(assessor
             .assess(&refused(10 + 15 * 60, 4), &limits)
             .is_empty());
+    }
+
+    #[test]
+    fn the_refused_trouble_says_when_the_refusal_happened() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        assert!(assessor.assess(&healthy(at(0)), &limits).is_empty());
+        // Refused at 12:00:03; the supervisor looks at 12:00:10.
+        let mut obs = healthy(at(10));
+        obs.ingest.client_state_rejects = 1;
+        obs.ingest.last_refused_ms = at(3).timestamp_millis();
+        let faults = assessor.assess(&obs, &limits);
+        assert!(
+            faults[0].detail.contains("last at 12:00:03 UTC"),
+            "{}",
+            faults[0].detail
+        );
+        // Held from the refusal: 15 minutes after 12:00:03, not after 12:00:10.
+        obs.now = at(3 + 15 * 60);
+        assert!(assessor.assess(&obs, &limits).is_empty());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct IngestCounters {
     pub handed_off: AtomicU64,
     /// Unix milliseconds of the last record taken in (0 = never).
     pub last_record_ms: AtomicI64,
+    /// Unix milliseconds at which the last notification was refused as a possible forgery
+    /// (clientState or signature; 0 = never).
+    pub last_refused_ms: AtomicI64,
 }
 
 /// A copy of the counters at one moment.
@@ -48,6 +51,7 @@ pub struct IngestSnapshot {
     pub duplicates: u64,
     pub handed_off: u64,
     pub last_record_ms: i64,
+    pub last_refused_ms: i64,
 }
 
 impl IngestCounters {
@@ -70,6 +74,7 @@ impl IngestCounters {
             duplicates: get(&self.duplicates),
             handed_off: get(&self.handed_off),
             last_record_ms: self.last_record_ms.load(Ordering::Relaxed),
+            last_refused_ms: self.last_refused_ms.load(Ordering::Relaxed),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `counters.rs` | ingest counters (records, refusals, duplicates, last record) |
 //! | `assess.rs` | pure: one [`Observation`] (+ memory of earlier ones) → the faults now |
+//! | `paths.rs` | pure: per path (chat notifications, chat poll) the calls reported and missed |
 //! | `report.rs` | the last assessment (what the page, API and MQTT show) |
 //! | `supervisor.rs` | the loop: observe every 10 s, raise/clear troubles, publish a report |
 //!
@@ -16,6 +17,7 @@
 
 pub mod assess;
 pub mod counters;
+pub mod paths;
 pub mod report;
 pub mod supervisor;
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::assess::Fault;
+use super::paths::PathHealth;
 
 /// The last assessment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -11,6 +12,8 @@ pub struct HealthReport {
     /// `None` until the first check.
     pub checked_at: Option<DateTime<Utc>>,
     pub faults: Vec<Fault>,
+    /// Per path: calls reported, the last one, calls missed.
+    pub paths: Vec<PathHealth>,
 }
 
 impl HealthReport {

@@ -77,6 +77,7 @@ impl Supervisor {
             report.send_replace(HealthReport {
                 checked_at: Some(observation.now),
                 faults,
+                paths: assessor.paths().to_vec(),
             });
         }
     }
@@ -84,7 +85,7 @@ impl Supervisor {
     /// Gathers one observation. The store probe and the disk query run on the blocking pool.
     async fn observe(&self) -> Observation {
         let store = self.store.clone();
-        let (store_write, disk_free, waiting, oldest_waiting) =
+        let (store_write, disk_free, waiting, oldest_waiting, calls) =
             tokio::task::spawn_blocking(move || {
                 let write = store
                     .settings
@@ -92,10 +93,11 @@ impl Supervisor {
                     .and_then(|_| store.flush())
                     .map_err(|e| e.to_string());
                 let (waiting, oldest) = inbox_age(&store);
-                (write, free_bytes(store.dir()), waiting, oldest)
+                let calls = crate::calls::CallLog::of(&store).all("health supervision");
+                (write, free_bytes(store.dir()), waiting, oldest, calls)
             })
             .await
-            .unwrap_or_else(|e| (Err(e.to_string()), None, 0, None));
+            .unwrap_or_else(|e| (Err(e.to_string()), None, 0, None, Vec::new()));
         let hub = &self.status.hub;
         Observation {
             now: Utc::now(),
@@ -112,6 +114,8 @@ impl Supervisor {
             oldest_waiting,
             disk_free,
             store_write,
+            poll: self.status.poll.as_ref().map(|p| p.borrow().clone()),
+            calls,
         }
     }
 }

@@ -12,6 +12,9 @@ pub struct IngestConfig {
     pub dedupe_days: u32,
     /// Records taken from the hub before one flush and commit.
     pub max_batch: usize,
+    /// Seconds after one path reported a call within which another path (chat notifications)
+    /// must report it too, or it counts as missed by that path and is a trouble.
+    pub path_window_secs: u32,
 }
 
 impl Default for IngestConfig {
@@ -20,6 +23,7 @@ impl Default for IngestConfig {
             queue: 1024,
             dedupe_days: 30,
             max_batch: 500,
+            path_window_secs: 180,
         }
     }
 }

@@ -87,6 +87,10 @@ pub struct RecordOutcome {
     pub ignored: usize,
 }
 
+/// Told of every duplicate notification of a message's creation (the assembly uses it to
+/// note on a call that push reported it after the poll had found it).
+pub type DuplicateHook = Arc<dyn Fn(&InboxEntry) -> Result<(), StoreError> + Send + Sync>;
+
 /// The stage. One per consumer thread (or replay).
 pub struct Ingest {
     store: Store,
@@ -94,6 +98,7 @@ pub struct Ingest {
     client_states: ClientStates,
     handoff: mpsc::Sender<InboxEntry>,
     counters: Arc<IngestCounters>,
+    on_duplicate: Option<DuplicateHook>,
 }
 
 impl Ingest {
@@ -110,7 +115,14 @@ impl Ingest {
             client_states,
             handoff,
             counters,
+            on_duplicate: None,
         }
+    }
+
+    /// Calls `hook` with every duplicate notification of a message's creation.
+    pub fn on_duplicate(mut self, hook: DuplicateHook) -> Ingest {
+        self.on_duplicate = Some(hook);
+        self
     }
 
     /// The store this stage writes to (the caller flushes it).
@@ -202,7 +214,7 @@ impl Ingest {
                 return Ok(Admitted::Ignored);
             }
             Verdict::Missing => {
-                return self.refuse(
+                return self.refuse_as_forged(
                     &self.counters.client_state_rejects,
                     "clientState missing on a subscription of this fleet",
                     position,
@@ -210,7 +222,7 @@ impl Ingest {
                 )
             }
             Verdict::Mismatch => {
-                return self.refuse(
+                return self.refuse_as_forged(
                     &self.counters.client_state_rejects,
                     "clientState is not this fleet's, on a subscription of this fleet",
                     position,
@@ -249,7 +261,7 @@ impl Ingest {
                             None
                         }
                         Err(e @ DecryptError::SignatureMismatch) => {
-                            return self.refuse(
+                            return self.refuse_as_forged(
                                 &self.counters.signature_rejects,
                                 &e.to_string(),
                                 position,
@@ -305,12 +317,43 @@ impl Ingest {
         };
         if !self.store.admit(&entry.key, record.received_at, &entry)? {
             IngestCounters::bump(&self.counters.duplicates);
+            self.note_late_push(&entry)?;
             return Ok(Admitted::Duplicate);
         }
         IngestCounters::bump(&self.counters.handed_off);
         // A closed channel means shutdown: the entry is in the inbox and resumes on restart.
         let _ = self.handoff.blocking_send(entry);
         Ok(Admitted::HandedOff)
+    }
+
+    /// A notification of a message seen before (found by the poll first, or redelivered):
+    /// the hook is told, so a call can note when push reported it.
+    fn note_late_push(&self, entry: &InboxEntry) -> Result<(), StoreError> {
+        let created = matches!(
+            entry.notification,
+            Notification::Message {
+                change_type: ChangeType::Created,
+                ..
+            }
+        );
+        match &self.on_duplicate {
+            Some(hook) if created => hook(entry),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a notification that may be forged, remembering when (for the trouble's words).
+    fn refuse_as_forged(
+        &self,
+        counter: &std::sync::atomic::AtomicU64,
+        reason: &str,
+        position: &str,
+        record: Record<'_>,
+    ) -> Result<Admitted, StoreError> {
+        self.counters
+            .last_refused_ms
+            .store(record.received_at.timestamp_millis(), Ordering::Relaxed);
+        self.refuse(counter, reason, position, record)
     }
 
     fn refuse(

@@ -21,6 +21,7 @@
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
 
+pub mod correlate;
 mod lanes;
 
 use std::future::Future;
@@ -34,7 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::alarm::{CallSummary, Event};
 use crate::alarm_task::AlarmHandle;
-use crate::calls::{CallLog, CallRecord};
+use crate::calls::{CallLog, CallRecord, Path, Sighting};
 use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, PossibleAlert, Rules};
 use crate::graph::client::GraphClient;
 use crate::graph::notification::{ChangeType, LifecycleEvent};
@@ -290,6 +291,10 @@ impl Recogniser {
             updated_at: None,
             deleted: false,
             notification: entry.raw.clone(),
+            sources: vec![Sighting {
+                path: path_of(entry),
+                at: entry.received_at,
+            }],
         };
         tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
         self.calls.put(&record)?;
@@ -413,6 +418,16 @@ impl Recogniser {
         if let Err(e) = self.handle(entry).await {
             tracing::error!(error = %e, key = entry.key, "recognition could not write; the entry stays in the inbox");
         }
+    }
+}
+
+/// The path an inbox entry came by: read from Graph (the poll or a resync after a gap), or
+/// notified through the hub.
+fn path_of(entry: &InboxEntry) -> Path {
+    if crate::graph::resync::found_by_reading(&entry.position) {
+        Path::ChatPoll
+    } else {
+        Path::ChatNotification
     }
 }
 

@@ -162,5 +162,57 @@ pub fn render(web: &Web) -> String {
             .unwrap_or(0)
             .to_string(),
     );
+    if let Some(poll) = &status.poll {
+        for (name, help, value) in [
+            (
+                "beacon_poll_reads_total",
+                "Reads of the chats that succeeded (polls and gap reads).",
+                poll.reads,
+            ),
+            (
+                "beacon_poll_requests_total",
+                "Graph requests the reads made.",
+                poll.requests,
+            ),
+            (
+                "beacon_poll_found_total",
+                "Messages the reads found that push had not delivered.",
+                poll.found,
+            ),
+        ] {
+            metric(name, "counter", help, value.to_string());
+        }
+    }
+    let mut labelled = |name: &str, kind: &str, help: &str, values: Vec<(&str, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (path, value) in values {
+            let _ = writeln!(out, "{name}{{path=\"{path}\"}} {value}");
+        }
+    };
+    let per_path = |f: &dyn Fn(&crate::health::paths::PathHealth) -> String| {
+        status
+            .paths
+            .iter()
+            .map(|p| (p.path.name(), f(p)))
+            .collect::<Vec<_>>()
+    };
+    labelled(
+        "beacon_path_calls_total",
+        "counter",
+        "Calls each path reported.",
+        per_path(&|p| p.events.to_string()),
+    );
+    labelled(
+        "beacon_path_missed_total",
+        "counter",
+        "Calls each path did not report within the window (another path had them).",
+        per_path(&|p| p.missed.to_string()),
+    );
+    labelled(
+        "beacon_path_last_call_timestamp_seconds",
+        "gauge",
+        "Unix time of the last call each path reported (0: none).",
+        per_path(&|p| p.last_event.map_or(0, |t| t.timestamp()).to_string()),
+    );
     out
 }

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alarm::{AlarmState, Output};
+use crate::graph::reconcile::PollStatus;
 use crate::graph::tokens::AuthStatus;
+use crate::health::paths::PathHealth;
 use crate::web::context::ConsoleContext;
 
 /// One line of the status table.
@@ -38,6 +40,10 @@ pub struct Status {
     pub hub_lag: Option<i64>,
     pub signed_in: bool,
     pub subscription_expires: Option<DateTime<Utc>>,
+    /// Per path a call can come by: calls reported, the last one, calls missed.
+    pub paths: Vec<PathHealth>,
+    /// The reconciliation poll; `None` without the cloud feed.
+    pub poll: Option<PollStatus>,
 }
 
 impl Status {
@@ -157,6 +163,14 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
             None => "none since start".into(),
         },
     ));
+    let poll = context.status.poll.as_ref().map(|p| p.borrow().clone());
+    if let Some(poll) = &poll {
+        lines.push(poll_line(poll));
+    }
+    let paths = context.health.borrow().paths.clone();
+    for path in &paths {
+        lines.push(path_line(path));
+    }
     let outbox_pending = context
         .store
         .outbox
@@ -214,7 +228,48 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
         signed_in,
         subscription_expires,
         lines,
+        paths,
+        poll,
     }
+}
+
+fn poll_line(poll: &PollStatus) -> StatusLine {
+    let name = "Chat poll";
+    match (&poll.problem, poll.last_ok) {
+        (Some(problem), _) => line(name, "fault", problem.clone()),
+        (None, Some(at)) => line(
+            name,
+            "ok",
+            format!(
+                "every {} s, last read {} ({} messages found that push had not delivered)",
+                poll.every_secs,
+                at.format("%H:%M:%S UTC"),
+                poll.found
+            ),
+        ),
+        (None, None) if poll.every_secs == 0 => line(
+            name,
+            "off",
+            "not running (needs sign-in, a subscription and the Event Hub)".into(),
+        ),
+        (None, None) => line(name, "warn", "first read under way".into()),
+    }
+}
+
+fn path_line(path: &PathHealth) -> StatusLine {
+    let name = match path.path {
+        crate::calls::Path::ChatNotification => "Calls by chat notification",
+        crate::calls::Path::ChatPoll => "Calls by chat poll",
+    };
+    let last = path.last_event.map_or_else(
+        || "none yet".to_string(),
+        |at| format!("last {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+    );
+    line(
+        name,
+        if path.missed > 0 { "warn" } else { "ok" },
+        format!("{} calls, {last}, {} missed", path.events, path.missed),
+    )
 }
 
 fn line(name: &'static str, level: &'static str, text: String) -> StatusLine {

@@ -235,7 +235,7 @@ pub fn account_words(account: &Account) -> String {
 
 /// The subscription in words for the summary and the result.
 pub fn subscription_words(status: &SubscriptionStatus) -> String {
-    match (&status.subscription_id, status.expires_at, &status.problem) {
+    let words = match (&status.subscription_id, status.expires_at, &status.problem) {
         (_, _, Some(problem)) => problem.clone(),
         (Some(id), Some(expires), None) => format!(
             "Subscription {id} is active until {}; Beacon renews it before then.",
@@ -243,6 +243,11 @@ pub fn subscription_words(status: &SubscriptionStatus) -> String {
         ),
         (Some(id), None, None) => format!("Subscription {id} is active."),
         (None, _, None) => "No subscription yet.".into(),
+    };
+    // Said where the subscription is set up, before the quota runs out (B.1, G11).
+    match &status.quota_warning {
+        Some(warning) => format!("{words} {warning}"),
+        None => words,
     }
 }
 
@@ -264,6 +269,26 @@ pub fn link_ready(handles: &LinkHandles, step: Step) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setup_page_warns_of_the_evaluation_quota_before_it_runs_out() {
+        let status = SubscriptionStatus {
+            subscription_id: Some("sub-1".into()),
+            quota_warning: Some(crate::graph::subscription::EVALUATION_QUOTA_WARNING.to_string()),
+            ..SubscriptionStatus::default()
+        };
+        let words = subscription_words(&status);
+        assert!(
+            words.starts_with("Subscription sub-1 is active."),
+            "{words}"
+        );
+        assert!(words.contains("evaluation mode"), "{words}");
+        let metered = SubscriptionStatus {
+            quota_warning: None,
+            ..status
+        };
+        assert!(!subscription_words(&metered).contains("evaluation"));
+    }
 
     #[test]
     fn a_step_opens_only_when_the_ones_before_it_are_done() {

@@ -178,9 +178,16 @@ async fn a_message_posted_while_the_appliance_was_down_is_found_by_resync_once()
 
     // Back up: resync first, then the consumer catches up with the hub.
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let report = beacon::graph::resync::resync(&graph, &store, &tx, before, Utc::now())
-        .await
-        .expect("resync");
+    let report = beacon::graph::resync::resync(
+        &graph,
+        &store,
+        &tx,
+        before,
+        Utc::now(),
+        beacon::graph::resync::RESYNC,
+    )
+    .await
+    .expect("resync");
     assert_eq!(report.handed_off, 2, "{report:?}");
     let mut found = Vec::new();
     while let Ok(entry) = rx.try_recv() {

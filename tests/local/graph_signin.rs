@@ -259,6 +259,39 @@ async fn a_401_refreshes_once_and_throttling_waits_for_retry_after() {
     graph.get("/me").await.expect("a 5xx is retried");
 }
 
+/// A 401 forces a refresh whose new token lives shorter than the old one: the background
+/// loop must wake for the new token's renewal, not sleep until the old one's — otherwise the
+/// token expires while the box is idle and a false "not renewed" trouble follows.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_401_forced_refresh_the_keeper_renews_the_new_token_in_time() {
+    let cloud = FakeCloud::start(options()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let keeper = TokenKeeper::new(settings(&cloud, None), store(&dir)).expect("keeper");
+    sign_in(&cloud, &keeper).await.expect("signed in");
+    let running = tokio::spawn(keeper.clone().run(std::future::pending::<()>()));
+    let graph = GraphClient::new(&cloud.graph_url(), keeper.clone(), RetryPolicy::default())
+        .expect("client");
+    // Idle for a moment: the loop now sleeps until the first token's renewal (~45 min).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cloud.set_access_token_lifetime(Duration::from_secs(4));
+    cloud.expire_access_tokens();
+    graph.get("/me").await.expect("refreshed after the 401");
+    // The new token expires 4 s after the 401; nobody calls Graph meanwhile.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let status = keeper.status().borrow().clone();
+    let AuthStatus::SignedIn {
+        access_expires_at, ..
+    } = status
+    else {
+        panic!("still signed in: {status:?}");
+    };
+    assert!(
+        access_expires_at > chrono::Utc::now(),
+        "the keeper renewed the short-lived token while idle (it expired at {access_expires_at})"
+    );
+    running.abort();
+}
+
 /// Collects everything logged while it is the default subscriber.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -238,6 +238,7 @@ async fn the_last_call_gets_its_latency_once_the_call_record_is_written() {
         updated_at: None,
         deleted: false,
         notification: None,
+        sources: Vec::new(),
     };
     rig.store
         .calls

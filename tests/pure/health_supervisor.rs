@@ -55,6 +55,7 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 auth: None,
                 subscription: None,
                 hub: hub.clone(),
+                poll: None,
                 last_call,
                 mqtt: None,
                 setup_code: beacon::feeds::no_setup_code(),

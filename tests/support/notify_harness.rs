@@ -126,6 +126,7 @@ impl Bench {
             updated_at: None,
             deleted: false,
             notification: None,
+            sources: Vec::new(),
         };
         beacon::calls::CallLog::of(&self.store)
             .put(&record)

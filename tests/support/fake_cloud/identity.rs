@@ -156,6 +156,8 @@ pub struct Identity {
     revoked_sessions: HashMap<u64, GrantFailure>,
     next_session: u64,
     unavailable: u32,
+    /// Replaces `FakeOptions::access_token_lifetime` for tokens issued from now on.
+    lifetime: Option<Duration>,
 }
 
 /// What the Graph side learns from an `Authorization` header.
@@ -413,7 +415,7 @@ impl Identity {
     /// A successful token response (A.3): `refresh_token` only with `offline_access`,
     /// `id_token` only with `openid`.
     fn issue(&mut self, opts: &FakeOptions, session: u64, client_id: &str, scope: &str) -> Resp {
-        let lifetime = opts.access_token_lifetime;
+        let lifetime = self.lifetime.unwrap_or(opts.access_token_lifetime);
         let access_token = jwt(&json!({
             "aud": GRAPH_APP_ID,
             "iss": format!("https://sts.windows.net/{}/", opts.tenant_id),
@@ -545,6 +547,10 @@ impl Identity {
 
     pub fn set_unavailable(&mut self, times: u32) {
         self.unavailable = times;
+    }
+
+    pub fn set_access_token_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = Some(lifetime);
     }
 
     pub fn expire_access_tokens(&mut self) {

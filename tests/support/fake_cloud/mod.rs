@@ -14,6 +14,7 @@
 //! ```
 
 mod chats;
+mod drops;
 mod errors;
 mod faults;
 mod graph;
@@ -127,6 +128,7 @@ struct State {
     chats: chats::Chats,
     faults: faults::Faults,
     switches: publish::Switches,
+    drops: drops::Drops,
 }
 
 impl State {
@@ -142,6 +144,8 @@ impl State {
         if !self.switches.enabled {
             return Vec::new();
         }
+        let message_id = message["id"].as_str().unwrap_or_default();
+        let dropped = self.drops.take(chat_id, message_id, change_type);
         let mut out = Vec::new();
         for sub in self.subscriptions.items.values() {
             if !sub.covers(chat_id)
@@ -158,7 +162,12 @@ impl State {
             }
             out.push(publish::change(opts, sub, chat_id, message, change_type));
         }
-        publish::collections(out, opts.batch_notifications)
+        let records = publish::collections(out, opts.batch_notifications);
+        if dropped {
+            self.drops.hold(records);
+            return Vec::new();
+        }
+        records
     }
 }
 
@@ -334,6 +343,15 @@ impl FakeCloud {
         self.inner.state().identity.set_unavailable(times);
     }
 
+    /// Access tokens issued from now on live `lifetime` (`expires_in`, A.3): Entra may hand out
+    /// shorter-lived tokens than before (token lifetime policies, Conditional Access).
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        self.inner
+            .state()
+            .identity
+            .set_access_token_lifetime(lifetime);
+    }
+
     /// Every access token issued so far expires now (Graph answers 401).
     pub fn expire_access_tokens(&self) {
         self.inner.state().identity.expire_access_tokens();
@@ -471,6 +489,26 @@ impl FakeCloud {
     /// `false`: lifecycle events are not delivered into the hub (B.9 [UNK]).
     pub fn set_lifecycle_delivery(&self, enabled: bool) {
         self.inner.state().switches.lifecycle_delivery = enabled;
+    }
+
+    /// The notifications of the next `changes` message changes are dropped silently: not
+    /// published, no lifecycle event, the message still in Graph (B.11).
+    pub fn drop_next_notifications(&self, changes: u32) {
+        self.inner.state().drops.drop_next(changes);
+    }
+
+    /// Publishes the notifications dropped so far after all, late (a delivery Graph held back
+    /// rather than lost). Returns how many records went out.
+    pub async fn deliver_dropped_late(&self) -> usize {
+        let records = self.inner.state().drops.release();
+        let count = records.len();
+        self.inner.publisher.deliver(records).await;
+        count
+    }
+
+    /// The changes whose notifications were dropped: (chat id, message id, change type).
+    pub fn dropped_notifications(&self) -> Vec<(String, String, String)> {
+        self.inner.state().drops.dropped.clone()
     }
 
     /// Notifications counted against the evaluation quota so far.

@@ -822,6 +822,7 @@ fn record_for(key: &str, posted: DateTime<Utc>, recognised: DateTime<Utc>) -> Ca
         updated_at: None,
         deleted: false,
         notification: None,
+        sources: Vec::new(),
     }
 }
 
