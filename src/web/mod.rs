@@ -16,7 +16,9 @@
 pub mod api;
 pub mod api_tokens;
 pub mod assets;
+pub mod client_prefix;
 pub mod config;
+pub mod connection_limit;
 pub mod context;
 pub mod csrf;
 pub mod link;
@@ -215,7 +217,7 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(warp::path!("login"))
         .and(ctx.clone())
         .and(form)
-        .map(pages::login::submit);
+        .then(pages::login::submit);
     let logout = post
         .and(warp::path!("logout"))
         .and(ctx.clone())
