@@ -73,6 +73,14 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         first_after: u64,
     },
+    /// Make the console's self-signed certificate when it is missing or due (fewer than 30
+    /// days left, or the host name or an address not in it), and print its SHA-256
+    /// fingerprint. A certificate configured in [web] is only printed.
+    Certificate {
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+    },
     /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
     /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
     Replay {
@@ -172,6 +180,16 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Certificate { config } => match load(&config).and_then(|c| certificate(&c)) {
+            Ok(sha256) => {
+                println!("{sha256}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("beacon: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Replay {
             file,
             fixtures,
@@ -231,6 +249,17 @@ fn print_json(value: &impl serde::Serialize) {
     use std::io::Write as _;
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// `beacon certificate`: the console certificate's SHA-256 fingerprint, made or renewed first
+/// when it is the self-signed one.
+fn certificate(config: &Config) -> Result<String, String> {
+    let web = config.web.clone().unwrap_or_default();
+    let configured = web.certificate.as_deref().zip(web.private_key.as_deref());
+    let (cert, _) = beacon::web::tls::certificate_files(configured, &config.data_dir)
+        .map_err(|e| e.to_string())?;
+    let pem = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    beacon::web::tls::fingerprint(&pem).map_err(|e| e.to_string())
 }
 
 fn load(path: &std::path::Path) -> Result<Config, String> {

@@ -153,13 +153,19 @@ pub async fn start(
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
     });
+    let mut renewals = None;
     let tls = if config.https {
         let configured = config
             .certificate
             .as_deref()
             .zip(config.private_key.as_deref());
         let (cert, key) = tls::certificate_files(configured, data_dir)?;
-        Some(TlsAcceptor::from(tls::server_config(&cert, &key)?))
+        let (server_config, certificate) = tls::server_config(&cert, &key)?;
+        show_fingerprint(context, &cert);
+        if configured.is_none() {
+            renewals = Some((certificate, cert, key));
+        }
+        Some(TlsAcceptor::from(server_config))
     } else {
         None
     };
@@ -182,6 +188,14 @@ pub async fn start(
         listeners.redirect(plain, addr.port());
     }
     listeners.serve(listener, tls, routes(web.clone()));
+    if let Some((certificate, cert, key)) = renewals {
+        listeners.spawn(renew_certificate(
+            certificate,
+            data_dir.to_path_buf(),
+            context.clone(),
+            (cert, key),
+        ));
+    }
     tracing::info!(%addr, https = config.https, "console listening");
     Ok(WebServer {
         listeners,
@@ -189,6 +203,43 @@ pub async fn start(
         redirect_addr,
         web,
     })
+}
+
+/// Puts the fingerprint of the certificate in `cert` in the status feed (display, settings).
+fn show_fingerprint(context: &ConsoleContext, cert: &std::path::Path) {
+    let sha256 = std::fs::read(cert)
+        .ok()
+        .and_then(|pem| tls::fingerprint(&pem).ok());
+    context.status.certificate.send_replace(sha256);
+}
+
+/// Checks every [`tls::RENEW_CHECK`] whether the self-signed certificate is due, and if so
+/// makes a new one and serves it from the next handshake.
+async fn renew_certificate(
+    certificate: Arc<tls::ConsoleCertificate>,
+    data_dir: std::path::PathBuf,
+    context: ConsoleContext,
+    (cert, key): (std::path::PathBuf, std::path::PathBuf),
+) {
+    loop {
+        tokio::time::sleep(tls::RENEW_CHECK).await;
+        let names = tls::Names::of_this_device();
+        let renewed =
+            tls::renew_if_needed(&data_dir, &names, chrono::Utc::now()).and_then(|made| {
+                if made {
+                    certificate.load(&cert, &key).map(|()| true)
+                } else {
+                    Ok(false)
+                }
+            });
+        match renewed {
+            Ok(true) => show_fingerprint(&context, &cert),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "console: cannot renew the self-signed certificate")
+            }
+        }
+    }
 }
 
 /// Every route, with the security headers on every answer.

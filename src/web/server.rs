@@ -158,7 +158,8 @@ impl Listeners {
         }
     }
 
-    fn spawn<F>(&self, task: F)
+    /// Runs `task` until [`Listeners::stop`] (as the connections do).
+    pub fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
