@@ -34,7 +34,8 @@
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
 //! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
 //! (systemd readiness, status and the watchdog fed only while the pipeline turns),
-//! [`hw::failsafe`] (outputs de-energised on a panic).
+//! [`hw::failsafe`] (outputs de-energised on a panic), [`logging`] (journald natively under
+//! systemd, plain lines elsewhere).
 //!
 //! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics).
 //!
@@ -66,6 +67,7 @@ pub mod graph;
 pub mod health;
 pub mod hw;
 pub mod ingest;
+pub mod logging;
 pub mod outputs;
 pub mod recognise;
 pub mod secret;
