@@ -7,13 +7,21 @@ use clap::{Parser, Subcommand};
 
 use beacon::config::Config;
 
+/// `beacon --version`: the package version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BEACON_REVISION"),
+    ")"
+);
+
 /// Beacon: on-site alarm for emergency calls placed from Microsoft Teams.
 ///
 /// Teams posts an "important" chat message when someone dials an emergency number; Graph
 /// delivers it into an Azure Event Hub; Beacon reads the hub over the Kafka protocol,
 /// recognises the emergency and raises the alarm.
 #[derive(Parser)]
-#[command(name = "beacon", version, about, long_about)]
+#[command(name = "beacon", version = VERSION, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,6 +88,14 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
         config: PathBuf,
+    },
+    /// Print the manual page beacon(1), generated from this command line (roff; e.g.
+    /// `beacon man | man -l -`), or write it and one page per command (beacon-run(1), …) to a
+    /// directory, as the package installs them.
+    Man {
+        /// Write beacon.1 and beacon-<command>.1 here instead of printing beacon(1).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
     /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
@@ -180,6 +196,13 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Man { dir } => match manual(dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("beacon: cannot write the manual page: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Certificate { config } => match load(&config).and_then(|c| certificate(&c)) {
             Ok(sha256) => {
                 println!("{sha256}");
@@ -249,6 +272,21 @@ fn print_json(value: &impl serde::Serialize) {
     use std::io::Write as _;
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// `beacon man`: beacon(1) to stdout, or every page into `dir`.
+fn manual(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+        None => {
+            let mut page = Vec::new();
+            let command = Cli::command().disable_help_subcommand(true);
+            clap_mangen::Man::new(command).render(&mut page)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&page)
+        }
+    }
 }
 
 /// `beacon certificate`: the console certificate's SHA-256 fingerprint, made or renewed first
