@@ -153,9 +153,7 @@ pub fn needs_renewal(cert_pem: &[u8], names: &Names, now: DateTime<Utc>) -> bool
     }
     let present = cert.subject_alt_names();
     let has = |wanted: &dyn Fn(&openssl::x509::GeneralNameRef) -> bool| {
-        present
-            .as_ref()
-            .is_some_and(|all| all.iter().any(|n| wanted(n)))
+        present.as_ref().is_some_and(|all| all.iter().any(wanted))
     };
     let dns_missing = names
         .dns
