@@ -28,7 +28,8 @@
 //! (pure subscription schedule) and [`graph::subscription`] (the keeper), [`graph::resync`]
 //! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
-//! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
+//! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`trust`] (the CAs every
+//! TLS client trusts: the system's and `[tls] ca_files`), [`store`] (sled trees,
 //! 0700/0600, no domain types), [`secret`] (values that never print), [`health`] (counters;
 //! the supervisor that turns faults into troubles within 60 s), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
@@ -73,4 +74,5 @@ pub mod recognise;
 pub mod secret;
 pub mod service_manager;
 pub mod store;
+pub mod trust;
 pub mod web;

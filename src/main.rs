@@ -300,8 +300,11 @@ fn certificate(config: &Config) -> Result<String, String> {
     beacon::web::tls::fingerprint(&pem).map_err(|e| e.to_string())
 }
 
+/// The configuration at `path`, with its trusted CA certificates installed for every client.
 fn load(path: &std::path::Path) -> Result<Config, String> {
-    Config::load(path).map_err(|e| e.to_string())
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    beacon::trust::install(&config.tls).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(config)
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -312,6 +315,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let trusted = match beacon::trust::TrustStore::load(&config.tls) {
+        Ok(trusted) => trusted,
+        Err(e) => {
+            eprintln!("beacon: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
     println!("{}: valid", path.display());
     let device = config.device_id.clone();
     println!(
@@ -319,6 +329,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         device.as_deref().unwrap_or("(generated on first start)")
     );
     println!("  data directory:     {}", config.data_dir.display());
+    println!(
+        "  trusted CAs:        the system store + {} from tls.ca_files",
+        trusted.configured_count()
+    );
     match config.eventhub_target() {
         Ok(target) => {
             println!(
