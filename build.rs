@@ -1,19 +1,21 @@
 //! Build facts for `beacon --version`: the git revision the binary is built from.
 //!
-//! `BEACON_REVISION` in the build's environment wins (a packaged build from a tarball has no
+//! `BUILD_REVISION` in the build's environment wins (a packaged build from a tarball has no
 //! `.git`); otherwise `git rev-parse --short=10 HEAD` with `-modified` when tracked files
-//! differ from it; otherwise `unknown`. The result is `BEACON_REVISION` for `env!`.
+//! differ from it; otherwise `unknown`. The result is `BUILD_REVISION` for `env!`. Not a
+//! `BEACON_…` name: cargo also sets the variable when it runs the binary (`cargo run`, the
+//! tests), and every `BEACON_*` variable is a configuration override.
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=BEACON_REVISION");
-    let revision = std::env::var("BEACON_REVISION")
+    println!("cargo:rerun-if-env-changed=BUILD_REVISION");
+    let revision = std::env::var("BUILD_REVISION")
         .ok()
         .filter(|r| !r.trim().is_empty())
         .or_else(git_revision)
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=BEACON_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_REVISION={revision}");
 }
 
 /// `abcdef1234` (or `abcdef1234-modified`), and rebuilds when HEAD or the index moves.

@@ -8,12 +8,7 @@ use clap::{Parser, Subcommand};
 use beacon::config::Config;
 
 /// `beacon --version`: the package version and the git revision it was built from.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("BEACON_REVISION"),
-    ")"
-);
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_REVISION"), ")");
 
 /// Beacon: on-site alarm for emergency calls placed from Microsoft Teams.
 ///
