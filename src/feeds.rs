@@ -32,6 +32,9 @@ pub struct StatusFeeds {
     /// The console's one-time setup code while no admin exists (the console sets it; the
     /// display shows it on the setup screen).
     pub setup_code: Arc<watch::Sender<Option<String>>>,
+    /// The SHA-256 fingerprint of the console's certificate, while it serves HTTPS (the
+    /// console sets it; the setup screen shows its start).
+    pub certificate: Arc<watch::Sender<Option<String>>>,
 }
 
 /// A setup-code feed with no code in it.
@@ -51,11 +54,13 @@ impl StatusFeeds {
                     url: prompt.verification_uri.clone(),
                 }),
                 setup_code: None,
+                certificate: self.certificate.borrow().clone(),
             }),
             None | Some(AuthStatus::SignedOut) => Some(SetupInfo {
                 address: "https://beacon.local".into(),
                 sign_in: None,
                 setup_code: self.setup_code.borrow().clone(),
+                certificate: self.certificate.borrow().clone(),
             }),
             _ => None,
         };

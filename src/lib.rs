@@ -36,14 +36,16 @@
 //! whichever source comes first).
 //!
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
-//! unknown keys left out by the tolerant load), [`store`] (sled trees, 0700/0600, no domain
-//! types; a damaged store recovered at open from the keepsake beside it), [`secret`] (values
-//! that never print), [`health`] (counters; the supervisor that turns faults into troubles
-//! within 60 s; per-path supervision of the calls each path reported or missed), [`feeds`] (the parts' statuses
+//! unknown keys left out by the tolerant load), [`trust`] (the CAs every TLS client trusts:
+//! the system's and `[tls] ca_files`), [`store`] (sled trees, 0700/0600, no domain types; a
+//! damaged store recovered at open from the keepsake beside it), [`secret`] (values that never
+//! print), [`health`] (counters; the supervisor that turns faults into troubles within 60 s;
+//! per-path supervision of the calls each path reported or missed), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
 //! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
 //! (systemd readiness, status and the watchdog fed only while the pipeline turns),
-//! [`hw::failsafe`] (outputs de-energised on a panic).
+//! [`hw::failsafe`] (outputs de-energised on a panic), [`logging`] (journald natively under
+//! systemd, plain lines elsewhere).
 //!
 //! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics).
 //!
@@ -77,9 +79,11 @@ pub mod graph;
 pub mod health;
 pub mod hw;
 pub mod ingest;
+pub mod logging;
 pub mod outputs;
 pub mod recognise;
 pub mod secret;
 pub mod service_manager;
 pub mod store;
+pub mod trust;
 pub mod web;

@@ -7,13 +7,16 @@ use clap::{Parser, Subcommand};
 
 use beacon::config::Config;
 
+/// `beacon --version`: the package version and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_REVISION"), ")");
+
 /// Beacon: on-site alarm for emergency calls placed from Microsoft Teams.
 ///
 /// Teams posts an "important" chat message when someone dials an emergency number; Graph
 /// delivers it into an Azure Event Hub; Beacon reads the hub over the Kafka protocol,
 /// recognises the emergency and raises the alarm.
 #[derive(Parser)]
-#[command(name = "beacon", version, about, long_about, after_help = EXIT_STATUSES)]
+#[command(name = "beacon", version = VERSION, about, long_about, after_help = EXIT_STATUSES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,6 +90,22 @@ enum Command {
         /// Seconds until the first demonstration call.
         #[arg(long, default_value_t = 15)]
         first_after: u64,
+    },
+    /// Make the console's self-signed certificate when it is missing or due (fewer than 30
+    /// days left, or the host name or an address not in it), and print its SHA-256
+    /// fingerprint. A certificate configured in [web] is only printed.
+    Certificate {
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+    },
+    /// Print the manual page beacon(1), generated from this command line (roff; e.g.
+    /// `beacon man | man -l -`), or write it and one page per command (beacon-run(1), …) to a
+    /// directory, as the package installs them.
+    Man {
+        /// Write beacon.1 and beacon-<command>.1 here instead of printing beacon(1).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Feed Event Hub record bodies (one JSON document a line) through the real ingest
     /// pipeline without Kafka, for drills, demos and tests. Prints a JSON summary.
@@ -265,6 +284,27 @@ fn main() -> ExitCode {
             .await?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Man { dir } => match manual(dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("beacon: cannot write the manual page: {e}");
+                ExitCode::from(exit::CANT_CREATE)
+            }
+        },
+        Command::Certificate { config } => {
+            match load(&config)
+                .and_then(|c| certificate(&c).map_err(|e| Failure::new(exit::CANT_CREATE, e)))
+            {
+                Ok(sha256) => {
+                    println!("{sha256}");
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    eprintln!("beacon: {}", failure.message);
+                    ExitCode::from(failure.code)
+                }
+            }
+        }
         Command::Replay {
             file,
             fixtures,
@@ -324,8 +364,38 @@ fn print_json(value: &impl serde::Serialize) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
+/// `beacon man`: beacon(1) to stdout, or every page into `dir`.
+fn manual(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+        None => {
+            let mut page = Vec::new();
+            let command = Cli::command().disable_help_subcommand(true);
+            clap_mangen::Man::new(command).render(&mut page)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&page)
+        }
+    }
+}
+
+/// `beacon certificate`: the console certificate's SHA-256 fingerprint, made or renewed first
+/// when it is the self-signed one.
+fn certificate(config: &Config) -> Result<String, String> {
+    let web = config.web.clone().unwrap_or_default();
+    let configured = web.certificate.as_deref().zip(web.private_key.as_deref());
+    let (cert, _) = beacon::web::tls::certificate_files(configured, &config.data_dir)
+        .map_err(|e| e.to_string())?;
+    let pem = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    beacon::web::tls::fingerprint(&pem).map_err(|e| e.to_string())
+}
+
+/// The configuration at `path`, with its trusted CA certificates installed for every client.
 fn load(path: &std::path::Path) -> Result<Config, Failure> {
-    Config::load(path).map_err(|e| Failure::new(exit::CONFIG, e))
+    let config = Config::load(path).map_err(|e| Failure::new(exit::CONFIG, e))?;
+    beacon::trust::install(&config.tls)
+        .map_err(|e| Failure::new(exit::CONFIG, format!("{}: {e}", path.display())))?;
+    Ok(config)
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -337,6 +407,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
     };
     let config = loaded.config;
+    let trusted = match beacon::trust::TrustStore::load(&config.tls) {
+        Ok(trusted) => trusted,
+        Err(e) => {
+            eprintln!("beacon: {}: {e}", path.display());
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     println!("{}: valid", path.display());
     for ignored in &loaded.ignored {
         println!("  warning: ignored (beacon run leaves it out and shows a trouble): {ignored}");
@@ -347,6 +424,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         device.as_deref().unwrap_or("(generated on first start)")
     );
     println!("  data directory:     {}", config.data_dir.display());
+    println!(
+        "  trusted CAs:        the system store + {} from tls.ca_files",
+        trusted.configured_count()
+    );
     match config.eventhub_target() {
         Ok(target) => {
             println!(
@@ -466,13 +547,5 @@ where
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BEACON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: the journal and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    beacon::logging::init();
 }

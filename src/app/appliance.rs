@@ -178,6 +178,7 @@ impl Appliance {
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
             setup_code: crate::feeds::no_setup_code(),
+            certificate: crate::feeds::no_setup_code(),
         };
         let systemd = SystemdNotifier::from_env();
         let watchdog = Watchdog::spawn_from_env(&systemd, hub.clone(), &alarm);

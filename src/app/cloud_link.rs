@@ -179,7 +179,15 @@ impl CloudLink {
                 let settings = ConsumerSettings {
                     group_id: config.consumer_group(&core.device_id),
                     client_id: core.device_id.clone(),
-                    ca_file: config.eventhub.ca_file.clone(),
+                    // The shared trusted CAs (crate::trust) as librdkafka reads them.
+                    ca_file: crate::trust::librdkafka_ca_file(
+                        &config.data_dir.join("trust"),
+                        config.eventhub.ca_file.as_deref(),
+                    )
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "the Event Hub's CA certificates");
+                        config.eventhub.ca_file.clone()
+                    }),
                     instance_id: config
                         .eventhub
                         .static_membership

@@ -58,6 +58,15 @@ async fn run_with_troubles(
     let shutdown = shutdown_signal();
     let mut core = Core::open(&config)?;
     core.start_troubles.extend(troubles);
+    // The CAs every TLS client trusts; a CA file that cannot be read is a trouble, and the
+    // clients keep the system's store.
+    if let Err(e) = crate::trust::install(&config.tls) {
+        tracing::error!(error = %e, "the configured CA certificates cannot be used");
+        core.start_troubles.push((
+            fallback::CONFIG_COMPONENT.to_string(),
+            format!("the trusted CA files of [tls] cannot be used: {e}"),
+        ));
+    }
     if let Some(text) = good_text {
         fallback::keep_last_good(&config.data_dir, &text);
     }

@@ -62,6 +62,8 @@ pub struct Config {
     pub notify: crate::outputs::notify::NotifyConfig,
     /// The console (setup page, dashboard, API). Absent: no console.
     pub web: Option<crate::web::WebConfig>,
+    /// CA certificates every TLS client trusts besides the system's.
+    pub tls: crate::trust::TrustConfig,
     /// What the checks made of the sections, kept for the wiring; read it with
     /// [`Config::checked`]. Public only so that `Config { …, ..Config::default() }` works: leave
     /// it at its default (empty: made on first use).
@@ -94,6 +96,7 @@ impl Default for Config {
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
             notify: crate::outputs::notify::NotifyConfig::default(),
             web: None,
+            tls: crate::trust::TrustConfig::default(),
             compiled: OnceLock::new(),
         }
     }

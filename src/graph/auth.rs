@@ -160,9 +160,12 @@ fn client(settings: &OAuthSettings, mode: ClientMode) -> Result<OAuthClient, Aut
     Ok(client)
 }
 
-/// An HTTP client for the identity platform: timeouts, no redirects (oauth2's advice).
+/// An HTTP client for the identity platform: timeouts, no redirects (oauth2's advice), the
+/// shared trusted CAs ([`crate::trust`]).
 pub fn http_client() -> Result<reqwest::Client, AuthError> {
-    reqwest::Client::builder()
+    crate::trust::current()
+        .reqwest_builder()
+        .map_err(|e| AuthError::Settings(e.to_string()))?
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))

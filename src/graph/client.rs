@@ -62,7 +62,9 @@ impl GraphClient {
         tokens: Arc<TokenKeeper>,
         policy: RetryPolicy,
     ) -> Result<GraphClient, GraphError> {
-        let http = reqwest::Client::builder()
+        let http = crate::trust::current()
+            .reqwest_builder()
+            .map_err(|e| GraphError::Body(e.to_string()))?
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::limited(3))

@@ -26,7 +26,7 @@ pub struct WebConfig {
     pub tiles_attribution: String,
     /// How long a login lasts without activity.
     pub session_minutes: u32,
-    /// Failed logins allowed per client address per minute.
+    /// Failed logins allowed per client address (IPv6: per /64) per minute.
     pub login_attempts_per_minute: u32,
 }
 

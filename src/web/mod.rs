@@ -17,7 +17,9 @@
 pub mod api;
 pub mod api_tokens;
 pub mod assets;
+pub mod client_prefix;
 pub mod config;
+pub mod connection_limit;
 pub mod context;
 pub mod csrf;
 pub mod fleet_join;
@@ -167,8 +169,17 @@ pub async fn start(
             .as_ref()
             .and_then(|(cert, _)| fleet_join::certificate_sha256(cert)),
     });
+    let mut renewals = None;
     let tls = match &certificate {
-        Some((cert, key)) => Some(TlsAcceptor::from(tls::server_config(cert, key)?)),
+        Some((cert, key)) => {
+            let (server_config, live) = tls::server_config(cert, key)?;
+            show_fingerprint(context, cert);
+            // Only the appliance's own certificate is renewed, never a configured one.
+            if config.certificate.is_none() || config.private_key.is_none() {
+                renewals = Some((live, cert.clone(), key.clone()));
+            }
+            Some(TlsAcceptor::from(server_config))
+        }
         None => None,
     };
     let bind = |addr: SocketAddr| async move {
@@ -190,6 +201,14 @@ pub async fn start(
         listeners.redirect(plain, addr.port());
     }
     listeners.serve(listener, tls, routes(web.clone()));
+    if let Some((certificate, cert, key)) = renewals {
+        listeners.spawn(renew_certificate(
+            certificate,
+            data_dir.to_path_buf(),
+            context.clone(),
+            (cert, key),
+        ));
+    }
     tracing::info!(%addr, https = config.https, "console listening");
     Ok(WebServer {
         listeners,
@@ -197,6 +216,43 @@ pub async fn start(
         redirect_addr,
         web,
     })
+}
+
+/// Puts the fingerprint of the certificate in `cert` in the status feed (display, settings).
+fn show_fingerprint(context: &ConsoleContext, cert: &std::path::Path) {
+    let sha256 = std::fs::read(cert)
+        .ok()
+        .and_then(|pem| tls::fingerprint(&pem).ok());
+    context.status.certificate.send_replace(sha256);
+}
+
+/// Checks every [`tls::RENEW_CHECK`] whether the self-signed certificate is due, and if so
+/// makes a new one and serves it from the next handshake.
+async fn renew_certificate(
+    certificate: Arc<tls::ConsoleCertificate>,
+    data_dir: std::path::PathBuf,
+    context: ConsoleContext,
+    (cert, key): (std::path::PathBuf, std::path::PathBuf),
+) {
+    loop {
+        tokio::time::sleep(tls::RENEW_CHECK).await;
+        let names = tls::Names::of_this_device();
+        let renewed =
+            tls::renew_if_needed(&data_dir, &names, chrono::Utc::now()).and_then(|made| {
+                if made {
+                    certificate.load(&cert, &key).map(|()| true)
+                } else {
+                    Ok(false)
+                }
+            });
+        match renewed {
+            Ok(true) => show_fingerprint(&context, &cert),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "console: cannot renew the self-signed certificate")
+            }
+        }
+    }
 }
 
 /// Every route, with the security headers on every answer.
@@ -225,7 +281,7 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(warp::path!("login"))
         .and(ctx.clone())
         .and(form)
-        .map(pages::login::submit);
+        .then(pages::login::submit);
     let logout = post
         .and(warp::path!("logout"))
         .and(ctx.clone())

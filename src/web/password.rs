@@ -1,6 +1,12 @@
 //! Console users and their passwords: Argon2id PHC strings (the `argon2` crate's defaults,
 //! salt from OpenSSL), kept in the store's `secrets` tree under `web-user/<name>` with the
 //! role. A hash never leaves this module except into the store.
+//!
+//! A login's check runs on tokio's blocking pool, at most [`CONCURRENT_CHECKS`] at a time:
+//! each takes a core for tens of milliseconds and 19 MiB, and on the runtime's own threads a
+//! burst of logins would stall everything else the console and the appliance do.
+
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -13,6 +19,8 @@ use crate::store::{Store, StoreError};
 const PREFIX: &str = "web-user/";
 /// Shortest password accepted.
 pub const MIN_LENGTH: usize = 10;
+/// Password checks running at once; further logins wait their turn.
+pub const CONCURRENT_CHECKS: usize = 2;
 
 /// A user as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,11 +96,15 @@ pub fn verify(hash: &str, password: &str) -> bool {
 #[derive(Clone)]
 pub struct Users {
     store: Store,
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl Users {
     pub fn new(store: Store) -> Users {
-        Users { store }
+        Users {
+            store,
+            checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS)),
+        }
     }
 
     /// Creates or replaces `name` with `password` and `role`.
@@ -112,8 +124,20 @@ impl Users {
     }
 
     /// The role of `name` when `password` is right. Takes the same time whether or not the
-    /// user exists (a dummy hash is checked).
-    pub fn authenticate(&self, name: &str, password: &str) -> Option<Role> {
+    /// user exists (a dummy hash is checked). Runs on the blocking pool, behind the limit.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Option<Role> {
+        let _turn = self.checks.acquire().await.ok()?;
+        let users = self.clone();
+        let name = name.to_string();
+        let password = Secret::new(password.to_string());
+        tokio::task::spawn_blocking(move || users.check(&name, password.expose()))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// [`Users::authenticate`] on the calling thread.
+    fn check(&self, name: &str, password: &str) -> Option<Role> {
         let stored = self.get(name);
         let hash = match &stored {
             Some(user) => user.hash.as_str(),
@@ -190,8 +214,8 @@ mod tests {
         assert_eq!(check_new("long enough", "long enough"), Ok(()));
     }
 
-    #[test]
-    fn users_are_stored_with_their_role() {
+    #[tokio::test]
+    async fn users_are_stored_with_their_role() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let users = Users::new(store);
@@ -204,11 +228,48 @@ mod tests {
         );
         assert!(users.has_admin());
         assert_eq!(
-            users.authenticate("ana", "a long password"),
+            users.authenticate("ana", "a long password").await,
             Some(Role::Admin)
         );
-        assert_eq!(users.authenticate("ana", "wrong password"), None);
-        assert_eq!(users.authenticate("nobody", "a long password"), None);
+        assert_eq!(users.authenticate("ana", "wrong password").await, None);
+        assert_eq!(users.authenticate("nobody", "a long password").await, None);
         assert_eq!(users.list().len(), 2);
+    }
+
+    /// On a runtime with one thread, a burst of password checks leaves it free: a task that
+    /// counts while they run keeps counting. (Checked on the runtime thread, the count would
+    /// stand still until the burst is over.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_of_logins_leaves_the_runtime_free() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let users = Users::new(store);
+        assert!(users.set("ana", "a long password", Role::Guard).is_ok());
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let burst: Vec<_> = (0..6)
+            .map(|_| {
+                let users = users.clone();
+                tokio::spawn(async move { users.authenticate("ana", "wrong password").await })
+            })
+            .collect();
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        for login in burst {
+            assert_eq!(login.await.ok().flatten(), None);
+        }
+        let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+        counter.abort();
+        assert!(
+            during > 100,
+            "the runtime ran {during} steps during the burst"
+        );
     }
 }

@@ -1,19 +1,36 @@
 //! Serving the routes: one accept loop per listener (plain or TLS), each connection served by
-//! hyper with warp's filter as the service. Each request carries its [`Peer`] (client address,
-//! whether it came over TLS). Stopping aborts the loops and every open connection (server-sent
-//! event streams included), so nothing the routes hold — the alarm handle above all —
-//! outlives [`Listeners::stop`].
+//! hyper (HTTP/1.1) with warp's filter as the service. Each request carries its [`Peer`]
+//! (client address, whether it came over TLS). Stopping aborts the loops and every open
+//! connection (server-sent event streams included), so nothing the routes hold — the alarm
+//! handle above all — outlives [`Listeners::stop`].
+//!
+//! Idle and slow clients cannot hold the console: at most [`MAX_CONNECTIONS`] connections,
+//! [`MAX_CONNECTIONS_PER_CLIENT`] per client (address, or IPv6 /64); a TLS handshake not done
+//! in [`HANDSHAKE_TIMEOUT`] and a request head not read in [`HEADER_TIMEOUT`] (also the
+//! longest a kept-alive connection may sit idle) end the connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
+
+use super::connection_limit::{ConnectionLimit, Refusal};
+
+/// Connections open at once, in all (file descriptors stay for the alarm's own links).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections open at once from one client (a browser opens about six).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
+/// A TLS handshake not finished by then ends the connection.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request head not read by then ends the connection (hyper's timeout, with a timer set).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who sent a request and how.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +41,19 @@ pub struct Peer {
 }
 
 /// The running accept loops and their connections.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Listeners {
     tasks: Arc<Mutex<JoinSet<()>>>,
+    limit: ConnectionLimit,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            tasks: Arc::default(),
+            limit: ConnectionLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT),
+        }
+    }
 }
 
 impl Listeners {
@@ -49,20 +76,38 @@ impl Listeners {
                         continue;
                     }
                 };
+                let slot = match connections.limit.admit(addr.ip()) {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        refused(addr, refusal);
+                        continue;
+                    }
+                };
                 let routes = routes.clone();
                 let tls = tls.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let peer = Peer {
                         addr,
                         tls: tls.is_some(),
                     };
                     match tls {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => {
-                                serve_connection(TokioIo::new(stream), peer, routes).await
+                        Some(acceptor) => {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(TokioIo::new(stream), peer, routes).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "console: TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(
+                                    client = %addr,
+                                    "console: TLS handshake not finished in time; closed"
+                                ),
                             }
-                            Err(e) => tracing::debug!(error = %e, "console: TLS handshake failed"),
-                        },
+                        }
                         None => serve_connection(TokioIo::new(stream), peer, routes).await,
                     }
                 });
@@ -113,7 +158,8 @@ impl Listeners {
         }
     }
 
-    fn spawn<F>(&self, task: F)
+    /// Runs `task` until [`Listeners::stop`] (as the connections do).
+    pub fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -142,9 +188,25 @@ where
                 Ok::<Response, Infallible>(response.unwrap_or_else(|never| match never {}))
             }
         });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
     if let Err(e) = builder.serve_connection(io, service).await {
         tracing::debug!(error = %e, "console: connection ended with an error");
+    }
+}
+
+/// Logs a refused connection: a client over its share at debug level (a flood must not flood
+/// the journal), the console full as a warning.
+fn refused(addr: SocketAddr, refusal: Refusal) {
+    match refusal {
+        Refusal::ClientFull(_) => {
+            tracing::debug!(client = %addr, reason = %refusal, "console: connection refused")
+        }
+        Refusal::Full(_) => {
+            tracing::warn!(client = %addr, reason = %refusal, "console: connection refused")
+        }
     }
 }
 

@@ -11,3 +11,4 @@ mod appliance;
 mod end_to_end;
 mod eventhub_ingest;
 mod fake_cloud_selftest;
+mod trust_store;

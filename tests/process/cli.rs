@@ -1,5 +1,5 @@
-//! The command line as an operator uses it: `check-config` and `replay`; `beacon run` stopped
-//! by systemd while it is still starting.
+//! The command line as an operator uses it: `check-config`, `replay`, `--version`, the manual
+//! pages; `beacon run` stopped by systemd while it is still starting.
 
 use std::process::Command;
 
@@ -286,4 +286,54 @@ fn sigterm_while_beacon_run_is_starting_still_stops_it_cleanly() {
         "SIGTERM during start-up must stop beacon cleanly, not kill it: {status:?}"
     );
     assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = beacon().arg("--version").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("beacon {} (", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    // Built from this checkout: its HEAD (with -modified when the tree differs).
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert!(text.contains(&format!("({head}")), "{text} lacks {head}"),
+        None => assert!(text.contains("(unknown)"), "{text}"),
+    }
+}
+
+#[test]
+fn the_manual_pages_come_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = beacon()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(dir.path().join("beacon.1")).expect("beacon.1");
+    assert!(page.contains(".TH beacon 1"), "{page}");
+    for command in ["run", "check-config", "certificate", "replay"] {
+        let roff = format!("beacon-{command}").replace('-', "\\-");
+        assert!(page.contains(&roff), "{command} in {page}");
+        let sub = std::fs::read_to_string(dir.path().join(format!("beacon-{command}.1")))
+            .unwrap_or_else(|e| panic!("beacon-{command}.1: {e}"));
+        assert!(sub.contains(&format!(".TH beacon-{command} 1")), "{sub}");
+    }
+    let run = std::fs::read_to_string(dir.path().join("beacon-run.1")).expect("run page");
+    assert!(
+        run.contains("\\-\\-config"),
+        "options of the command: {run}"
+    );
+    // The page printed is beacon(1).
+    let printed = beacon().arg("man").output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), page);
 }

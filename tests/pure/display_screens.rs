@@ -353,6 +353,7 @@ fn setup_screens() {
             url: "https://microsoft.com/devicelogin".into(),
         }),
         setup_code: None,
+        certificate: None,
     });
     // Setup is shown over trouble and ready, never over a call.
     let mut m = model(DisplayMode::Trouble, "TROUBLE");
@@ -375,6 +376,18 @@ fn setup_screens() {
     };
     let (_, fb) = draw(&model(DisplayMode::Ready, "READY"), &first_start);
     golden("setup_first_start", &fb);
+    // With HTTPS, the start of the console certificate's SHA-256 fingerprint, to check the
+    // browser's warning against.
+    let with_certificate = {
+        let mut c = first_start.clone();
+        c.setup.as_mut().unwrap().certificate = Some(
+            "3A:7F:09:C2:5E:D1:88:4B:6A:0C:F3:92:17:E5:B8:2D:C4:61:9F:03:7A:E8:55:1B:D6:42:8C:F0:3E:A9:27:B1"
+                .into(),
+        );
+        c
+    };
+    let (_, fb) = draw(&model(DisplayMode::Ready, "READY"), &with_certificate);
+    golden("setup_certificate", &fb);
     let alarm = alarm_model(vec![call("Ann", "Desk", false, false)]);
     assert_eq!(draw(&alarm, &c).0, Screen::Alarm);
 }
@@ -435,6 +448,7 @@ fn hostile_caller_text_is_cleaned_cut_and_never_panics() {
             url: hostile.clone(),
         }),
         setup_code: Some(hostile),
+        certificate: None,
     });
     draw(&model(DisplayMode::Ready, "READY"), &c);
 }

@@ -59,6 +59,7 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 last_call,
                 mqtt: None,
                 setup_code: beacon::feeds::no_setup_code(),
+                certificate: beacon::feeds::no_setup_code(),
             },
             counters: Arc::new(IngestCounters::default()),
             limits: Limits {

@@ -222,8 +222,18 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Client::from_builder(base, reqwest::Client::builder())
+    }
+
+    /// A client whose connections come from `local` (another loopback address: another
+    /// client as the console counts them).
+    pub fn from_address(base: &str, local: std::net::IpAddr) -> Client {
+        Client::from_builder(base, reqwest::Client::builder().local_address(local))
+    }
+
+    fn from_builder(base: &str, builder: reqwest::ClientBuilder) -> Client {
         Client {
-            http: reqwest::Client::builder()
+            http: builder
                 .redirect(reqwest::redirect::Policy::none())
                 .danger_accept_invalid_certs(true)
                 .timeout(Duration::from_secs(30))

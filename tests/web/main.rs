@@ -10,4 +10,5 @@ mod fleet_join;
 mod web_access;
 mod web_browser;
 mod web_https;
+mod web_limits;
 mod web_secrets;

@@ -57,6 +57,8 @@ pub struct SetupInfo {
     pub sign_in: Option<SignInCode>,
     /// The one-time code that sets the console's admin password, while no admin exists.
     pub setup_code: Option<String>,
+    /// The SHA-256 fingerprint of the console's certificate (`AB:CD:…`), when it has one.
+    pub certificate: Option<String>,
 }
 
 /// Everything a screen shows that is not in the [`DisplayModel`].
@@ -440,8 +442,14 @@ fn setup_screen(c: &mut Canvas<'_>, setup: &SetupInfo, ctx: &ScreenContext) {
             if let Some(code) = &setup.setup_code {
                 let line = format!("Code: {}", text::clean(code));
                 c.text(&line, BODY, BODY_TOP + 30, Align::Left, true);
-            } else {
-                c.footer(&ctx.now.format("%H:%M").to_string());
+            }
+            match &setup.certificate {
+                // The first 8 bytes, as the browser's certificate viewer starts them.
+                Some(sha256) => c.footer(&format!("SHA256 {}", text::cut(sha256, 24))),
+                None if setup.setup_code.is_none() => {
+                    c.footer(&ctx.now.format("%H:%M").to_string())
+                }
+                None => {}
             }
         }
         Some(sign_in) => {

@@ -1,58 +1,23 @@
-//! TLS to the broker: a rustls client configuration on the `ring` provider (the one reqwest
-//! already uses, so no second crypto library), trusting the configured CA file or else the
-//! system's CA store.
+//! TLS to the broker: a rustls client configuration (ring, as everywhere in the crate)
+//! trusting the shared CAs ([`crate::trust`]: the system store and `tls.ca_files`) and
+//! `mqtt.ca_file` when set.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 
 /// Why TLS could not be set up. Names the file, never key material.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("mqtt.ca_file {path}: {reason}")]
-    CaFile { path: String, reason: String },
-    #[error("no CA certificates to trust (set mqtt.ca_file, or install the system's CA store)")]
-    NoRoots,
-    #[error("TLS setup: {0}")]
-    Rustls(#[from] rustls::Error),
-}
+pub use crate::trust::TrustError as TlsError;
 
-/// The client configuration for `ca_file` (PEM, one or more certificates), or the system
-/// store when `None`.
+/// The client configuration: the shared trusted CAs, plus `ca_file` (PEM, one or more
+/// certificates) when given.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
+    let trusted = crate::trust::current();
     match ca_file {
-        Some(path) => {
-            let error = |reason: String| TlsError::CaFile {
-                path: path.display().to_string(),
-                reason,
-            };
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| error(e.to_string()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| error(e.to_string()))?;
-                roots.add(cert).map_err(|e| error(e.to_string()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for error in &found.errors {
-                tracing::warn!(%error, "a system CA certificate could not be read");
-            }
-            let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
-        }
+        Some(path) => trusted.with_file(path, "mqtt.ca_file")?.rustls_config(),
+        None => trusted.rustls_config(),
     }
-    if roots.is_empty() {
-        return Err(TlsError::NoRoots);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -63,12 +28,14 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_named() {
         let missing = client_config(Some(Path::new("/nonexistent/ca.pem")));
         let text = missing.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("/nonexistent/ca.pem"), "{text}");
-        let dir = tempfile::tempdir().ok();
-        let empty = dir.as_ref().map(|d| d.path().join("empty.pem"));
-        if let Some(empty) = &empty {
-            let _ = std::fs::write(empty, "not a certificate\n");
-            assert!(matches!(client_config(Some(empty)), Err(TlsError::NoRoots)));
-        }
+        assert!(text.contains("mqtt.ca_file /nonexistent/ca.pem"), "{text}");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let empty = dir.path().join("empty.pem");
+        let _ = std::fs::write(&empty, "not a certificate\n");
+        let text = client_config(Some(&empty))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("empty.pem: no PEM certificate"), "{text}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::channel::{short, DeliveryError};
@@ -34,17 +34,22 @@ impl Email {
             .parse()
             .map_err(|_| "notify.smtp_from: not an e-mail address".to_string())?;
         let tls = || {
-            let mut builder = TlsParameters::builder(host.clone());
+            // The shared trusted CAs (crate::trust), plus notify.smtp_ca_file; not lettre's
+            // compiled-in web roots.
+            let mut trusted = crate::trust::current();
             if let Some(path) = &config.smtp_ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("notify.smtp_ca_file: {}: {e}", path.display()))?;
-                let ca = Certificate::from_pem(&pem).map_err(|e| {
-                    format!(
-                        "notify.smtp_ca_file: {}: not a PEM certificate: {e}",
-                        path.display()
-                    )
-                })?;
-                builder = builder.add_root_certificate(ca);
+                trusted = std::sync::Arc::new(
+                    trusted
+                        .with_file(path, "notify.smtp_ca_file")
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let mut builder =
+                TlsParameters::builder(host.clone()).certificate_store(CertificateStore::None);
+            for cert in trusted.certificates() {
+                if let Ok(ca) = Certificate::from_der(cert.to_vec()) {
+                    builder = builder.add_root_certificate(ca);
+                }
             }
             builder
                 .build_rustls()

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::channel::{retry_after, DeliveryError};
 
-/// A client for the web channels.
+/// A client for the web channels, trusting the shared CAs ([`crate::trust`]).
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    crate::trust::current()
+        .reqwest_builder()
+        .map_err(|e| format!("HTTP client: {e}"))?
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("beacon/", env!("CARGO_PKG_VERSION")))

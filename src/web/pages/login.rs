@@ -79,7 +79,7 @@ pub fn pre_session_csrf_ok(caller: &Caller, form: &Form) -> bool {
 }
 
 /// Checks the password (rate-limited per address) and starts a session.
-pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+pub async fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     if !pre_session_csrf_ok(&caller, &form) {
         return respond::csrf_refused();
     }
@@ -110,10 +110,8 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         }
         return response;
     }
-    match web.users.authenticate(
-        &user,
-        form.get("password").map(String::as_str).unwrap_or(""),
-    ) {
+    let password = form.get("password").map(String::as_str).unwrap_or("");
+    match web.users.authenticate(&user, password).await {
         Some(role) => {
             if let Ok(mut limiter) = web.limiter.lock() {
                 limiter.succeeded(ip);

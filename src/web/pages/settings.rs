@@ -63,9 +63,15 @@ fn page_with_token(
         &SettingsPage {
             layout: Layout::new("Settings", "settings", session),
             // What the setup wizard saved is in force too: show the file with it laid over.
-            config: match &web.context.cloud {
-                Some(control) => crate::web::summary(&control.settings(&web.context.store)),
-                None => web.summary.clone(),
+            config: {
+                let mut rows = match &web.context.cloud {
+                    Some(control) => crate::web::summary(&control.settings(&web.context.store)),
+                    None => web.summary.clone(),
+                };
+                if let Some(sha256) = web.context.status.certificate.borrow().clone() {
+                    rows.push(("Console certificate SHA-256".into(), sha256));
+                }
+                rows
             },
             sections: web.sections.clone(),
             users: web
