@@ -55,6 +55,7 @@
 pub mod alarm;
 pub mod alarm_task;
 pub mod app;
+pub mod build_info;
 pub mod calls;
 pub mod cloud_settings;
 pub mod commands;
