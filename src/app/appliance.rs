@@ -224,6 +224,7 @@ impl Appliance {
             device_id: core.device_id.clone(),
             alarm: alarm.clone(),
             counters: core.counters.clone(),
+            deliveries: notifier.as_ref().map(Notifier::deliveries),
             status,
             display_png: display_mirror,
             health,

@@ -9,4 +9,5 @@ mod support;
 mod web_access;
 mod web_browser;
 mod web_https;
+mod web_metrics;
 mod web_secrets;
