@@ -39,7 +39,7 @@ use crate::recognise::MessageSource;
 use crate::service_manager::watchdog::Watchdog;
 use crate::service_manager::SystemdNotifier;
 use crate::store::Store;
-use crate::web::{ConsoleContext, LinkControl, LinkHandles, WebServer};
+use crate::web::{ConsoleContext, LinkControl, LinkHandles, WebConfig, WebServer};
 
 /// How long recognition of a direct feed may take to finish what it holds at stop.
 const DIRECT_DRAIN: Duration = Duration::from_secs(10);
@@ -171,8 +171,12 @@ impl Appliance {
         let watchdog = Watchdog::spawn_from_env(&systemd, hub.clone(), &alarm);
 
         let mqtt = if config.mqtt.enabled {
+            let mut mqtt = config.mqtt.clone();
+            if mqtt.configuration_url.is_none() {
+                mqtt.configuration_url = config.web.as_ref().map(WebConfig::console_url);
+            }
             let started = crate::outputs::mqtt::spawn(
-                &config.mqtt,
+                &mqtt,
                 &core.device_id,
                 core.store.clone(),
                 alarm.clone(),

@@ -96,6 +96,8 @@ pub struct TroubleEntry {
 /// `…/event` (not retained): one per alarm transition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPayload {
+    /// The same as `action`: the key Home Assistant's MQTT `event` entity reads.
+    pub event_type: AuditAction,
     pub device: String,
     /// `call_raised`, `call_updated`, `acknowledged`, `silenced`, `auto_silenced`,
     /// `escalated`, `cleared`, `auto_cleared`, `trouble_raised`, `trouble_cleared`,
@@ -186,6 +188,7 @@ pub fn trouble(view: &AlarmView) -> TroublePayload {
 pub fn event(device: &str, notice: &AlarmNotice) -> EventPayload {
     let record = &notice.record;
     EventPayload {
+        event_type: record.action,
         device: device.to_string(),
         action: record.action,
         at: record.at,
