@@ -140,6 +140,16 @@ impl Appliance {
         options: Options,
     ) -> Result<Appliance, AppError> {
         let config = Arc::new(config);
+        let saved_zone = core
+            .store
+            .settings
+            .get(crate::local_time::SAVED_KEY)
+            .ok()
+            .flatten();
+        let saved_zone = saved_zone.as_ref().and_then(|v| v.as_str());
+        if let Some(zone) = crate::local_time::chosen(saved_zone, config.time_zone.as_deref()) {
+            crate::local_time::set_current(zone);
+        }
         let (alarm, alarm_task) =
             alarm_task::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
         let (mut followers, button, lamps) = start_outputs(&config, options.board, &alarm).await;
@@ -244,6 +254,7 @@ impl Appliance {
                         summary: crate::web::summary(&config),
                         demo_call: options.demo_call,
                         sections: crate::web::settings_view::sections(&config),
+                        file_time_zone: config.time_zone.clone(),
                     },
                 )
                 .await;

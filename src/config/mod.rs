@@ -60,6 +60,10 @@ pub struct Config {
     pub notify: crate::outputs::notify::NotifyConfig,
     /// The console (setup page, dashboard, API). Absent: no console.
     pub web: Option<crate::web::WebConfig>,
+    /// The time zone times are shown in (console, display, notifications), an IANA name such
+    /// as `America/Los_Angeles`. Absent: the system's (`TZ`, `/etc/localtime`). The console's
+    /// settings page can choose another. Records and the API stay in UTC.
+    pub time_zone: Option<String>,
     /// What the checks made of the sections, kept for the wiring; read it with
     /// [`Config::checked`]. Public only so that `Config { …, ..Config::default() }` works: leave
     /// it at its default (empty: made on first use).
@@ -92,6 +96,7 @@ impl Default for Config {
             mqtt: crate::outputs::mqtt::MqttConfig::default(),
             notify: crate::outputs::notify::NotifyConfig::default(),
             web: None,
+            time_zone: None,
             compiled: OnceLock::new(),
         }
     }
@@ -188,6 +193,9 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
+        }
+        if let Some(zone) = &self.time_zone {
+            crate::local_time::Zone::named(zone).map_err(|e| ("time_zone", e.to_string()))?;
         }
         let eh = &self.eventhub;
         if let Some(hub) = &eh.hub {

@@ -9,7 +9,7 @@
 //!
 //! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
-//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
+//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/time-zone`, `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
 
@@ -78,6 +78,9 @@ pub struct Options {
     pub demo_call: Option<mpsc::Sender<()>>,
     /// The settings page's views of outputs, zones, MQTT and channels.
     pub sections: Vec<settings_view::Section>,
+    /// The configuration file's `time_zone`: in force again when the settings page's choice
+    /// is cleared.
+    pub file_time_zone: Option<String>,
 }
 
 /// The running console.
@@ -147,6 +150,7 @@ pub async fn start(
         summary: options.summary,
         demo_call: options.demo_call,
         sections: options.sections,
+        file_time_zone: options.file_time_zone,
         tokens: api_tokens::ApiTokens::new(context.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
@@ -360,6 +364,11 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .map(pages::settings::revoke_token);
+    let time_zone = post
+        .and(warp::path!("settings" / "time-zone"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::set_time_zone);
     let history = calls
         .or(csv)
         .unify()
@@ -374,6 +383,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(add_token)
         .unify()
         .or(revoke_token)
+        .unify()
+        .or(time_zone)
         .unify()
         .boxed();
 

@@ -11,3 +11,4 @@ mod web_browser;
 mod web_https;
 mod web_metrics;
 mod web_secrets;
+mod web_time_zone;

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
@@ -27,6 +27,7 @@ use super::message_kind::MessageKind;
 use super::templates::Templates;
 use crate::alarm::{Acknowledgement, ActiveCall, AuditAction, AuditRecord, DisplayModel, Source};
 use crate::alarm_task::AlarmNotice;
+use crate::local_time::Zone;
 
 /// What the store knows about a call beyond the alarm's summary.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,7 +78,7 @@ pub fn plan(
     device: &str,
     notice: &AlarmNotice,
     calls: &BTreeMap<String, CallContext>,
-    offset: FixedOffset,
+    zone: &Zone,
 ) -> Vec<Message> {
     let record = &notice.record;
     let kind_of = |call: &ActiveCall| match record.action {
@@ -130,7 +131,7 @@ pub fn plan(
             _ => None,
         };
         let details = details(call, &context, who, device);
-        let vars = variables(kind, &details, offset);
+        let vars = variables(kind, &details, zone);
         let (subject, body) = templates.render(kind, &vars);
         let mut seen = Vec::new();
         for (channel, to) in targets {
@@ -239,7 +240,7 @@ pub fn map_link(context: &CallContext, location: Option<&str>) -> Option<String>
 pub fn variables(
     kind: MessageKind,
     details: &Details,
-    offset: FixedOffset,
+    zone: &Zone,
 ) -> BTreeMap<&'static str, String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     BTreeMap::from([
@@ -268,11 +269,7 @@ pub fn variables(
             "time",
             details
                 .raised_at
-                .map(|t| {
-                    t.with_timezone(&offset)
-                        .format("%Y-%m-%d %H:%M:%S %:z")
-                        .to_string()
-                })
+                .map(|t| zone.format(t))
                 .unwrap_or_default(),
         ),
         ("who", text(&details.who)),

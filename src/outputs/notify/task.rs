@@ -203,14 +203,14 @@ impl Planner {
         for call in &notice.calls {
             contexts.insert(call.key.clone(), self.context(&call.key, stopped).await);
         }
-        let offset = *chrono::Local::now().offset();
+        let zone = crate::local_time::current();
         let messages = plan::plan(
             &self.config,
             &self.templates,
             &self.device,
             &notice,
             &contexts,
-            offset,
+            &zone,
         );
         let now = Utc::now();
         let mut queued = 0;
