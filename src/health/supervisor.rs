@@ -112,6 +112,7 @@ impl Supervisor {
             oldest_waiting,
             disk_free,
             store_write,
+            zone: crate::local_time::current(),
         }
     }
 }
