@@ -1,17 +1,19 @@
-//! Build script: the git revision the binary is built from, as `BEACON_REVISION` (for
-//! `beacon_build_info` and Home Assistant's `sw_version`). A `BEACON_REVISION` set in the
+//! Build script: the git revision the binary is built from, as `BUILD_REVISION` (for
+//! `beacon_build_info` and Home Assistant's `sw_version`). A `BUILD_REVISION` set in the
 //! environment (a package built outside git) wins; without either it is `unknown`.
+//! Not `BEACON_…`: cargo also sets this variable when it runs the tests, and every
+//! `BEACON_*` variable is read as a setting (an unknown one is an error).
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=BEACON_REVISION");
-    let revision = std::env::var("BEACON_REVISION")
+    println!("cargo:rerun-if-env-changed=BUILD_REVISION");
+    let revision = std::env::var("BUILD_REVISION")
         .ok()
         .filter(|r| !r.is_empty())
         .or_else(git_revision)
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=BEACON_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_REVISION={revision}");
 }
 
 /// The short commit id of HEAD; reruns when HEAD or the branch it names moves.

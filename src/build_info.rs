@@ -5,7 +5,7 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The short git commit id of the build, or `unknown` when built outside git.
-pub const REVISION: &str = env!("BEACON_REVISION");
+pub const REVISION: &str = env!("BUILD_REVISION");
 
 /// `0.1.0 (3f2a9c1d0b7e)`: the version with the revision.
 pub fn version_with_revision() -> String {
