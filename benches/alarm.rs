@@ -110,9 +110,16 @@ fn main() {
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("data")).expect("store");
-        let states = ClientStates::default();
+        let states = ClientStates::load(&store).expect("states");
         states
-            .add(&store, "sub", Secret::new(STATE))
+            .replace(
+                &store,
+                beacon::graph::fleet::FleetSecrets {
+                    id: "fleet-bench".into(),
+                    client_state: Secret::new(STATE),
+                    previous_client_states: Vec::new(),
+                },
+            )
             .expect("state");
         let keys = beacon::app::load_keys(&store).expect("keys");
         let key = keys.current().expect("key").clone();

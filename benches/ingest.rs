@@ -74,9 +74,16 @@ impl Appliance {
 fn appliance() -> Appliance {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
-    let states = ClientStates::default();
+    let states = ClientStates::load(&store).expect("states");
     states
-        .add(&store, "sub", Secret::new(STATE))
+        .replace(
+            &store,
+            beacon::graph::fleet::FleetSecrets {
+                id: "fleet-bench".into(),
+                client_state: Secret::new(STATE),
+                previous_client_states: Vec::new(),
+            },
+        )
         .expect("state");
     Appliance {
         _dir: dir,

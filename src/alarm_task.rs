@@ -69,7 +69,8 @@ impl AlarmHandle {
         answer.await.unwrap_or_default()
     }
 
-    /// Raises (or, for a known key, ignores) a call without waiting.
+    /// Raises (or, for a known key, ignores — unless it upgrades a possible call to a real one)
+    /// a call without waiting.
     pub async fn raise(&self, key: &str, summary: CallSummary) {
         let _ = self
             .tx

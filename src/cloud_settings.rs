@@ -362,6 +362,29 @@ pub fn overlay(config: &Config, store: &Store) -> Config {
     config
 }
 
+/// The configuration keys that what the wizard saved (as the store's keepsake lists it)
+/// overrides in the file, in the order [`overlay`] applies them.
+pub fn overridden_keys(kept: &crate::store::keepsake::Keepsake) -> Vec<&'static str> {
+    let secret = |name: &str| kept.secrets_set.iter().any(|s| s == name);
+    let mut keys = Vec::new();
+    if kept.settings.contains_key(OAUTH_KEY) {
+        keys.extend([
+            "graph.tenant_id",
+            "graph.client_id",
+            "graph.client_secret",
+            "graph.client_secret_expires",
+        ]);
+    }
+    if kept.settings.contains_key(HUB_KEY) && secret(CONNECTION_STRING) {
+        keys.extend([
+            "eventhub.connection_string",
+            "eventhub.hub",
+            "eventhub.consumer_group",
+        ]);
+    }
+    keys
+}
+
 /// `8-4-4-4-12` hexadecimal digits.
 pub fn is_guid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();

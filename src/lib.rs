@@ -25,11 +25,15 @@
 //!
 //! Keeping the feed alive: [`graph::auth`] (device code, refresh, via `oauth2`),
 //! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
-//! (pure subscription schedule) and [`graph::subscription`] (the keeper), [`graph::resync`]
+//! (pure subscription schedule) and [`graph::subscription`] (the keeper, leaderless: every box
+//! of a fleet creates, adopts on 409 and renews the one subscription), [`graph::fleet`] (the
+//! secrets the boxes of one organisation share; joined with [`web::join_code`] and
+//! `beacon fleet-join`), [`graph::resync`]
 //! (after gaps), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in words).
 //!
-//! Around it: [`config`] (TOML + `BEACON_*` overrides, validated), [`store`] (sled trees,
-//! 0700/0600, no domain types), [`secret`] (values that never print), [`health`] (counters;
+//! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
+//! unknown keys left out by the tolerant load), [`store`] (sled trees, 0700/0600, no domain
+//! types; a damaged store recovered at open from the keepsake beside it), [`secret`] (values that never print), [`health`] (counters;
 //! the supervisor that turns faults into troubles within 60 s), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),
 //! [`cloud_settings`] (what the setup wizard saved, laid over the file), [`service_manager`]
@@ -41,7 +45,9 @@
 //! On top: [`app`], the one assembly of the appliance ([`app::Appliance`], used by `beacon
 //! run`, `beacon demo` and the tests; shutdown passed in as a future; one start-failure
 //! policy), the cloud link (sign-in, subscription, recognition and consumer as one restartable
-//! unit) and the `login`, `replay` and `demo` commands. The command line is in `main.rs`.
+//! unit), the configuration `beacon run` falls back to when the file does not load
+//! ([`app::fallback`]) and the `login`, `replay` and `demo` commands. The command line is in
+//! `main.rs`.
 //!
 //! Layers point down: a module imports only from the modules below it on this page's path and
 //! its own children — `secret`, `store` → `graph` → `ingest` → `emergency` → `recognise` →

@@ -13,7 +13,7 @@ use beacon::config::Config;
 /// delivers it into an Azure Event Hub; Beacon reads the hub over the Kafka protocol,
 /// recognises the emergency and raises the alarm.
 #[derive(Parser)]
-#[command(name = "beacon", version, about, long_about)]
+#[command(name = "beacon", version, about, long_about, after_help = EXIT_STATUSES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,8 +34,23 @@ enum Command {
         #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
         config: PathBuf,
     },
-    /// Check a configuration file (and BEACON_* variables) and print what it resolves to.
-    /// Exit 0 valid, 2 invalid. Secrets are never printed.
+    /// Join the fleet of another Beacon (a backup desk, another site): with the join code its
+    /// settings page shows, fetch the fleet's secrets from its console over HTTPS. Stop the
+    /// service first.
+    FleetJoin {
+        /// Configuration file (TOML).
+        #[arg(long, env = "BEACON_CONFIG", default_value = "/etc/beacon/beacon.toml")]
+        config: PathBuf,
+        /// The other Beacon's console, e.g. https://beacon-main.local:8443
+        #[arg(long)]
+        from: String,
+        /// The join code (XXXX-XXXX-XXXX.PIN), good for ten minutes and one box.
+        #[arg(long)]
+        code: String,
+    },
+    /// Check a configuration file (and BEACON_* variables) and print what it resolves to, and
+    /// which settings the setup wizard saved over it. Exit 0 valid (unknown keys are warnings,
+    /// as `beacon run` ignores them), 78 invalid. Secrets are never printed.
     CheckConfig {
         /// Configuration file (TOML).
         path: PathBuf,
@@ -88,6 +103,65 @@ enum Command {
     },
 }
 
+/// The exit statuses, as sysexits.h names them (systemd's `RestartPreventExitStatus=` and
+/// scripts read them).
+mod exit {
+    /// EX_USAGE: the command line is wrong.
+    pub const USAGE: u8 = 64;
+    /// EX_DATAERR: an input file is wrong (`beacon replay`).
+    pub const DATA: u8 = 65;
+    /// EX_UNAVAILABLE: a service Beacon needs could not be used (Event Hub, Graph).
+    pub const UNAVAILABLE: u8 = 69;
+    /// EX_SOFTWARE: a panic (the outputs were de-energised first).
+    pub const SOFTWARE: u8 = beacon::hw::failsafe::PANIC_EXIT_CODE as u8;
+    /// EX_OSERR: the operating system refused (the runtime did not start).
+    pub const OS: u8 = 71;
+    /// EX_CANTCREAT: the data directory or store cannot be created or opened.
+    pub const CANT_CREATE: u8 = 73;
+    /// EX_CONFIG: the configuration is wrong.
+    pub const CONFIG: u8 = 78;
+}
+
+const EXIT_STATUSES: &str = "\
+Exit status (sysexits.h):
+  0   success
+  1   parse: not an emergency          2   parse: unreadable input
+  64  the command line is wrong         65  an input file is wrong (replay)
+  69  a service was unavailable         70  a panic (outputs de-energised first)
+  71  the operating system refused      73  the data directory or store cannot be opened
+  78  the configuration is wrong (check-config, login, replay)
+`beacon run` does not stop on a bad configuration: it runs the last good one (or the safe
+defaults) and shows the error as a trouble.";
+
+/// Why a command failed: its exit status and the words.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<beacon::app::AppError> for Failure {
+    fn from(error: beacon::app::AppError) -> Failure {
+        use beacon::app::AppError;
+        let code = match &error {
+            AppError::Store(_) => exit::CANT_CREATE,
+            AppError::Key(_) => exit::SOFTWARE,
+            AppError::Connection(_) | AppError::Config(_) => exit::CONFIG,
+            AppError::Consumer(_) => exit::UNAVAILABLE,
+            AppError::Replay { .. } => exit::DATA,
+        };
+        Failure::new(code, error)
+    }
+}
+
 fn main() -> ExitCode {
     // Everything the process creates (the store above all) is private to its user.
     // SAFETY: umask only changes the process's file-creation mask; it cannot fail.
@@ -95,7 +169,18 @@ fn main() -> ExitCode {
         libc::umask(0o077);
     }
     init_logging();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return if usage {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
         Command::Parse {
@@ -105,6 +190,16 @@ fn main() -> ExitCode {
             key,
             config,
         } => parse(&file, service_account, chat_type, key, config.as_deref()),
+        Command::FleetJoin { config, from, code } => with_runtime(|| async move {
+            let config = load(&config)?;
+            let fleet = beacon::app::fleet_join(config, &from, &code)
+                .await
+                .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
+            println!(
+                "Joined fleet {fleet}. Start the service: it adopts the fleet's subscription."
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Login { config } => with_runtime(|| async move {
             let config = load(&config)?;
             let account = beacon::app::login(config, |prompt| {
@@ -118,8 +213,7 @@ fn main() -> ExitCode {
                 }
                 println!("The code is valid for {minutes} minutes. Waiting…");
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             println!(
                 "Signed in as {} ({}), object id {}",
                 account.display_name.as_deref().unwrap_or("?"),
@@ -133,8 +227,7 @@ fn main() -> ExitCode {
             // panic would leave a silent appliance (a dead alarm task) behind.
             beacon::hw::failsafe::install_panic_hook();
             debug_panic_on_sigusr2();
-            let config = load(&config)?;
-            beacon::app::run(config).await.map_err(|e| e.to_string())?;
+            beacon::app::run_from_file(&config).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Demo {
@@ -143,9 +236,10 @@ fn main() -> ExitCode {
             first_after,
         } => with_runtime(|| async move {
             if !listen.ip().is_loopback() {
-                return Err(
-                    "the demo serves plain HTTP: use a loopback address (127.0.0.1)".into(),
-                );
+                return Err(Failure::new(
+                    exit::USAGE,
+                    "the demo serves plain HTTP: use a loopback address (127.0.0.1)",
+                ));
             }
             let options = beacon::app::demo::DemoOptions {
                 listen,
@@ -168,8 +262,7 @@ fn main() -> ExitCode {
                 let _ = writeln!(out, "A demonstration emergency call plays in {first_after} s, {then} on the dashboard's button. Ctrl-C ends the demo.");
                 let _ = out.flush();
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Replay {
@@ -178,9 +271,7 @@ fn main() -> ExitCode {
             config,
         } => with_runtime(|| async move {
             let config = load(&config)?;
-            let summary = beacon::app::replay(config, &file, fixtures.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let summary = beacon::app::replay(config, &file, fixtures.as_deref()).await?;
             print_json(&summary);
             Ok(ExitCode::SUCCESS)
         }),
@@ -200,7 +291,7 @@ fn parse(
             .unwrap_or_default()
             .checked()
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.message),
     };
     let rules = match checked {
         Ok(checked) => checked.rules.clone(),
@@ -233,19 +324,23 @@ fn print_json(value: &impl serde::Serialize) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
-fn load(path: &std::path::Path) -> Result<Config, String> {
-    Config::load(path).map_err(|e| e.to_string())
+fn load(path: &std::path::Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|e| Failure::new(exit::CONFIG, e))
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
+    let loaded = match Config::load_tolerant(path) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("beacon: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::CONFIG);
         }
     };
+    let config = loaded.config;
     println!("{}: valid", path.display());
+    for ignored in &loaded.ignored {
+        println!("  warning: ignored (beacon run leaves it out and shows a trouble): {ignored}");
+    }
     let device = config.device_id.clone();
     println!(
         "  device id:          {}",
@@ -290,7 +385,32 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             "not set"
         }
     );
+    print_store_overrides(&config.data_dir);
     ExitCode::SUCCESS
+}
+
+/// What the setup wizard saved over the file, from the store's keepsake (readable while the
+/// service holds the store itself locked).
+fn print_store_overrides(data_dir: &std::path::Path) {
+    use beacon::store::keepsake::Keepsake;
+    match Keepsake::read(data_dir) {
+        Ok(Some(kept)) => {
+            let overrides = beacon::cloud_settings::overridden_keys(&kept);
+            if overrides.is_empty() {
+                println!("  setup wizard:       nothing saved over the file");
+            } else {
+                println!("  setup wizard:       saved in the store, overriding the file:");
+                for key in overrides {
+                    println!("                      {key}");
+                }
+            }
+        }
+        Ok(None) => println!(
+            "  setup wizard:       no store in {} yet (nothing overrides the file)",
+            data_dir.display()
+        ),
+        Err(e) => println!("  setup wizard:       cannot tell: {e}"),
+    }
 }
 
 /// A debug switch for the GPIO VM test (`scripts/vm-gpio`) and nothing else: with
@@ -323,7 +443,7 @@ fn debug_panic_on_sigusr2() {
 fn with_runtime<F, Fut>(body: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<ExitCode, String>>,
+    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -333,14 +453,14 @@ where
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("beacon: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::OS);
         }
     };
     match runtime.block_on(body()) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("beacon: {message}");
-            ExitCode::from(2)
+        Err(failure) => {
+            eprintln!("beacon: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -26,8 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use beacon::graph::client_state::ClientStates;
-use beacon::secret::Secret;
 use beacon::store::Store;
 use chrono::{DateTime, Utc};
 use support::fake_cloud::{FakeCloud, FakeOptions, Fault, FaultKind, GrantFailure};
@@ -98,9 +96,7 @@ fn static_membership() -> bool {
 /// returns the appliance's rich-notification certificate.
 fn seed(data: &Path) -> RichKey {
     let store = Store::open(data).expect("store");
-    ClientStates::default()
-        .add(&store, "sub-test", Secret::new(CLIENT_STATE))
-        .expect("client state");
+    support::seed_fleet(&store);
     let keys = beacon::app::load_keys(&store).expect("keys");
     let key = keys.current().expect("a key").clone();
     store.flush().expect("flush");

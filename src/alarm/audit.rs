@@ -11,6 +11,9 @@ use super::{AlarmState, Source};
 pub enum AuditAction {
     CallRaised,
     CallUpdated,
+    /// A possible call became a real one (a guard escalated it, or a second source
+    /// corroborated it); `who` and `detail` say by whom or what.
+    Confirmed,
     Acknowledged,
     Silenced,
     AutoSilenced,

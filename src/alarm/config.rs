@@ -14,9 +14,13 @@
 //! # 333 ms for photosensitive safety, and validate() reports it.
 //! real_flash_period_ms = 500
 //! test_flash_period_ms = 1000
+//! possible_flash_period_ms = 1500
 //! trouble_flash_period_ms = 2000
 //! # Whether a test call also sounds the siren (default: strobe only).
 //! test_sounds_siren = false
+//! # A possible emergency sounds the siren this many seconds (a short burst, 0 to 60; 0: strobe
+//! # only) instead of continuously, until acknowledged or confirmed.
+//! possible_siren_seconds = 3
 //! # Strobe after acknowledgement until clear: "steady" or "off".
 //! acknowledged_strobe = "off"
 //! # How long a lamp test (long button press) keeps every output on, 1 to 60 seconds.
@@ -31,6 +35,8 @@ use super::outputs::MIN_FLASH_PERIOD_MS;
 pub const MAX_TIMER_MINUTES: u32 = 24 * 60;
 /// Longest lamp test accepted, in seconds.
 pub const MAX_LAMP_TEST_SECONDS: u32 = 60;
+/// Longest siren burst of a possible call, in seconds: longer is no longer a burst.
+pub const MAX_POSSIBLE_SIREN_SECONDS: u32 = 60;
 
 /// What the strobe does after acknowledgement, until the event is cleared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,10 +64,14 @@ pub struct AlarmConfig {
     pub real_flash_period_ms: u32,
     /// Strobe flash period for a test call.
     pub test_flash_period_ms: u32,
+    /// Strobe flash period for a possible call.
+    pub possible_flash_period_ms: u32,
     /// Trouble output flash period.
     pub trouble_flash_period_ms: u32,
     /// Whether a test call sounds the siren.
     pub test_sounds_siren: bool,
+    /// Seconds of siren when a possible call is raised; 0: none.
+    pub possible_siren_seconds: u32,
     /// Strobe after acknowledgement.
     pub acknowledged_strobe: AcknowledgedStrobe,
     /// Length of a lamp test.
@@ -76,8 +86,10 @@ impl Default for AlarmConfig {
             escalate_after_minutes: Some(2),
             real_flash_period_ms: 500,
             test_flash_period_ms: 1000,
+            possible_flash_period_ms: 1500,
             trouble_flash_period_ms: 2000,
             test_sounds_siren: false,
+            possible_siren_seconds: 3,
             acknowledged_strobe: AcknowledgedStrobe::Off,
             lamp_test_seconds: 5,
         }
@@ -131,6 +143,7 @@ impl AlarmConfig {
         for (field, ms) in [
             ("real_flash_period_ms", self.real_flash_period_ms),
             ("test_flash_period_ms", self.test_flash_period_ms),
+            ("possible_flash_period_ms", self.possible_flash_period_ms),
             ("trouble_flash_period_ms", self.trouble_flash_period_ms),
         ] {
             if ms < MIN_FLASH_PERIOD_MS {
@@ -153,6 +166,14 @@ impl AlarmConfig {
                     unit: "minutes",
                 });
             }
+        }
+        if self.possible_siren_seconds > MAX_POSSIBLE_SIREN_SECONDS {
+            errors.push(ConfigError::TooLarge {
+                field: "possible_siren_seconds",
+                value: self.possible_siren_seconds,
+                max: MAX_POSSIBLE_SIREN_SECONDS,
+                unit: "seconds",
+            });
         }
         if self.lamp_test_seconds == 0 {
             errors.push(ConfigError::LampTestZero);
@@ -181,6 +202,12 @@ impl AlarmConfig {
 
     pub(crate) fn escalate_after(&self) -> Option<chrono::Duration> {
         minutes(self.escalate_after_minutes)
+    }
+
+    /// The siren burst of a possible call; `None` when configured 0.
+    pub(crate) fn possible_siren(&self) -> Option<chrono::Duration> {
+        let secs = self.possible_siren_seconds.min(MAX_POSSIBLE_SIREN_SECONDS);
+        (secs > 0).then(|| chrono::Duration::seconds(i64::from(secs)))
     }
 
     pub(crate) fn lamp_test(&self) -> chrono::Duration {

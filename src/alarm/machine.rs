@@ -9,7 +9,9 @@ use super::config::{AcknowledgedStrobe, AlarmConfig};
 use super::keys::RecentKeys;
 use super::outputs::{Output, OutputPattern, OutputState};
 use super::persist::{Acknowledgement, ActiveCall, Episode, PersistedState, PERSIST_VERSION};
-use super::{AlarmState, AuditAction, AuditRecord, CallSummary, Effect, Event, Refusal, Source};
+use super::{
+    AlarmState, AuditAction, AuditRecord, CallLevel, CallSummary, Effect, Event, Refusal, Source,
+};
 
 /// An active trouble.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +78,8 @@ impl Alarm {
         let mut alarm = Self::new(config);
         alarm.remembered = RecentKeys::from_remembered(state.remembered);
         for call in state.calls {
-            alarm.remembered.insert(&call.key, call.raised_at);
+            let possible = call.summary.level() == CallLevel::Possible;
+            alarm.remembered.insert(&call.key, call.raised_at, possible);
             alarm.calls.insert(call.key.clone(), call);
         }
         alarm.episode = alarm.restored_episode(state.episode);
@@ -122,6 +125,12 @@ impl Alarm {
         match event {
             Event::CallRaised { key, summary } => self.raise(&mut step, key, summary),
             Event::CallUpdated { key, summary } => self.update(&mut step, &key, summary),
+            Event::Confirm {
+                key,
+                source,
+                who,
+                detail,
+            } => self.confirm(&mut step, key, Actor { source, who }, detail),
             Event::Acknowledge { source, who } => {
                 self.acknowledge(&mut step, Actor { source, who })
             }
@@ -182,6 +191,7 @@ impl Alarm {
         let pattern = self.pattern(now);
         let strobe = match pattern {
             OutputPattern::Alarm => Output::flashing(self.config.real_flash_period_ms),
+            OutputPattern::Possible => Output::flashing(self.config.possible_flash_period_ms),
             OutputPattern::Test => Output::flashing(self.config.test_flash_period_ms),
             OutputPattern::Acknowledged => match self.config.acknowledged_strobe {
                 AcknowledgedStrobe::Steady => Output::Steady,
@@ -192,7 +202,7 @@ impl Alarm {
         };
         let (siren, trouble) = if pattern == OutputPattern::LampTest {
             (Output::Steady, Output::Steady)
-        } else if self.siren_sounding(now) {
+        } else if self.siren_sounding(now) || self.possible_siren_sounding(now) {
             (Output::Steady, trouble)
         } else {
             (Output::Off, trouble)
@@ -209,6 +219,7 @@ impl Alarm {
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         [
             self.lamp_test_until,
+            self.possible_siren_due(),
             self.auto_silence_due(),
             self.escalation_due(),
             self.auto_clear_due(),
@@ -232,11 +243,18 @@ impl Alarm {
             .collect()
     }
 
+    /// The most urgent level among the unacknowledged calls.
+    fn unacked_level(&self) -> Option<CallLevel> {
+        self.unacked().map(|c| c.summary.level()).min()
+    }
+
     pub(crate) fn pattern(&self, now: DateTime<Utc>) -> OutputPattern {
-        if self.unacked().any(|c| !c.summary.is_test) {
-            OutputPattern::Alarm
-        } else if self.unacked().next().is_some() {
-            OutputPattern::Test
+        if let Some(level) = self.unacked_level() {
+            match level {
+                CallLevel::Emergency => OutputPattern::Alarm,
+                CallLevel::Possible => OutputPattern::Possible,
+                CallLevel::Test => OutputPattern::Test,
+            }
         } else if !self.calls.is_empty() {
             OutputPattern::Acknowledged
         } else if self.lamp_test_until.is_some_and(|until| until > now) {
@@ -246,10 +264,31 @@ impl Alarm {
         }
     }
 
-    /// Whether some unacknowledged call wants the siren (real calls; tests if configured).
+    /// Whether some unacknowledged call wants the continuous siren (real calls; tests if
+    /// configured). A possible call has only its burst ([`Alarm::possible_siren_sounding`]).
     pub(crate) fn siren_wanted(&self) -> bool {
-        self.unacked()
-            .any(|c| !c.summary.is_test || self.config.test_sounds_siren)
+        self.unacked().any(|c| self.sounds_siren(&c.summary))
+    }
+
+    fn sounds_siren(&self, summary: &CallSummary) -> bool {
+        match summary.level() {
+            CallLevel::Emergency => true,
+            CallLevel::Possible => false,
+            CallLevel::Test => self.config.test_sounds_siren,
+        }
+    }
+
+    /// The siren burst of a possible call: from its raise for `possible_siren_seconds`, while
+    /// a possible call is unacknowledged and nobody silenced it.
+    pub(crate) fn possible_siren_sounding(&self, now: DateTime<Utc>) -> bool {
+        self.possible_siren_due().is_some_and(|until| until > now)
+            && self
+                .unacked()
+                .any(|c| c.summary.level() == CallLevel::Possible)
+    }
+
+    fn possible_siren_due(&self) -> Option<DateTime<Utc>> {
+        self.episode.as_ref()?.possible_siren_until
     }
 
     pub(crate) fn siren_sounding(&self, now: DateTime<Utc>) -> bool {
@@ -265,17 +304,17 @@ impl Alarm {
         later(episode.siren_since, self.config.siren_auto_silence()?)
     }
 
-    /// Earliest unacknowledged real call of the episode.
-    fn unacked_real_since(&self) -> Option<DateTime<Utc>> {
+    /// When the earliest unacknowledged real or possible call of the episode started waiting.
+    fn unacked_waiting_since(&self) -> Option<DateTime<Utc>> {
         self.unacked()
-            .filter(|c| !c.summary.is_test)
-            .map(|c| c.raised_at)
+            .filter(|c| c.summary.level() != CallLevel::Test)
+            .map(ActiveCall::waiting_since)
             .min()
     }
 
     fn escalation_due(&self) -> Option<DateTime<Utc>> {
         self.episode.as_ref().filter(|e| !e.escalated)?;
-        later(self.unacked_real_since()?, self.config.escalate_after()?)
+        later(self.unacked_waiting_since()?, self.config.escalate_after()?)
     }
 
     fn auto_clear_due(&self) -> Option<DateTime<Utc>> {
@@ -293,6 +332,12 @@ impl Alarm {
         if self.lamp_test_until.is_some_and(|until| until <= now) {
             self.end_lamp_test(step, Actor::of(Source::Timer), "time is up");
         }
+        if self.possible_siren_due().is_some_and(|until| until <= now) {
+            if let Some(episode) = self.episode.as_mut() {
+                episode.possible_siren_until = None;
+            }
+            step.changed = true;
+        }
         if self.auto_silence_due().is_some_and(|due| due <= now) {
             let from = self.state();
             if let Some(episode) = self.episode.as_mut() {
@@ -308,14 +353,15 @@ impl Alarm {
                 None,
             );
         }
-        if let (Some(due), Some(since)) = (self.escalation_due(), self.unacked_real_since()) {
+        if let (Some(due), Some(since)) = (self.escalation_due(), self.unacked_waiting_since()) {
             if due <= now {
                 let from = self.state();
                 if let Some(episode) = self.episode.as_mut() {
                     episode.escalated = true;
                 }
-                let keys =
-                    self.keys_oldest_first(|c| c.acknowledged.is_none() && !c.summary.is_test);
+                let keys = self.keys_oldest_first(|c| {
+                    c.acknowledged.is_none() && c.summary.level() != CallLevel::Test
+                });
                 step.effects.push(Effect::Escalate {
                     keys: keys.clone(),
                     since,
@@ -336,16 +382,35 @@ impl Alarm {
     }
 
     fn raise(&mut self, step: &mut Step, key: String, summary: CallSummary) {
+        let level = summary.level();
+        let mut detail = None;
         if self.calls.contains_key(&key) || self.remembered.contains(&key) {
-            step.refuse(Refusal::DuplicateCall { key });
-            return;
+            let active_possible = self
+                .calls
+                .get(&key)
+                .map(|c| c.summary.level() == CallLevel::Possible);
+            match (level, active_possible) {
+                (CallLevel::Emergency, Some(true)) => {
+                    self.corroborate(step, key, summary);
+                    return;
+                }
+                (CallLevel::Emergency, None) if self.remembered.is_possible(&key) => {
+                    // Cleared as possible, now reported as an emergency: raise it again.
+                    self.remembered.confirm(&key);
+                    detail = Some(CORROBORATED_AFTER_CLEAR.to_owned());
+                }
+                _ => {
+                    step.refuse(Refusal::DuplicateCall { key });
+                    return;
+                }
+            }
         }
         if self.lamp_test_until.is_some() {
             self.end_lamp_test(step, Actor::system(), "ended by an emergency call");
         }
         let now = step.now;
         let from = self.state();
-        let resounds = !summary.is_test || self.config.test_sounds_siren;
+        let resounds = self.sounds_siren(&summary);
         match self.episode.as_mut() {
             Some(episode) if from == AlarmState::Alerting => {
                 if resounds {
@@ -356,7 +421,14 @@ impl Alarm {
             // Idle or Acknowledged: a new alerting episode.
             _ => self.episode = Some(Episode::starting_at(now)),
         }
-        self.remembered.insert(&key, now);
+        if level == CallLevel::Possible {
+            let burst = self.config.possible_siren().and_then(|d| later(now, d));
+            if let Some(episode) = self.episode.as_mut() {
+                episode.possible_siren_until = burst;
+            }
+        }
+        self.remembered
+            .insert(&key, now, level == CallLevel::Possible);
         self.calls.insert(
             key.clone(),
             ActiveCall {
@@ -364,6 +436,7 @@ impl Alarm {
                 summary,
                 raised_at: now,
                 acknowledged: None,
+                waiting_since: None,
             },
         );
         self.record(
@@ -372,8 +445,69 @@ impl Alarm {
             Actor::system(),
             AuditAction::CallRaised,
             vec![key],
-            None,
+            detail,
         );
+    }
+
+    /// A second report calls the active possible call `key` an emergency: take its text and
+    /// confirm it.
+    fn corroborate(&mut self, step: &mut Step, key: String, mut summary: CallSummary) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            // Still possible until `confirm` below upgrades it (and records the upgrade).
+            summary.is_possible = true;
+            call.summary = summary;
+        }
+        self.confirm(
+            step,
+            Some(key),
+            Actor::system(),
+            Some(CORROBORATED.to_owned()),
+        );
+    }
+
+    /// Makes the possible call `key` (or, for `None`, every active possible call) a real one.
+    fn confirm(
+        &mut self,
+        step: &mut Step,
+        key: Option<String>,
+        actor: Actor,
+        detail: Option<String>,
+    ) {
+        let keys = match key {
+            None => self.keys_oldest_first(|c| c.summary.level() == CallLevel::Possible),
+            Some(key) => match self.calls.get(&key) {
+                None => {
+                    step.refuse(Refusal::UnknownCall { key });
+                    return;
+                }
+                Some(c) if c.summary.level() == CallLevel::Possible => vec![key],
+                Some(_) => Vec::new(),
+            },
+        };
+        if keys.is_empty() {
+            step.refuse(Refusal::NothingToConfirm);
+            return;
+        }
+        let now = step.now;
+        let from = self.state();
+        for key in &keys {
+            self.remembered.confirm(key);
+            if let Some(call) = self.calls.get_mut(key) {
+                call.summary.is_possible = false;
+                if call.acknowledged.take().is_some() {
+                    call.waiting_since = Some(now);
+                }
+            }
+        }
+        match self.episode.as_mut() {
+            Some(episode) if from == AlarmState::Alerting => {
+                episode.siren_since = now;
+                episode.siren_silenced = false;
+            }
+            // Everything was acknowledged: a new alerting episode.
+            _ => self.episode = Some(Episode::starting_at(now)),
+        }
+        self.record(step, from, actor, AuditAction::Confirmed, keys, detail);
     }
 
     fn update(&mut self, step: &mut Step, key: &str, mut summary: CallSummary) {
@@ -383,8 +517,9 @@ impl Alarm {
             });
             return;
         };
-        // Text only: whether it is a test was decided when the call was raised.
+        // Text only: the level was decided when the call was raised (or confirmed).
         summary.is_test = call.summary.is_test;
+        summary.is_possible = call.summary.is_possible;
         if call.summary == summary {
             return;
         }
@@ -417,6 +552,7 @@ impl Alarm {
         }
         if let Some(episode) = self.episode.as_mut() {
             episode.acknowledged_at = Some(step.now);
+            episode.possible_siren_until = None;
         }
         self.record(step, from, actor, AuditAction::Acknowledged, keys, None);
     }
@@ -442,13 +578,14 @@ impl Alarm {
     }
 
     fn silence(&mut self, step: &mut Step, actor: Actor) {
-        if !self.siren_sounding(step.now) {
+        if !self.siren_sounding(step.now) && !self.possible_siren_sounding(step.now) {
             step.refuse(Refusal::NothingToSilence);
             return;
         }
         let from = self.state();
         if let Some(episode) = self.episode.as_mut() {
             episode.siren_silenced = true;
+            episode.possible_siren_until = None;
         }
         let keys = self.keys_oldest_first(|c| c.acknowledged.is_none());
         self.record(step, from, actor, AuditAction::Silenced, keys, None);
@@ -596,9 +733,17 @@ impl Episode {
             siren_since: now,
             siren_silenced: false,
             acknowledged_at: None,
+            possible_siren_until: None,
         }
     }
 }
+
+/// Audit detail of a possible call upgraded by a second report of the same key.
+const CORROBORATED: &str = "corroborated: a second report of the call names it an emergency";
+/// Audit detail of a possible call, already cleared, raised again by a report naming it an
+/// emergency.
+const CORROBORATED_AFTER_CLEAR: &str =
+    "raised again: a call cleared as possible is now reported as an emergency";
 
 /// `t + d`, or `None` past the end of time (the timer never fires).
 fn later(t: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {

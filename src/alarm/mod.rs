@@ -14,19 +14,38 @@
 //!            CallRaised (new key)            Acknowledge
 //!   Idle ─────────────────────────► Alerting ───────────► Acknowledged
 //!    ▲                                 ▲                        │
-//!    │                                 └── CallRaised (new key) ┤
+//!    │                                 ├── CallRaised (new key) ┤
+//!    │                                 └── Confirm (possible) ──┤
 //!    └──────────── Clear (manual) or auto-clear timer ──────────┘
 //! ```
 //!
+//! Every call has one of three levels ([`CallLevel`]): a real emergency, a *possible* one
+//! (the classifier was not sure) and a test.
+//!
 //! * A call key is raised at most once: redelivery of the same key is refused, also after the
 //!   call was acknowledged or cleared (the last [`REMEMBERED_KEYS`] keys are remembered and
-//!   persisted).
+//!   persisted). The one exception is the upgrade of a possible call, below.
+//! * A possible call has its own strobe pattern ([`OutputPattern::Possible`]), a short siren
+//!   burst (`possible_siren_seconds`, 0 = none) instead of the continuous siren, and is
+//!   acknowledged, silenced and cleared like any call. It is never dropped and never sounds the
+//!   full alarm by itself.
+//! * A possible call becomes a real one — full [`OutputPattern::Alarm`], the continuous siren,
+//!   waiting for a new acknowledgement, an audit record [`AuditAction::Confirmed`] saying who
+//!   or what — when [`Event::Confirm`] names it (a guard's escalation from the console, MQTT or
+//!   a long press of the button confirms every active possible call; a second source names its
+//!   key), or when a later [`Event::CallRaised`] for the same key is not possible and not a test
+//!   (corroboration; for a possible call already cleared this raises it again, as a real call).
+//!   A call is upgraded at most once; a real call is never downgraded (`CallUpdated` keeps the
+//!   level).
 //! * An alarm is never cleared without an acknowledgement; `Clear` while alerting is refused.
 //! * Silence (manual, or auto-silence after `siren_auto_silence_minutes`) stops the siren only;
 //!   the strobe flashes until acknowledged. A new call resounds the siren.
 //! * Escalation fires once per alerting episode, `escalate_after_minutes` after the earliest
-//!   unacknowledged real call of the episode, unless it was acknowledged first. Test-only
-//!   episodes never escalate.
+//!   unacknowledged real *or possible* call of the episode started waiting, unless it was
+//!   acknowledged first: nobody looking at a possible alert is as much a failure as nobody
+//!   looking at a real one. Test-only episodes never escalate. A call confirmed after its
+//!   acknowledgement waits again from the confirmation; one confirmed after the episode
+//!   escalated does not escalate again (the confirmation itself sends the alarm notification).
 //! * Troubles are an overlay on their own output; they never change the alarm pattern.
 //! * A lamp test turns every output on for `lamp_test_seconds`; it is refused while a call is
 //!   active and is ended by a new call.
@@ -45,7 +64,9 @@ pub use keys::REMEMBERED_KEYS;
 pub use machine::Alarm;
 pub use outputs::{Output, OutputPattern, OutputState, MIN_FLASH_PERIOD_MS};
 pub use persist::{Acknowledgement, ActiveCall, Episode, PersistedState, RememberedKey};
-pub use view::{CallView, DisplayMode, DisplayModel, TroubleView};
+pub use view::{
+    CallView, DisplayMode, DisplayModel, TroubleView, POSSIBLE_HEADLINE, TEST_HEADLINE,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +84,48 @@ pub struct CallSummary {
     pub callback_number: Option<String>,
     /// A test call (933 or a drill): own output pattern, display says "THIS IS A TEST".
     pub is_test: bool,
+    /// A possible emergency (the classifier was not sure): own output pattern, a short siren
+    /// burst, display says "POSSIBLE EMERGENCY — CHECK TEAMS". `is_test` wins over it.
+    pub is_possible: bool,
+    /// The message text, cut to a few hundred characters, for a possible call: the guard reads
+    /// it to decide.
+    pub message: Option<String>,
+}
+
+impl CallSummary {
+    /// The call's alert level.
+    pub fn level(&self) -> CallLevel {
+        if self.is_test {
+            CallLevel::Test
+        } else if self.is_possible {
+            CallLevel::Possible
+        } else {
+            CallLevel::Emergency
+        }
+    }
+}
+
+/// How loud a call is, most urgent first (the order sorts calls for display).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallLevel {
+    /// A recognised emergency call: the full alarm.
+    Emergency,
+    /// Maybe an emergency: its own strobe pattern and a short siren burst.
+    Possible,
+    /// A test call: its own strobe pattern, siren only if configured.
+    Test,
+}
+
+impl CallLevel {
+    /// Stable lower-case name (MQTT payloads, notifications, pages).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallLevel::Emergency => "emergency",
+            CallLevel::Possible => "possible",
+            CallLevel::Test => "test",
+        }
+    }
 }
 
 /// Who or what caused an event; recorded in every audit record.
@@ -101,8 +164,19 @@ pub enum AlarmState {
 pub enum Event {
     /// A recognised emergency call. Idempotent by `key` (chat id + message id).
     CallRaised { key: String, summary: CallSummary },
-    /// New text for an active call; never re-alerts. `is_test` is kept from the raise.
+    /// New text for an active call; never re-alerts. The level (`is_test`, `is_possible`) is
+    /// kept from the alarm's own record of the call.
     CallUpdated { key: String, summary: CallSummary },
+    /// A possible call is a real emergency: sound the full alarm. `key: None` confirms every
+    /// active possible call (a guard escalating from the console, MQTT or the button);
+    /// `Some(key)` the one call a second source corroborates. `detail` says what confirmed it
+    /// (recorded in the audit log), e.g. "Graph emergency call event from Kim".
+    Confirm {
+        key: Option<String>,
+        source: Source,
+        who: Option<String>,
+        detail: Option<String>,
+    },
     /// Acknowledge every active call.
     Acknowledge { source: Source, who: Option<String> },
     /// Close the event; only when everything is acknowledged.
@@ -152,6 +226,8 @@ pub enum Refusal {
     DuplicateCall { key: String },
     #[error("call {key} is not active")]
     UnknownCall { key: String },
+    #[error("there is no possible call to confirm")]
+    NothingToConfirm,
     #[error("there is nothing to acknowledge")]
     NothingToAcknowledge,
     #[error("acknowledge first: calls {keys:?} are not acknowledged")]

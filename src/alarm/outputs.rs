@@ -45,6 +45,8 @@ pub enum OutputPattern {
     Idle,
     /// An unacknowledged real call.
     Alarm,
+    /// An unacknowledged possible call, and no real one.
+    Possible,
     /// Only unacknowledged test calls.
     Test,
     /// Every active call is acknowledged; waiting for clear.

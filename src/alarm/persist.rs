@@ -27,6 +27,17 @@ pub struct ActiveCall {
     pub summary: CallSummary,
     pub raised_at: DateTime<Utc>,
     pub acknowledged: Option<Acknowledgement>,
+    /// When a possible call acknowledged before it was confirmed started waiting for
+    /// acknowledgement again; escalation counts from here instead of `raised_at`.
+    #[serde(default)]
+    pub waiting_since: Option<DateTime<Utc>>,
+}
+
+impl ActiveCall {
+    /// When the call started waiting for acknowledgement (escalation counts from here).
+    pub fn waiting_since(&self) -> DateTime<Utc> {
+        self.waiting_since.unwrap_or(self.raised_at)
+    }
 }
 
 /// Timers and flags of the open event (from the first call until clear).
@@ -42,6 +53,9 @@ pub struct Episode {
     pub siren_silenced: bool,
     /// When everything became acknowledged; auto-clear counts from here.
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The siren burst of a possible call sounds until then.
+    #[serde(default)]
+    pub possible_siren_until: Option<DateTime<Utc>>,
 }
 
 /// A call key already raised.
@@ -49,6 +63,10 @@ pub struct Episode {
 pub struct RememberedKey {
     pub key: String,
     pub at: DateTime<Utc>,
+    /// Raised as a possible call and not confirmed yet: a later real report of the same key
+    /// raises it again as a real call.
+    #[serde(default)]
+    pub possible: bool,
 }
 
 /// Everything needed to bring the alarm back after a restart.

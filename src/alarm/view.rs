@@ -6,18 +6,24 @@ use serde::{Deserialize, Serialize};
 
 use super::machine::Alarm;
 use super::outputs::OutputPattern;
-use super::{AlarmState, CallSummary};
+use super::{AlarmState, CallLevel, CallSummary};
 
 /// Headline for a test call, as NFPA 72 asks test messages to say.
 pub const TEST_HEADLINE: &str = "THIS IS A TEST";
 
-/// What the screen is mainly about. Alarm beats test beats lamp test beats trouble.
+/// Headline for a possible call: the guard must look at the message in Teams.
+pub const POSSIBLE_HEADLINE: &str = "POSSIBLE EMERGENCY — CHECK TEAMS";
+
+/// What the screen is mainly about. Alarm beats possible beats test beats lamp test beats
+/// trouble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisplayMode {
     Ready,
     /// At least one real call is active (acknowledged or not).
     Alarm,
+    /// A possible call is active, and no real one.
+    Possible,
     /// Only test calls are active.
     Test,
     LampTest,
@@ -49,13 +55,15 @@ pub struct TroubleView {
 pub struct DisplayModel {
     pub mode: DisplayMode,
     pub state: AlarmState,
-    /// "EMERGENCY CALL", "THIS IS A TEST", "LAMP TEST", "TROUBLE" or "READY".
+    /// "EMERGENCY CALL", "POSSIBLE EMERGENCY — CHECK TEAMS", "THIS IS A TEST", "LAMP TEST",
+    /// "TROUBLE" or "READY".
     pub headline: String,
     /// Every active call is acknowledged.
     pub acknowledged: bool,
     /// An unacknowledged call wants the siren but it has been silenced.
     pub siren_silenced: bool,
-    /// Most urgent first: unacknowledged before acknowledged, real before test, newest first.
+    /// Most urgent first: unacknowledged before acknowledged, real before possible before
+    /// test, newest first.
     pub calls: Vec<CallView>,
     /// By component name.
     pub troubles: Vec<TroubleView>,
@@ -79,17 +87,20 @@ impl Alarm {
             })
             .collect();
         calls.sort_by(|a, b| {
-            (a.acknowledged, a.summary.is_test, b.raised_at).cmp(&(
+            (a.acknowledged, a.summary.level(), b.raised_at).cmp(&(
                 b.acknowledged,
-                b.summary.is_test,
+                b.summary.level(),
                 a.raised_at,
             ))
         });
         let pattern = self.pattern(now);
-        let mode = if calls.iter().any(|c| !c.summary.is_test) {
-            DisplayMode::Alarm
-        } else if !calls.is_empty() {
-            DisplayMode::Test
+        let most_urgent = calls.iter().map(|c| c.summary.level()).min();
+        let mode = if let Some(level) = most_urgent {
+            match level {
+                CallLevel::Emergency => DisplayMode::Alarm,
+                CallLevel::Possible => DisplayMode::Possible,
+                CallLevel::Test => DisplayMode::Test,
+            }
         } else if pattern == OutputPattern::LampTest {
             DisplayMode::LampTest
         } else if !self.troubles.is_empty() {
@@ -99,6 +110,7 @@ impl Alarm {
         };
         let headline = match mode {
             DisplayMode::Alarm => "EMERGENCY CALL",
+            DisplayMode::Possible => POSSIBLE_HEADLINE,
             DisplayMode::Test => TEST_HEADLINE,
             DisplayMode::LampTest => "LAMP TEST",
             DisplayMode::Trouble => "TROUBLE",

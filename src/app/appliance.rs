@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use super::cloud_link::{recogniser, CloudLink, LinkReports};
 use super::start::or_trouble;
 use super::{AppError, Core};
+use crate::alarm::Event;
 use crate::alarm_task::{self, AlarmHandle};
 use crate::config::Config;
 use crate::eventhub::consumer::ConsumerStatus;
@@ -152,6 +153,14 @@ impl Appliance {
         }
         let (alarm, alarm_task) =
             alarm_task::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
+        for (component, detail) in &core.start_troubles {
+            alarm
+                .send(Event::TroubleRaised {
+                    component: component.clone(),
+                    detail: detail.clone(),
+                })
+                .await;
+        }
         let (mut followers, button, lamps) = start_outputs(&config, options.board, &alarm).await;
 
         let hub = Arc::new(ConsumerStatus::default());

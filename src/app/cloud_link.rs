@@ -119,6 +119,7 @@ impl CloudLink {
                             .rich_notifications
                             .then(|| core.keys.current().cloned())
                             .flatten(),
+                        lifetime_minutes: config.graph.subscription_minutes,
                     },
                 );
                 let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);

@@ -1,5 +1,7 @@
 //! The long-lived parts every command shares: the store, the device id, the rich-notification
-//! keys, the subscriptions' client states and the ingest counters.
+//! keys, the subscriptions' client states and the ingest counters — and the troubles found
+//! while opening them (a damaged store that was recovered, a configuration that fell back),
+//! which the appliance raises as soon as its alarm runs.
 
 use std::sync::Arc;
 
@@ -14,10 +16,14 @@ use crate::health::IngestCounters;
 use crate::ingest::{InboxEntry, Ingest};
 use crate::store::Store;
 
-/// Prefix of the rich-notification keys in the secrets tree.
-const KEY_PREFIX: &str = "rich-key/";
+use crate::graph::crypto::KEY_PREFIX;
 /// Validity of a generated encryption certificate.
 const KEY_DAYS: u32 = 365;
+/// How long a recovered store stays a trouble (across restarts): long enough for the next
+/// shift to read it.
+pub const RECOVERY_TROUBLE_HOURS: i64 = 24;
+/// The trouble component of a recovered store.
+pub const STORE_COMPONENT: &str = "store";
 
 /// The long-lived parts every command shares.
 pub struct Core {
@@ -26,12 +32,30 @@ pub struct Core {
     pub keys: KeyRing,
     pub client_states: ClientStates,
     pub counters: Arc<IngestCounters>,
+    /// Troubles to raise once the alarm runs: (component, what happened in words).
+    pub start_troubles: Vec<(String, String)>,
 }
 
 impl Core {
-    /// Opens the store and loads (or creates) the device id and encryption key.
+    /// Opens the store (recovering a damaged one, see [`Store::open_or_recover`]) and loads
+    /// (or creates) the device id and encryption key.
     pub fn open(config: &Config) -> Result<Core, AppError> {
-        let store = Store::open(&config.data_dir)?;
+        let now = Utc::now();
+        let (store, recovered) = Store::open_or_recover(&config.data_dir, now)?;
+        let mut start_troubles = Vec::new();
+        // This start's recovery, or one recorded by an earlier start that is still recent.
+        let recovery = recovered
+            .or_else(|| store.last_recovery())
+            .filter(|r| now - r.at < chrono::Duration::hours(RECOVERY_TROUBLE_HOURS));
+        if let Some(recovery) = recovery {
+            let detail = format!(
+                "{} (at {})",
+                recovery.describe(),
+                recovery.at.format("%Y-%m-%d %H:%M UTC")
+            );
+            tracing::error!(%detail, "the store was recovered");
+            start_troubles.push((STORE_COMPONENT.to_string(), detail));
+        }
         let device_id = device_id(&store, config)?;
         let keys = load_keys(&store)?;
         let client_states = ClientStates::load(&store)?;
@@ -46,6 +70,7 @@ impl Core {
             keys,
             client_states,
             counters: Arc::new(IngestCounters::default()),
+            start_troubles,
         })
     }
 

@@ -8,14 +8,18 @@
 //! | `core.rs` | [`Core`]: the store, device id, keys, client states and counters every command shares |
 //! | `cloud_link.rs` | sign-in, subscription, recognition and consumer as one restartable unit |
 //! | `error.rs` | [`AppError`]: why a start or a command failed |
+//! | `fallback.rs` | which configuration `beacon run` starts with when the file does not load (the last good one, or the safe defaults) |
 //! | `signals.rs` | SIGTERM / Ctrl-C as a future |
 //! | `login.rs`, `replay.rs`, `demo.rs` | `beacon login`, `beacon replay`, `beacon demo` |
+//! | `fleet_join.rs` | `beacon fleet-join`: the fleet's secrets fetched from another box over pinned HTTPS |
 
 mod appliance;
 mod cloud_link;
 mod core;
 pub mod demo;
 mod error;
+pub mod fallback;
+mod fleet_join;
 mod login;
 mod replay;
 mod signals;
@@ -24,6 +28,7 @@ mod start;
 pub use self::core::{load_keys, save_key, Core};
 pub use appliance::{Appliance, Board, Feed, Options};
 pub use error::AppError;
+pub use fleet_join::{fleet_join, JoinError};
 pub use login::login;
 pub use replay::{replay, CallBrief, ReplaySummary};
 pub use signals::shutdown_signal;
@@ -34,8 +39,28 @@ use crate::config::Config;
 /// Ctrl-C. The stop handlers are installed first, so a stop asked for while it is still
 /// starting is kept and acted on once it has started.
 pub async fn run(config: Config) -> Result<(), AppError> {
+    run_with_troubles(config, Vec::new(), None).await
+}
+
+/// `beacon run --config <path>`: [`run`] with the configuration [`fallback::choose`] picks —
+/// a file that does not load starts the last good configuration (or the safe defaults) with
+/// the error as a trouble, instead of ending the process.
+pub async fn run_from_file(path: &std::path::Path) -> Result<(), AppError> {
+    let chosen = fallback::choose(path);
+    run_with_troubles(chosen.config, chosen.troubles, chosen.good_text).await
+}
+
+async fn run_with_troubles(
+    config: Config,
+    troubles: Vec<(String, String)>,
+    good_text: Option<String>,
+) -> Result<(), AppError> {
     let shutdown = shutdown_signal();
-    let core = Core::open(&config)?;
+    let mut core = Core::open(&config)?;
+    core.start_troubles.extend(troubles);
+    if let Some(text) = good_text {
+        fallback::keep_last_good(&config.data_dir, &text);
+    }
     Appliance::start(config, core, Options::service())
         .await?
         .run_until(shutdown)

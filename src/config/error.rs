@@ -10,6 +10,8 @@ pub enum Origin {
     Env(String),
     /// A configuration built in code (`beacon demo`, tests), not read from a file.
     Code,
+    /// A systemd credential of that name (`$CREDENTIALS_DIRECTORY`).
+    Credential(String),
 }
 
 impl std::fmt::Display for Origin {
@@ -18,6 +20,7 @@ impl std::fmt::Display for Origin {
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::Env(var) => write!(f, "environment variable {var}"),
             Origin::Code => write!(f, "built-in configuration"),
+            Origin::Credential(name) => write!(f, "credential {name}"),
         }
     }
 }
@@ -42,6 +45,10 @@ pub enum ConfigError {
     },
     #[error("environment variable {var}: names no setting (BEACON_<SECTION>_<KEY>, e.g. BEACON_EVENTHUB_HUB)")]
     UnknownVariable { var: String },
+    #[error(
+        "credential {name}: names no setting (<section>.<key>, e.g. eventhub.connection_string)"
+    )]
+    UnknownCredential { name: String },
 }
 
 /// Drops the offending value from a serde message ("invalid type: string \"x\", expected u32"

@@ -3,8 +3,9 @@
 //!
 //! Environment variables override single keys: `BEACON_DATA_DIR` sets `data_dir`,
 //! `BEACON_EVENTHUB_CONNECTION_STRING` sets `eventhub.connection_string`; in general
-//! `BEACON_<SECTION>_<KEY>` in upper case. A variable that names no setting is an error, so a
-//! typo cannot silently leave the default in force. `BEACON_CONFIG`, `BEACON_LOG` and
+//! `BEACON_<SECTION>_<KEY>` in upper case. A variable (or a key in the file) that names no
+//! setting is an error for [`Config::load`], so a typo cannot silently leave the default in
+//! force; [`Config::load_tolerant`] (`beacon run`, `check-config`) leaves it out and reports it. `BEACON_CONFIG`, `BEACON_LOG` and
 //! `BEACON_TEST_*` (the test environment) are not settings. See `config/beacon.example.toml`.
 //!
 //! Each section lives beside its component (`eventhub::config`, `graph::config`, `alarm`,
@@ -14,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod credentials;
 mod env;
 mod error;
 
@@ -109,41 +111,113 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.kind().to_string(),
         })?;
-        let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| {
-                k.starts_with("BEACON_")
-                    && !k.starts_with("BEACON_TEST_")
-                    && !IGNORED_VARS.contains(&k.as_str())
-            })
-            .collect();
-        Config::from_parts(path, &text, &env)
+        Config::from_parts_with(
+            path,
+            &text,
+            &beacon_env(),
+            &credentials::from_environment()?,
+        )
     }
 
-    /// Pure core of [`Config::load`]: file text and environment given.
+    /// Like [`Config::load`], but a key that names no setting (in the file or as a `BEACON_*`
+    /// variable) is left out and reported instead of stopping the load: what `beacon run`
+    /// uses, so a typo or a rollback to a Beacon that does not know a newer key is a trouble,
+    /// not a dark appliance.
+    pub fn load_tolerant(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.kind().to_string(),
+        })?;
+        let credentials = credentials::from_environment()?;
+        Config::from_parts_tolerant(path, &text, &beacon_env(), &credentials)
+    }
+
+    /// Pure core of [`Config::load_tolerant`].
+    pub fn from_parts_tolerant(
+        path: &Path,
+        text: &str,
+        env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut table = parse_table(path, text)?;
+        let mut env = env.clone();
+        let mut credentials = credentials.clone();
+        let mut ignored = Vec::new();
+        // Each round leaves out one unknown key; a file has far fewer than this.
+        for _ in 0..256 {
+            match Config::from_table(path, table.clone(), &env, &credentials) {
+                Ok(config) => return Ok(Loaded { config, ignored }),
+                Err(ConfigError::UnknownVariable { var }) => {
+                    env.remove(&var);
+                    ignored.push(ConfigError::UnknownVariable { var });
+                }
+                Err(ConfigError::UnknownCredential { name }) => {
+                    credentials.remove(&name);
+                    ignored.push(ConfigError::UnknownCredential { name });
+                }
+                Err(ConfigError::Invalid {
+                    origin: Origin::File(file),
+                    key,
+                    reason,
+                }) if unknown_field(&reason)
+                    .is_some_and(|field| remove_key(&mut table, &key, field)) =>
+                {
+                    ignored.push(ConfigError::Invalid {
+                        origin: Origin::File(file),
+                        key,
+                        reason,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(ConfigError::Invalid {
+            origin: Origin::File(path.to_path_buf()),
+            key: String::new(),
+            reason: "too many unknown keys".into(),
+        })
+    }
+
+    /// Pure core of [`Config::load`]: file text and environment given (no credentials).
     pub fn from_parts(
         path: &Path,
         text: &str,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|span| line_column(text, span.start))
-                .unwrap_or((0, 0));
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                column,
-                reason: e.message().to_string(),
-            }
-        })?;
-        let overridden = apply_env(&mut table, env)?;
+        Config::from_parts_with(path, text, env, &BTreeMap::new())
+    }
+
+    /// Pure core of [`Config::load`]: file text, environment and credentials
+    /// ([`credentials`]) given.
+    pub fn from_parts_with(
+        path: &Path,
+        text: &str,
+        env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_table(path, parse_table(path, text)?, env, credentials)
+    }
+
+    fn from_table(
+        path: &Path,
+        mut table: toml::Table,
+        env: &BTreeMap<String, String>,
+        credentials: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        // File < credential < environment variable.
+        let mut overridden: BTreeMap<String, Origin> = credentials::apply(&mut table, credentials)?
+            .into_iter()
+            .map(|(key, name)| (key, Origin::Credential(name)))
+            .collect();
+        for (key, var) in apply_env(&mut table, env)? {
+            overridden.insert(key, Origin::Env(var));
+        }
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
                 let source = overridden
                     .get(&key)
-                    .map(|var| Origin::Env(var.clone()))
+                    .cloned()
                     .unwrap_or_else(|| Origin::File(path.to_path_buf()));
                 ConfigError::Invalid {
                     origin: source,
@@ -156,7 +230,7 @@ impl Config {
             .map_err(|(key, reason)| ConfigError::Invalid {
                 origin: overridden
                     .get(key)
-                    .map(|var| Origin::Env(var.clone()))
+                    .cloned()
                     .unwrap_or_else(|| Origin::File(path.to_path_buf())),
                 key: key.to_string(),
                 reason,
@@ -196,6 +270,17 @@ impl Config {
         }
         if let Some(zone) = &self.time_zone {
             crate::local_time::Zone::named(zone).map_err(|e| ("time_zone", e.to_string()))?;
+        }
+        if !(1..=crate::graph::schedule::LIFETIME_MINUTES)
+            .contains(&self.graph.subscription_minutes)
+        {
+            return Err((
+                "graph.subscription_minutes",
+                format!(
+                    "must be 1 to {} minutes (Graph's maximum for chat messages is 4,320)",
+                    crate::graph::schedule::LIFETIME_MINUTES
+                ),
+            ));
         }
         let eh = &self.eventhub;
         if let Some(hub) = &eh.hub {
@@ -350,4 +435,61 @@ fn check_url(key: &'static str, url: &str) -> Result<(), (&'static str, String)>
             "must be an https:// URL (plain http only on loopback, for tests)".into(),
         ))
     }
+}
+
+/// A configuration that loaded, and what [`Config::load_tolerant`] left out of it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// The unknown keys and variables that were ignored, each as the error it would have been.
+    pub ignored: Vec<ConfigError>,
+}
+
+/// The process environment's `BEACON_*` settings (not `BEACON_CONFIG`, `BEACON_LOG`,
+/// `BEACON_TEST_*`).
+pub fn beacon_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("BEACON_")
+                && !k.starts_with("BEACON_TEST_")
+                && !IGNORED_VARS.contains(&k.as_str())
+        })
+        .collect()
+}
+
+fn parse_table(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|span| line_column(text, span.start))
+            .unwrap_or((0, 0));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason: e.message().to_string(),
+        }
+    })
+}
+
+/// The field serde's "unknown field `x`, expected …" names.
+fn unknown_field(reason: &str) -> Option<&str> {
+    reason.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// Removes `field` from the table at `key` (a dotted path that ends at the field or at its
+/// section). Whether it was there.
+fn remove_key(table: &mut toml::Table, key: &str, field: &str) -> bool {
+    let mut parts: Vec<&str> = key.split('.').filter(|p| !p.is_empty()).collect();
+    if parts.last() == Some(&field) {
+        parts.pop();
+    }
+    let mut current = table;
+    for part in parts {
+        match current.get_mut(part) {
+            Some(toml::Value::Table(inner)) => current = inner,
+            _ => return false,
+        }
+    }
+    current.remove(field).is_some()
 }

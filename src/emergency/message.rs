@@ -11,7 +11,22 @@ use super::card;
 use super::html;
 use super::labels::{parse_label, Field};
 use super::rules::Rules;
-use super::textnorm::{normalize, normalize_with_offsets};
+use super::textnorm::{clean, normalize, normalize_with_offsets};
+
+/// The readable text of a chatMessage on one line (its lines joined by " / "), cleaned of
+/// control and bidi characters and cut to `max_chars` with a `…`: what a guard reads on the
+/// display or console to decide about a possible emergency. `None` when it has no text.
+pub fn excerpt(message: &Value, max_chars: usize) -> Option<String> {
+    let object = message.as_object()?;
+    let text = MessageText::read(object)
+        .lines
+        .iter()
+        .filter(|l| !l.is_blank())
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    Some(clean(&text, false, max_chars)).filter(|t| !t.is_empty())
+}
 
 /// One line of message text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +184,20 @@ fn looks_like_html(content: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn excerpt_is_the_readable_text_on_one_line_and_cut() {
+        let message = serde_json::json!({
+            "body": {"contentType": "html",
+                     "content": "<p>Fire in <b>Lab 2</b>?</p><script>x()</script><p>Call \u{202E}me</p>"}
+        });
+        assert_eq!(
+            super::excerpt(&message, 100).as_deref(),
+            Some("Fire in Lab 2? / Call me")
+        );
+        assert_eq!(super::excerpt(&message, 8).as_deref(), Some("Fire in…"));
+        assert_eq!(super::excerpt(&serde_json::json!("text"), 100), None);
+    }
+
     use super::*;
     use serde_json::json;
 

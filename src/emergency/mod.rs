@@ -49,11 +49,12 @@ pub mod update;
 mod verdict;
 pub mod zones;
 
+pub use message::excerpt;
 pub use model::{
     Address, Caller, ChatType, Context, EmergencyCall, Kind, Location, NotEmergencyReason, Signal,
 };
 pub use report::{exit_code, ParseReport};
-pub use rules::{Rules, RulesConfig, RulesError};
+pub use rules::{PossibleAlert, Rules, RulesConfig, RulesError};
 pub use update::{merge_update, MergeError, MergeOutcome};
 pub use verdict::{classify, Classification};
 pub use zones::{ZoneConfig, ZoneDecision, ZoneReason, ZoneRules};

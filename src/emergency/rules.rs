@@ -22,7 +22,8 @@ use super::zones::{ZoneConfig, ZoneError, ZoneRules};
 /// keywords = ["emergency", "notruf", "urgence"]
 /// dial_strings = ["911", "112", "999", "000", "110", "119", "111"]
 /// test_dial_strings = ["933"]
-/// possible_raises_alarm = true      # fail loud: partial matches still alarm
+/// possible_alert = "possible"      # a partial match: its own alert level ("full": the full alarm)
+/// possible_raises_alarm = true      # false: a partial match is only recorded (older files)
 /// require_group_chat = false        # true: only group chats can be emergencies
 /// alarm_when_location_unknown = true # with zones: alarm if the call has no location
 ///
@@ -41,7 +42,10 @@ pub struct RulesConfig {
     pub dial_strings: Vec<String>,
     /// Test numbers (digits only), e.g. 933; a call to one is `Test`.
     pub test_dial_strings: Vec<String>,
-    /// Whether a `Possible` classification raises the alarm (default true).
+    /// How loud a `Possible` classification is (default: its own "possible" level).
+    pub possible_alert: PossibleAlert,
+    /// Whether a `Possible` classification alerts at all (default true). Kept for older
+    /// configuration files; `false` records it (console, notifications) without a local alert.
     pub possible_raises_alarm: bool,
     /// Only messages in group chats can be emergencies (default false).
     pub require_group_chat: bool,
@@ -94,12 +98,25 @@ impl Default for RulesConfig {
             ]),
             dial_strings: strings(&["911", "112", "999", "000", "110", "119", "111"]),
             test_dial_strings: strings(&["933"]),
+            possible_alert: PossibleAlert::Possible,
             possible_raises_alarm: true,
             require_group_chat: false,
             alarm_when_location_unknown: true,
             zones: Vec::new(),
         }
     }
+}
+
+/// How a possible emergency (a partial match) alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PossibleAlert {
+    /// Its own level: own strobe pattern, a short siren burst, "POSSIBLE EMERGENCY — CHECK
+    /// TEAMS"; a guard or a second source makes it the full alarm.
+    #[default]
+    Possible,
+    /// The full alarm, like a recognised emergency call.
+    Full,
 }
 
 /// Why a `RulesConfig` cannot be used.
@@ -125,6 +142,7 @@ pub struct Rules {
     pub(crate) dial_strings: Vec<String>,
     pub(crate) test_dial_strings: Vec<String>,
     pub(crate) possible_raises_alarm: bool,
+    pub(crate) possible_alert: PossibleAlert,
     pub(crate) require_group_chat: bool,
     pub(crate) zones: ZoneRules,
     pub(crate) patterns: Patterns,
@@ -205,6 +223,7 @@ impl Rules {
             dial_strings,
             test_dial_strings,
             possible_raises_alarm: config.possible_raises_alarm,
+            possible_alert: config.possible_alert,
             require_group_chat: config.require_group_chat,
             zones: ZoneRules::compile(&config.zones, config.alarm_when_location_unknown)
                 .map_err(|ZoneError { index, problem }| RulesError::Zone { index, problem })?,
@@ -212,9 +231,14 @@ impl Rules {
         })
     }
 
-    /// Whether `Possible` classifications raise the alarm.
+    /// Whether `Possible` classifications alert locally at all.
     pub fn possible_raises_alarm(&self) -> bool {
         self.possible_raises_alarm
+    }
+
+    /// How loud a `Possible` classification alerts.
+    pub fn possible_alert(&self) -> PossibleAlert {
+        self.possible_alert
     }
 
     /// Whether `dial_string` (e.g. a Graph emergency call event's `emergencyNumberDialed`) is a
@@ -344,6 +368,17 @@ mod tests {
         );
         assert_eq!(app.emergency.phrases, RulesConfig::default().phrases);
         assert_eq!(app.emergency.zones[0].name, "HQ");
+        assert_eq!(app.emergency.possible_alert, PossibleAlert::Possible);
+        // Files written before the possible level keep working; the new setting parses.
+        let old: App = toml::from_str("[emergency]\npossible_raises_alarm = true\n")
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.emergency.possible_alert, PossibleAlert::Possible);
+        let full: App = toml::from_str("[emergency]\npossible_alert = \"full\"\n")
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(full.emergency.possible_alert, PossibleAlert::Full);
+        assert!(toml::from_str::<App>("[emergency]\npossible_alert = \"loud\"\n").is_err());
         let bad = toml::from_str::<App>("[emergency]\nphrase = [\"x\"]\n");
         assert!(bad.is_err_and(|e| e.to_string().contains("unknown field")));
     }

@@ -33,7 +33,8 @@ pub enum Classification {
         call: Box<EmergencyCall>,
         signals: Vec<Signal>,
     },
-    /// Partial match: treated as an emergency unless `possible_raises_alarm = false`.
+    /// Partial match: its own alert level (`possible_alert`), unless `possible_raises_alarm =
+    /// false`.
     Possible {
         call: Box<EmergencyCall>,
         signals: Vec<Signal>,
@@ -74,7 +75,8 @@ impl Classification {
         }
     }
 
-    /// Whether the emergency alarm fires: `Emergency` always, `Possible` when configured.
+    /// Whether the call alerts: `Emergency` always, `Possible` unless configured off (at its
+    /// own level unless `possible_alert = "full"`).
     /// `Test` calls are recorded and shown as tests, never as an emergency alarm.
     pub fn raises_alarm(&self, rules: &Rules) -> bool {
         match self {

@@ -1,29 +1,41 @@
-//! The live subscriptions' `clientState` secrets and the constant-time check of a
-//! notification's echo against them (graph-teams.md C.3: over Event Hubs, clientState is the
-//! only per-notification proof that the notification belongs to our subscription).
+//! Which notifications are the fleet's: the fleet's `clientState` secrets, the subscriptions
+//! known to be the fleet's, and the constant-time check of a notification against them
+//! (graph-teams.md C.3: over Event Hubs, clientState is the only per-notification proof that a
+//! notification belongs to our subscription).
 //!
-//! The subscription keeper adds a state when it creates a subscription and removes it when the
-//! subscription is gone; the set is persisted in the store's secrets tree as
-//! `client-state/<subscription-id>` and shared between tasks.
+//! Several Beacons of one organisation, and other applications, may read one hub, so a
+//! notification that is not ours is not necessarily a forgery:
+//! * carrying one of the fleet's states → accepted (and its subscription learnt as the
+//!   fleet's, since only a fleet subscription echoes the fleet's state);
+//! * naming a subscription the fleet keeps, with another or no state → refused: a forgery, or
+//!   a Beacon outside the fleet on the same service account — a trouble either way;
+//! * naming any other subscription → foreign: someone else's, counted and let be.
+//!
+//! The subscription keeper records the subscriptions it creates or adopts; the set is kept in
+//! the store's settings tree (ids are not secret), the states in [`super::fleet`].
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
+use super::fleet::FleetSecrets;
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 
-const PREFIX: &str = "client-state/";
+/// Where the fleet's known subscription ids are kept (settings tree).
+const SUBSCRIPTIONS_KEY: &str = "fleet/subscriptions";
 
-/// Shared, persisted set of live client states.
-#[derive(Clone, Default)]
+/// The fleet's secrets and subscriptions, shared by the keeper and the ingest stage.
+#[derive(Clone)]
 pub struct ClientStates {
-    inner: Arc<RwLock<BTreeMap<String, Secret>>>,
+    fleet: Arc<RwLock<FleetSecrets>>,
+    subscriptions: Arc<RwLock<BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for ClientStates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientStates")
-            .field("subscriptions", &self.len())
+            .field("fleet", &self.fleet_id())
+            .field("subscriptions", &self.subscriptions())
             .finish()
     }
 }
@@ -31,92 +43,136 @@ impl std::fmt::Debug for ClientStates {
 /// Outcome of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// It carries the fleet's state.
     Accepted,
-    /// The notification carried no clientState.
+    /// It names a fleet subscription and carries no clientState.
     Missing,
-    /// It carried one that matches no live subscription.
+    /// It names a fleet subscription and carries a state that is not the fleet's.
     Mismatch,
-    /// No subscription has been set up on this appliance yet.
-    NoneConfigured,
+    /// It names a subscription that is not the fleet's, without the fleet's state.
+    Foreign,
 }
 
 impl ClientStates {
-    /// Loads the persisted states.
+    /// Loads the fleet's secrets (made on first use) and its known subscriptions.
     pub fn load(store: &Store) -> Result<ClientStates, StoreError> {
-        let states = store
-            .secrets_with_prefix(PREFIX)?
+        // Ids an earlier version kept its states under are the fleet's subscriptions.
+        let legacy: Vec<String> = store
+            .secrets_with_prefix(super::fleet::LEGACY_PREFIX)?
             .into_iter()
-            .map(|(name, value)| (name[PREFIX.len()..].to_string(), value))
+            .map(|(name, _)| name[super::fleet::LEGACY_PREFIX.len()..].to_string())
             .collect();
+        let fleet = FleetSecrets::load_or_create(store)?;
+        let mut subscriptions: BTreeSet<String> = store
+            .settings
+            .get(SUBSCRIPTIONS_KEY)?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if !legacy.is_empty() {
+            subscriptions.extend(legacy);
+            save_ids(store, &subscriptions)?;
+        }
         Ok(ClientStates {
-            inner: Arc::new(RwLock::new(states)),
+            fleet: Arc::new(RwLock::new(fleet)),
+            subscriptions: Arc::new(RwLock::new(subscriptions)),
         })
     }
 
-    /// Records (and persists) the state of a subscription.
-    pub fn add(
-        &self,
-        store: &Store,
-        subscription_id: &str,
-        state: Secret,
-    ) -> Result<(), StoreError> {
-        store.set_secret(&format!("{PREFIX}{subscription_id}"), &state)?;
-        store.flush()?;
-        if let Ok(mut map) = self.inner.write() {
-            map.insert(subscription_id.to_string(), state);
+    /// The fleet's id.
+    pub fn fleet_id(&self) -> String {
+        self.fleet.read().map(|f| f.id.clone()).unwrap_or_default()
+    }
+
+    /// A copy of the fleet's secrets (to hand to a joining box, to rotate).
+    pub fn secrets(&self) -> Option<FleetSecrets> {
+        self.fleet.read().ok().map(|f| f.clone())
+    }
+
+    /// The state new subscriptions are created with.
+    pub fn client_state(&self) -> Option<Secret> {
+        self.fleet.read().ok().map(|f| f.client_state.clone())
+    }
+
+    /// Replaces the fleet's secrets (joining a fleet, rotating) and persists them. The known
+    /// subscriptions are forgotten when the fleet changes: they are the old fleet's.
+    pub fn replace(&self, store: &Store, secrets: FleetSecrets) -> Result<(), StoreError> {
+        secrets.save(store)?;
+        let changed_fleet = self.fleet_id() != secrets.id;
+        if let Ok(mut fleet) = self.fleet.write() {
+            *fleet = secrets;
+        }
+        if changed_fleet {
+            if let Ok(mut ids) = self.subscriptions.write() {
+                ids.clear();
+                save_ids(store, &ids)?;
+            }
+        }
+        store.flush()
+    }
+
+    /// Records (and persists) a subscription as the fleet's.
+    pub fn adopt(&self, store: &Store, subscription_id: &str) -> Result<(), StoreError> {
+        if self.knows(subscription_id) {
+            return Ok(());
+        }
+        if let Ok(mut ids) = self.subscriptions.write() {
+            ids.insert(subscription_id.to_string());
+            save_ids(store, &ids)?;
         }
         Ok(())
     }
 
-    /// Forgets a subscription's state.
-    pub fn remove(&self, store: &Store, subscription_id: &str) -> Result<(), StoreError> {
-        store.remove_secret(&format!("{PREFIX}{subscription_id}"))?;
-        if let Ok(mut map) = self.inner.write() {
-            map.remove(subscription_id);
+    /// Forgets a subscription (gone from Graph).
+    pub fn forget(&self, store: &Store, subscription_id: &str) -> Result<(), StoreError> {
+        if let Ok(mut ids) = self.subscriptions.write() {
+            if ids.remove(subscription_id) {
+                save_ids(store, &ids)?;
+            }
         }
         Ok(())
     }
 
-    /// Whether we hold the state of this subscription (i.e. it is ours).
+    /// Whether the subscription is known to be the fleet's.
     pub fn knows(&self, subscription_id: &str) -> bool {
-        self.inner
+        self.subscriptions
             .read()
-            .map(|m| m.contains_key(subscription_id))
+            .map(|ids| ids.contains(subscription_id))
             .unwrap_or(false)
     }
 
-    /// Number of live subscriptions.
-    pub fn len(&self) -> usize {
-        self.inner.read().map(|m| m.len()).unwrap_or(0)
+    /// The fleet's known subscriptions.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.subscriptions
+            .read()
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
-    /// True when no subscription is known.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Checks a notification's `clientState` against every live state, in constant time per
-    /// comparison (the loop does not stop at the first match).
-    pub fn verify(&self, presented: Option<&str>) -> Verdict {
-        let Ok(map) = self.inner.read() else {
-            return Verdict::NoneConfigured;
+    /// Checks a notification of `subscription_id` carrying `presented`. Each comparison is
+    /// constant-time and the loop does not stop at the first match.
+    pub fn verify(&self, subscription_id: &str, presented: Option<&str>) -> Verdict {
+        let matched = match (presented, self.fleet.read()) {
+            (Some(presented), Ok(fleet)) => fleet.accepted_states().fold(false, |acc, state| {
+                acc | constant_time_eq(presented.as_bytes(), state.expose().as_bytes())
+            }),
+            _ => false,
         };
-        if map.is_empty() {
-            return Verdict::NoneConfigured;
-        }
-        let Some(presented) = presented else {
-            return Verdict::Missing;
-        };
-        let mut matched = false;
-        for state in map.values() {
-            matched |= constant_time_eq(presented.as_bytes(), state.expose().as_bytes());
-        }
         if matched {
             Verdict::Accepted
+        } else if !self.knows(subscription_id) {
+            Verdict::Foreign
+        } else if presented.is_none() {
+            Verdict::Missing
         } else {
             Verdict::Mismatch
         }
     }
+}
+
+fn save_ids(store: &Store, ids: &BTreeSet<String>) -> Result<(), StoreError> {
+    store
+        .settings
+        .insert(SUBSCRIPTIONS_KEY, &serde_json::json!(ids))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -128,26 +184,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verify_against_live_states_and_persist() {
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string());
-        let dir = tmp
-            .as_ref()
-            .map(|t| t.path().to_path_buf())
-            .unwrap_or_default();
-        let store = Store::open(&dir).map_err(|e| e.to_string());
-        let Ok(store) = store else { panic!("store") };
-        let states = ClientStates::default();
-        assert_eq!(states.verify(Some("x")), Verdict::NoneConfigured);
-        let _ = states.add(&store, "sub-1", Secret::new("state-one"));
-        let _ = states.add(&store, "sub-2", Secret::new("state-two"));
-        assert_eq!(states.verify(Some("state-two")), Verdict::Accepted);
-        assert_eq!(states.verify(Some("state-twO")), Verdict::Mismatch);
-        assert_eq!(states.verify(Some("state-tw")), Verdict::Mismatch);
-        assert_eq!(states.verify(None), Verdict::Missing);
-        let reloaded = ClientStates::load(&store).map(|s| s.verify(Some("state-one")));
-        assert_eq!(reloaded.ok(), Some(Verdict::Accepted));
-        let _ = states.remove(&store, "sub-1");
-        assert_eq!(states.verify(Some("state-one")), Verdict::Mismatch);
-        assert!(!format!("{states:?}").contains("state-"));
+    fn fleet_states_accept_fleet_subscriptions_refuse_and_others_are_foreign() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        let states = ClientStates::load(&store).expect("load");
+        let fleet = FleetSecrets {
+            id: "fleet-1".into(),
+            client_state: Secret::new("state-one"),
+            previous_client_states: vec![Secret::new("state-old")],
+        };
+        states.replace(&store, fleet).expect("replace");
+        states.adopt(&store, "sub-1").expect("adopt");
+        // The fleet's state is accepted from any subscription (a box learns the others').
+        assert_eq!(states.verify("sub-1", Some("state-one")), Verdict::Accepted);
+        assert_eq!(states.verify("sub-2", Some("state-one")), Verdict::Accepted);
+        assert_eq!(states.verify("sub-1", Some("state-old")), Verdict::Accepted);
+        // A fleet subscription with another state: refused.
+        assert_eq!(states.verify("sub-1", Some("state-onE")), Verdict::Mismatch);
+        assert_eq!(states.verify("sub-1", Some("state-on")), Verdict::Mismatch);
+        assert_eq!(states.verify("sub-1", None), Verdict::Missing);
+        // Someone else's subscription: foreign.
+        assert_eq!(states.verify("sub-9", Some("theirs")), Verdict::Foreign);
+        assert_eq!(states.verify("sub-9", None), Verdict::Foreign);
+
+        let reloaded = ClientStates::load(&store).expect("reload");
+        assert_eq!(reloaded.fleet_id(), "fleet-1");
+        assert_eq!(reloaded.verify("sub-1", Some("nope")), Verdict::Mismatch);
+        reloaded.forget(&store, "sub-1").expect("forget");
+        assert_eq!(reloaded.verify("sub-1", Some("nope")), Verdict::Foreign);
+        assert!(!format!("{reloaded:?}").contains("state-"));
+    }
+
+    #[test]
+    fn joining_another_fleet_forgets_the_old_fleets_subscriptions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        let states = ClientStates::load(&store).expect("load");
+        states.adopt(&store, "old-sub").expect("adopt");
+        let rotated = states.secrets().expect("secrets").rotated();
+        states.replace(&store, rotated).expect("rotate");
+        assert!(states.knows("old-sub"), "a rotation keeps the fleet");
+        states
+            .replace(&store, FleetSecrets::generate())
+            .expect("join");
+        assert!(!states.knows("old-sub"));
     }
 }

@@ -30,6 +30,9 @@ pub struct GraphConfig {
     /// Ask Graph for rich notifications (the message encrypted in the notification) instead of
     /// fetching each message.
     pub rich_notifications: bool,
+    /// The subscription lifetime to ask Graph for, in minutes (at most 4,300; Graph raises
+    /// anything under 45). Each box of a fleet renews at half of it.
+    pub subscription_minutes: i64,
 }
 
 impl Default for GraphConfig {
@@ -44,6 +47,7 @@ impl Default for GraphConfig {
             hub_tenant: None,
             model_b: false,
             rich_notifications: false,
+            subscription_minutes: crate::graph::schedule::LIFETIME_MINUTES,
         }
     }
 }

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::notification::EncryptedContent;
 
+/// Prefix of the rich-notification keys in the store's secrets tree.
+pub const KEY_PREFIX: &str = "rich-key/";
+
 /// One encryption key pair with its certificate.
 #[derive(Clone)]
 pub struct EncryptionKey {

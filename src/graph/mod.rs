@@ -1,5 +1,5 @@
 //! Microsoft Graph: the `[graph]` section ([`config`]), notification decoding, rich-notification
-//! crypto, client-state checks, the HTTP client, sign-in (device code, refresh) and the
+//! crypto, the fleet's shared secrets, client-state checks, the HTTP client, sign-in (device code, refresh) and the
 //! subscription keeper.
 
 pub mod aadsts;
@@ -9,6 +9,7 @@ pub mod client;
 pub mod client_state;
 pub mod config;
 pub mod crypto;
+pub mod fleet;
 pub mod notification;
 pub mod resync;
 pub mod retry;

@@ -88,7 +88,12 @@ pub fn next_action(now: DateTime<Utc>, state: &KeeperState) -> Action {
 
 /// The expiry to ask for at `now`.
 pub fn expiry_for(now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::minutes(LIFETIME_MINUTES)
+    expiry_after(now, LIFETIME_MINUTES)
+}
+
+/// The expiry to ask for at `now` for a lifetime of `minutes` (at most [`LIFETIME_MINUTES`]).
+pub fn expiry_after(now: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
+    now + Duration::minutes(minutes.clamp(1, LIFETIME_MINUTES))
 }
 
 #[cfg(test)]

@@ -1,12 +1,19 @@
 //! The subscription keeper: carries out [`super::schedule`]'s decisions against Graph — create
-//! (`POST /subscriptions`), renew (`PATCH`), reauthorize, reconcile with the paged list (adopt
-//! ours, delete this app's strays) — and turns creation failures into sentences that name the
-//! fix (graph-teams.md B.4, B.5, B.8, G26).
+//! (`POST /subscriptions`), renew (`PATCH`), reauthorize, reconcile with the paged list — and
+//! turns creation failures into sentences that name the fix (graph-teams.md B.4, B.5, B.8, G26).
+//!
+//! Every box of a fleet ([`super::fleet`]) runs a keeper, leaderless: each creates the fleet's
+//! subscription when it is missing, adopts it on a `409 Conflict` or from the list when it is
+//! the fleet's, and renews it on its own schedule — a renewal by several boxes only moves the
+//! expiry forward, so any one living box keeps it alive. Graph returns no `clientState` after
+//! creation (B.8), so "the fleet's" is checked on what Graph does return: the resource, the
+//! Event Hub it delivers to and, for rich notifications, the fleet's certificate id; the
+//! notifications themselves then prove it (a wrong clientState on it is refused and a
+//! trouble, [`super::client_state`]). A keeper deletes only subscriptions the fleet itself
+//! created and no longer wants, never one it cannot verify.
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde::Serialize;
@@ -37,6 +44,8 @@ pub struct SubscriptionSettings {
     pub model_b: bool,
     /// Ask for rich notifications with this certificate.
     pub rich: Option<EncryptionKey>,
+    /// The lifetime to ask for, in minutes ([`schedule::LIFETIME_MINUTES`] unless shortened).
+    pub lifetime_minutes: i64,
 }
 
 impl SubscriptionSettings {
@@ -75,6 +84,20 @@ impl SubscriptionSettings {
             body["encryptionCertificateId"] = json!(key.id);
         }
         body
+    }
+
+    /// Whether a subscription as Graph lists or gets it is the one these settings ask for: the
+    /// same resource, delivered to the same hub, and (rich) encrypted for the same certificate.
+    /// This is all Graph shows of a subscription that could tell the fleet's from another's.
+    pub fn fits(&self, listed: &Value) -> bool {
+        let text = |key: &str| listed.get(key).and_then(Value::as_str).unwrap_or_default();
+        let same_resource = text("resource").eq_ignore_ascii_case(&self.resource());
+        let same_hub = text("notificationUrl").eq_ignore_ascii_case(&self.notification_url());
+        let same_certificate = match &self.rich {
+            Some(key) => text("encryptionCertificateId") == key.id,
+            None => true,
+        };
+        same_resource && same_hub && same_certificate
     }
 }
 
@@ -209,60 +232,104 @@ impl SubscriptionKeeper {
     }
 
     async fn reconcile(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
+        // Listing shows this app's subscriptions for this user only (B.8): the fleet's, and
+        // those of Beacons outside the fleet signed in as the same account.
         let listed = self.graph.get_all("/subscriptions", 1000).await?;
-        let resource = self.settings.resource().to_ascii_lowercase();
         let mut state = self.state.lock().await;
         let known = state.subscription.as_ref().map(|s| s.id.clone());
-        let mut adopted = None;
+        let id_of = |item: &Value| {
+            item.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        // The one to keep: ours if it still fits, otherwise one that fits (another box made it).
+        let keep = listed
+            .iter()
+            .filter(|item| self.settings.fits(item))
+            .max_by_key(|item| {
+                (
+                    known.as_deref() == Some(id_of(item).as_str()),
+                    self.client_states.knows(&id_of(item)),
+                )
+            })
+            .map(|item| Subscription {
+                id: id_of(item),
+                resource: self.settings.resource(),
+                expires_at: expiry_of(item).unwrap_or(now),
+                renewed_at: state
+                    .subscription
+                    .as_ref()
+                    .filter(|s| s.id == id_of(item))
+                    .map_or(now, |s| s.renewed_at),
+            });
         for item in &listed {
-            let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-            let item_resource = item
-                .get("resource")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let expires = item
-                .get("expirationDateTime")
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.with_timezone(&Utc));
-            let ours = known.as_deref() == Some(id) || self.client_states.knows(id);
-            let same_resource = item_resource.to_ascii_lowercase() == resource;
-            if ours && same_resource && adopted.is_none() {
-                adopted = Some(Subscription {
-                    id: id.to_string(),
-                    resource: item_resource.to_string(),
-                    expires_at: expires.unwrap_or(now),
-                    renewed_at: state
-                        .subscription
-                        .as_ref()
-                        .filter(|s| s.id == id)
-                        .map_or(now, |s| s.renewed_at),
-                });
-            } else {
-                // Listing shows only this app's subscriptions for this user (B.8): anything
-                // that is not the one we keep is a stray from an earlier install or a race.
-                tracing::info!(id, "deleting a stray subscription of this app");
-                match self
-                    .graph
-                    .send(Method::DELETE, &format!("/subscriptions/{id}"), None)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.status() == Some(404) => {}
-                    Err(e) => return Err(e),
-                }
-                let _ = self.client_states.remove(&self.store, id);
+            let id = id_of(item);
+            if keep.as_ref().is_some_and(|k| k.id == id) {
+                continue;
+            }
+            if !self.client_states.knows(&id) {
+                // Not verifiably the fleet's (another hub, another resource, another Beacon):
+                // never deleted.
+                tracing::info!(
+                    id,
+                    "leaving alone a subscription this fleet cannot verify as its own"
+                );
+                continue;
+            }
+            // The fleet's own, no longer wanted (settings changed): delete it.
+            tracing::info!(
+                id,
+                "deleting a subscription of this fleet that is no longer wanted"
+            );
+            match self
+                .graph
+                .send(Method::DELETE, &format!("/subscriptions/{id}"), None)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+            self.forget(&id);
+        }
+        let listed_ids: Vec<String> = listed.iter().map(id_of).collect();
+        for id in self.client_states.subscriptions() {
+            if !listed_ids.contains(&id) {
+                self.forget(&id);
             }
         }
-        state.removed = adopted.is_none();
-        state.subscription = adopted.or(state.subscription.take());
+        if let Some(kept) = &keep {
+            if known.as_deref() != Some(kept.id.as_str()) {
+                tracing::info!(id = kept.id, expires_at = %kept.expires_at, "subscription adopted (the fleet's, listed by Graph)");
+            }
+            self.remember(&kept.id)?;
+        }
+        state.removed = keep.is_none();
+        state.subscription = keep.or(state.subscription.take());
         state.last_reconcile = Some(now);
         Ok(())
     }
 
+    /// Records a subscription as the fleet's (before its first notification can arrive).
+    fn remember(&self, id: &str) -> Result<(), GraphError> {
+        self.client_states
+            .adopt(&self.store, id)
+            .map_err(|e| GraphError::Body(e.to_string()))
+    }
+
+    fn forget(&self, id: &str) {
+        if let Err(e) = self.client_states.forget(&self.store, id) {
+            tracing::error!(id, error = %e, "cannot forget a subscription");
+        }
+    }
+
     async fn create(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
-        let client_state = new_client_state();
-        let expires = schedule::expiry_for(now);
+        let client_state = self
+            .client_states
+            .client_state()
+            .ok_or_else(|| GraphError::Body("the fleet's clientState is unreadable".into()))?;
+        let expires = schedule::expiry_after(now, self.settings.lifetime_minutes);
         let body = self.settings.create_body(&client_state, expires);
         match self
             .graph
@@ -275,62 +342,63 @@ impl SubscriptionKeeper {
                     .and_then(Value::as_str)
                     .ok_or_else(|| GraphError::Body("the created subscription has no id".into()))?
                     .to_string();
-                // The state must be known before Graph's first notification can arrive.
-                self.client_states
-                    .add(&self.store, &id, client_state)
-                    .map_err(|e| GraphError::Body(e.to_string()))?;
-                let expires_at = created
-                    .get("expirationDateTime")
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map_or(expires, |d| d.with_timezone(&Utc));
-                let old = {
-                    let mut state = self.state.lock().await;
-                    let old = state.subscription.replace(Subscription {
-                        id: id.clone(),
-                        resource: self.settings.resource(),
-                        expires_at,
-                        renewed_at: now,
-                    });
-                    state.removed = false;
-                    state.reauthorize_requested = false;
-                    old
-                };
-                if let Some(old) = old.filter(|o| o.id != id) {
-                    let _ = self.client_states.remove(&self.store, &old.id);
-                }
+                self.remember(&id)?;
+                let expires_at = expiry_of(&created).unwrap_or(expires);
+                self.keep(&id, expires_at, now).await;
                 tracing::info!(id, %expires_at, "subscription created");
                 Ok(())
             }
             Err(e) if e.status() == Some(409) => {
                 // "Subscription Id <id> already exists for the requested combination" (B.5):
-                // adopt it if it is ours (we hold its clientState), otherwise replace it.
-                let existing = conflict_id(&e);
-                if let Some(id) = existing.filter(|id| self.client_states.knows(id)) {
-                    let mut state = self.state.lock().await;
-                    state.last_reconcile = None;
-                    state.subscription = Some(Subscription {
+                // another box of the fleet made it first, or someone else did. Adopt it when
+                // Graph shows it is the one we ask for; never delete it.
+                let Some(id) = conflict_id(&e) else {
+                    return Err(e);
+                };
+                let existing = match self.graph.get(&format!("/subscriptions/{id}")).await {
+                    Ok(existing) => existing,
+                    // Gone meanwhile (expired, deleted): the next step creates again.
+                    Err(gone) if gone.status() == Some(404) => return Ok(()),
+                    Err(other) => return Err(other),
+                };
+                if !self.settings.fits(&existing) {
+                    tracing::warn!(
                         id,
-                        resource: self.settings.resource(),
-                        expires_at: now,
-                        renewed_at: now,
-                    });
-                    state.removed = false;
-                    return Ok(());
+                        "the service account's subscription is not this fleet's: left alone"
+                    );
+                    return Err(e);
                 }
-                if let Some(id) = conflict_id(&e) {
-                    self.graph
-                        .send(Method::DELETE, &format!("/subscriptions/{id}"), None)
-                        .await?;
-                }
-                Err(e)
+                self.remember(&id)?;
+                let expires_at = expiry_of(&existing).unwrap_or(now);
+                self.keep(&id, expires_at, now).await;
+                tracing::info!(id, %expires_at, "subscription adopted (the fleet's, made by another box)");
+                Ok(())
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Makes `id` the subscription kept; forgets the one it replaces.
+    async fn keep(&self, id: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) {
+        let old = {
+            let mut state = self.state.lock().await;
+            let old = state.subscription.replace(Subscription {
+                id: id.to_string(),
+                resource: self.settings.resource(),
+                expires_at,
+                renewed_at: now,
+            });
+            state.removed = false;
+            state.reauthorize_requested = false;
+            old
+        };
+        if let Some(old) = old.filter(|o| o.id != id) {
+            self.forget(&old.id);
+        }
+    }
+
     async fn renew(&self, id: &str, now: DateTime<Utc>) -> Result<(), GraphError> {
-        let expires = schedule::expiry_for(now);
+        let expires = schedule::expiry_after(now, self.settings.lifetime_minutes);
         let body =
             json!({"expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Millis, true)});
         match self
@@ -339,11 +407,7 @@ impl SubscriptionKeeper {
             .await
         {
             Ok((_, renewed)) => {
-                let expires_at = renewed
-                    .get("expirationDateTime")
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map_or(expires, |d| d.with_timezone(&Utc));
+                let expires_at = expiry_of(&renewed).unwrap_or(expires);
                 let mut state = self.state.lock().await;
                 if let Some(sub) = state.subscription.as_mut() {
                     sub.expires_at = expires_at;
@@ -383,6 +447,58 @@ impl SubscriptionKeeper {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Gives the fleet a new clientState (a stolen box) and replaces the fleet's subscription
+    /// with one carrying it: Graph does not let a subscription's clientState change (B.8), so
+    /// the fleet's own subscription is deleted and created again at once. The previous state
+    /// stays accepted for notifications already on their way. Other boxes must join again.
+    pub async fn rotate_fleet_secrets(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
+        let rotated = self
+            .client_states
+            .secrets()
+            .ok_or_else(|| GraphError::Body("the fleet's secrets are unreadable".into()))?
+            .rotated();
+        self.client_states
+            .replace(&self.store, rotated)
+            .map_err(|e| GraphError::Body(e.to_string()))?;
+        let old = self.state.lock().await.subscription.clone();
+        if let Some(old) = old {
+            match self
+                .graph
+                .send(Method::DELETE, &format!("/subscriptions/{}", old.id), None)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+            self.forget(&old.id);
+            self.state.lock().await.removed = true;
+        }
+        let result = self.create(now).await;
+        self.wake.notify_one();
+        result
+    }
+
+    /// Leaves the fleet: this box becomes a fleet of one with new secrets and looks at Graph's
+    /// list again. The fleet's subscription is the others' and is left alone; Graph allows one
+    /// per service account and resource, so this box needs its own service account (or hub)
+    /// from now on. Returns the new fleet's id.
+    pub async fn leave_fleet(&self) -> Result<String, GraphError> {
+        let own = super::fleet::FleetSecrets::generate();
+        let id = own.id.clone();
+        self.client_states
+            .replace(&self.store, own)
+            .map_err(|e| GraphError::Body(e.to_string()))?;
+        {
+            let mut state = self.state.lock().await;
+            state.subscription = None;
+            state.removed = true;
+            state.last_reconcile = None;
+        }
+        self.wake.notify_one();
+        Ok(id)
     }
 
     /// Does the due steps now (list, create or renew) until only waiting is left: the setup
@@ -429,16 +545,13 @@ fn status_of(
     }
 }
 
-/// 32 random bytes, URL-safe base64: 43 characters, under Graph's 128.
-fn new_client_state() -> Secret {
-    let mut bytes = [0u8; 32];
-    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        // The OpenSSL RNG does not fail on Linux; if it ever did, fall back to the clock plus
-        // the address of a stack value rather than refuse to subscribe.
-        let seed = Utc::now().timestamp_nanos_opt().unwrap_or(0) ^ (&bytes as *const _ as i64);
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    }
-    Secret::new(B64URL.encode(bytes))
+/// A subscription's `expirationDateTime`.
+fn expiry_of(subscription: &Value) -> Option<DateTime<Utc>> {
+    subscription
+        .get("expirationDateTime")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// The id in "Subscription Id <id> already exists …".
@@ -465,6 +578,9 @@ pub fn explain(error: &GraphError) -> String {
                 "Graph rejected the Event Hub address. Check the namespace and hub names, and that tenantId is the domain of the tenant that owns the Event Hub.".into()
             } else if lower.contains("publishing validation failed") {
                 "Graph could not publish into the Event Hub. Give the service principal \"Microsoft Graph Change Tracking\" the role \"Azure Event Hubs Data Sender\" on the hub, use the Standard tier or higher, and check the tenant id.".into()
+            } else if *status == 409 {
+                let id = conflict_id(error).unwrap_or_else(|| "?".into());
+                format!("The service account already has a subscription to its chats ({id}) that this fleet cannot verify as its own: it delivers to another Event Hub or for another certificate, or a Beacon outside this fleet made it. Beacon never deletes a subscription it cannot verify. Join that Beacon to this fleet (Settings → Fleet), or make the Event Hub settings the same; Graph ends the other subscription when nobody renews it (3 days at most).")
             } else if *status == 403 {
                 format!("Graph refused the subscription (403: {message}). The service account may have reached its subscription quota, or lacks Chat.Read consent.")
             } else if *status == 401 {
@@ -491,6 +607,7 @@ mod tests {
             hub_tenant: "contoso.com".into(),
             model_b: false,
             rich: None,
+            lifetime_minutes: schedule::LIFETIME_MINUTES,
         }
     }
 
@@ -510,6 +627,14 @@ mod tests {
         assert_eq!(body["expirationDateTime"], "2026-12-02T10:00:00.000Z");
         assert_eq!(body["clientState"], "cs");
         assert!(body.get("includeResourceData").is_none());
+        // What Graph lists of it (no clientState, B.8) fits these settings, and only these.
+        let listed = json!({"id": "s", "resource": body["resource"], "notificationUrl": body["notificationUrl"], "clientState": null});
+        assert!(settings().fits(&listed));
+        let other_hub = SubscriptionSettings {
+            hub: "elsewhere".into(),
+            ..settings()
+        };
+        assert!(!other_hub.fits(&listed));
         let model_b = SubscriptionSettings {
             model_b: true,
             ..settings()
@@ -518,14 +643,6 @@ mod tests {
             model_b.resource(),
             "/users/aaaa-bbbb/chats/getAllMessages?model=B"
         );
-    }
-
-    #[test]
-    fn client_state_is_random_and_short() {
-        let a = new_client_state();
-        let b = new_client_state();
-        assert_ne!(a, b);
-        assert!(a.expose().len() <= 128 && a.expose().len() >= 40);
     }
 
     #[test]
@@ -544,6 +661,11 @@ mod tests {
                 .contains("tenantId")
         );
         assert!(explain(&api(403, "quota")).contains("quota"));
+        assert!(explain(&api(
+            409,
+            "Subscription Id 7f0e-11 already exists for the requested combination"
+        ))
+        .contains("(7f0e-11) that this fleet cannot verify"));
         assert_eq!(
             conflict_id(&api(
                 409,

@@ -150,8 +150,10 @@ impl Assessor {
                 fault(
                     component::REFUSED,
                     format!(
-                        "notifications refused (wrong clientState or signature), last at {}: \
-                         someone may be sending forged notifications",
+                        "notifications of this fleet's subscription refused (wrong clientState or \
+                         signature), last at {}: a Beacon that has not joined this fleet uses its \
+                         service account (join it, Settings → Fleet), or someone is sending \
+                         forged notifications",
                         hhmm(at, &obs.zone)
                     ),
                 );

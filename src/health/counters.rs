@@ -14,8 +14,12 @@ pub struct IngestCounters {
     pub rejected_records: AtomicU64,
     /// Items refused (malformed, unknown resource, undecryptable).
     pub rejected_items: AtomicU64,
-    /// Items whose clientState matched no live subscription (possible forgery).
+    /// Items naming a subscription of the fleet with a wrong or no clientState (possible
+    /// forgery, or a Beacon outside the fleet on the same service account).
     pub client_state_rejects: AtomicU64,
+    /// Items of subscriptions that are not the fleet's (another application or Beacon sharing
+    /// the hub): let be, not a trouble.
+    pub foreign: AtomicU64,
     /// Rich notifications whose HMAC did not match (possible tampering).
     pub signature_rejects: AtomicU64,
     /// Rich notifications for a certificate we do not hold (handed on for a fetch).
@@ -37,6 +41,7 @@ pub struct IngestSnapshot {
     pub rejected_records: u64,
     pub rejected_items: u64,
     pub client_state_rejects: u64,
+    pub foreign: u64,
     pub signature_rejects: u64,
     pub unknown_certificate: u64,
     pub validations: u64,
@@ -58,6 +63,7 @@ impl IngestCounters {
             rejected_records: get(&self.rejected_records),
             rejected_items: get(&self.rejected_items),
             client_state_rejects: get(&self.client_state_rejects),
+            foreign: get(&self.foreign),
             signature_rejects: get(&self.signature_rejects),
             unknown_certificate: get(&self.unknown_certificate),
             validations: get(&self.validations),

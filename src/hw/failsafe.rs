@@ -9,6 +9,7 @@
 //! panicking task would be caught by the runtime and leave a silent appliance behind: a
 //! dead alarm task freezes the strobe, a dead relay task leaves a relay closed.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 /// The exit status after a panic (EX_SOFTWARE).
@@ -17,6 +18,11 @@ pub const PANIC_EXIT_CODE: i32 = 70;
 type Action = Box<dyn Fn() -> Result<(), String> + Send>;
 
 static ACTIONS: Mutex<Vec<(String, Action)>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// Set while this thread runs [`contain`]: a panic there is reported and caught, not fatal.
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Registers how to de-energise the output `what` (strobe, siren, trouble …).
 pub fn register(what: impl Into<String>, action: impl Fn() -> Result<(), String> + Send + 'static) {
@@ -53,6 +59,9 @@ pub fn install_panic_hook() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
+        if CONTAINED.with(Cell::get) {
+            return;
+        }
         let failed = trip();
         for (what, reason) in &failed {
             eprintln!("beacon: could not de-energise {what} after a panic: {reason}");
@@ -63,6 +72,22 @@ pub fn install_panic_hook() {
         );
         std::process::exit(PANIC_EXIT_CODE);
     }));
+}
+
+/// Runs `work` so that a panic inside it is reported and returned as an error instead of
+/// ending the process: for code that is known to panic on damaged input and whose failure the
+/// caller can recover from (opening a damaged store). Outputs are not tripped for it.
+pub fn contain<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    let was = CONTAINED.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    CONTAINED.with(|c| c.set(was));
+    outcome.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic without a message".to_string())
+    })
 }
 
 #[cfg(test)]
@@ -85,5 +110,12 @@ mod tests {
         assert!(failed.contains(&("siren".to_string(), "line busy".to_string())));
         clear();
         assert!(trip().is_empty());
+    }
+
+    #[test]
+    fn a_contained_panic_is_an_error_and_trips_nothing() {
+        let result: Result<(), String> = contain(|| panic!("damaged page"));
+        assert_eq!(result, Err("damaged page".to_string()));
+        assert_eq!(contain(|| 7), Ok(7));
     }
 }

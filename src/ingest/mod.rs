@@ -2,7 +2,8 @@
 //! de-duplicated notifications handed to recognition exactly once.
 //!
 //! For each record: decode ([`crate::graph::notification`]) → ignore validation messages →
-//! check `clientState` → decrypt rich content → derive the de-duplication key ([`dedupe`]) →
+//! check `clientState` (a notification of a subscription that is not the fleet's is counted
+//! as foreign and let be) → decrypt rich content → derive the de-duplication key ([`dedupe`]) →
 //! atomically mark it seen and put it in the store's inbox → hand it on through a bounded
 //! channel. Hand-off does not wait for the disk; the caller flushes the store once per batch
 //! and only then commits the Kafka offsets ([`crate::eventhub::consumer`]). Anything refused is
@@ -177,21 +178,45 @@ impl Ingest {
                 )
             }
         };
-        let presented = match &item {
+        let (subscription_id, presented) = match &item {
             Item::Validation => {
                 IngestCounters::bump(&self.counters.validations);
                 return Ok(Admitted::Ignored);
             }
-            Item::Lifecycle(l) => l.client_state.as_deref(),
-            Item::Change(c) => c.client_state.as_deref(),
+            Item::Lifecycle(l) => (l.subscription_id.as_str(), l.client_state.as_deref()),
+            Item::Change(c) => (c.subscription_id.as_str(), c.client_state.as_deref()),
         };
-        if let Some(refusal) = self.check_client_state(presented) {
-            return self.refuse(
-                &self.counters.client_state_rejects,
-                refusal,
-                position,
-                record,
-            );
+        match self.client_states.verify(subscription_id, presented) {
+            Verdict::Accepted => {
+                // Only a fleet subscription echoes the fleet's state: one made by another box
+                // is learnt here if the keeper has not listed it yet.
+                self.client_states.adopt(&self.store, subscription_id)?;
+            }
+            Verdict::Foreign => {
+                // Another application's or another Beacon's subscription on a shared hub.
+                IngestCounters::bump(&self.counters.foreign);
+                tracing::debug!(
+                    position,
+                    "notification of a subscription that is not this fleet's"
+                );
+                return Ok(Admitted::Ignored);
+            }
+            Verdict::Missing => {
+                return self.refuse(
+                    &self.counters.client_state_rejects,
+                    "clientState missing on a subscription of this fleet",
+                    position,
+                    record,
+                )
+            }
+            Verdict::Mismatch => {
+                return self.refuse(
+                    &self.counters.client_state_rejects,
+                    "clientState is not this fleet's, on a subscription of this fleet",
+                    position,
+                    record,
+                )
+            }
         }
         let (key, notification) = match item {
             Item::Validation => return Ok(Admitted::Ignored),
@@ -286,15 +311,6 @@ impl Ingest {
         // A closed channel means shutdown: the entry is in the inbox and resumes on restart.
         let _ = self.handoff.blocking_send(entry);
         Ok(Admitted::HandedOff)
-    }
-
-    fn check_client_state(&self, presented: Option<&str>) -> Option<&'static str> {
-        match self.client_states.verify(presented) {
-            Verdict::Accepted => None,
-            Verdict::Missing => Some("clientState missing"),
-            Verdict::Mismatch => Some("clientState does not match any live subscription"),
-            Verdict::NoneConfigured => Some("no subscription is set up on this appliance"),
-        }
     }
 
     fn refuse(

@@ -3,8 +3,11 @@
 //! turns presses into alarm events ([`run`]).
 //!
 //! * A short press (released before `long_press_ms`) acknowledges, on release.
-//! * A press held for `long_press_ms` starts a lamp test at that moment, while still held;
-//!   the release that follows does nothing.
+//! * A press held for `long_press_ms` acts at that moment, while still held, and the release
+//!   that follows does nothing: while a possible emergency is active (acknowledged or not) it
+//!   confirms it — the full alarm — and otherwise it starts a lamp test. A lamp test is refused
+//!   while a call is active, so the hold has one meaning at a time, and it cannot be mistaken
+//!   for the short press that acknowledges.
 //! * A level must be stable for `debounce_ms` before it counts: shorter bounces and glitches
 //!   are ignored, and a glitch inside a long press does not split it.
 //! * A button already held when polling starts (or one wired with the wrong polarity, which
@@ -24,18 +27,25 @@ pub enum ButtonAction {
     /// Short press.
     Acknowledge,
     /// Long press.
-    LampTest,
+    Hold,
 }
 
 impl ButtonAction {
-    /// The alarm event for this action.
-    pub fn event(self) -> Event {
+    /// The alarm event for this action; `possible_active` says whether a possible call is
+    /// active (then a hold confirms it instead of starting a lamp test).
+    pub fn event(self, possible_active: bool) -> Event {
         match self {
             ButtonAction::Acknowledge => Event::Acknowledge {
                 source: Source::Button,
                 who: None,
             },
-            ButtonAction::LampTest => Event::LampTest {
+            ButtonAction::Hold if possible_active => Event::Confirm {
+                key: None,
+                source: Source::Button,
+                who: None,
+                detail: Some("the button was held".into()),
+            },
+            ButtonAction::Hold => Event::LampTest {
                 on: true,
                 source: Source::Button,
                 who: None,
@@ -118,7 +128,7 @@ impl Debouncer {
             return None;
         }
         *long = true;
-        Some(ButtonAction::LampTest)
+        Some(ButtonAction::Hold)
     }
 }
 
@@ -163,7 +173,14 @@ where
                 last_error = None;
                 if let Some(action) = action {
                     tracing::info!(?action, "button");
-                    alarm.send(action.event()).await;
+                    let possible_active = alarm
+                        .view()
+                        .borrow()
+                        .display
+                        .calls
+                        .iter()
+                        .any(|c| c.summary.is_possible);
+                    alarm.send(action.event(possible_active)).await;
                 }
             }
             Err(e) => {

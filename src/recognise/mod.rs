@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use crate::alarm::{CallSummary, Event};
 use crate::alarm_task::AlarmHandle;
 use crate::calls::{CallLog, CallRecord};
-use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, Rules};
+use crate::emergency::{self, Classification, Context, EmergencyCall, Kind, PossibleAlert, Rules};
 use crate::graph::client::GraphClient;
 use crate::graph::notification::{ChangeType, LifecycleEvent};
 use crate::ingest::{InboxEntry, Notification};
@@ -236,7 +236,7 @@ impl Recogniser {
                         self.alarm
                             .send(Event::CallUpdated {
                                 key: key.to_string(),
-                                summary: summary(&record.call),
+                                summary: summary(&record.call, record.kind, &self.rules),
                             })
                             .await;
                     }
@@ -269,7 +269,7 @@ impl Recogniser {
             self.alarm
                 .send(Event::CallRaised {
                     key: key.to_string(),
-                    summary: summary(call),
+                    summary: summary(call, kind, &self.rules),
                 })
                 .await;
         }
@@ -416,13 +416,23 @@ impl Recogniser {
     }
 }
 
-fn summary(call: &EmergencyCall) -> CallSummary {
+/// Longest message text a possible call carries to the display, console and notifications.
+const POSSIBLE_MESSAGE_CHARS: usize = 280;
+
+/// What the alarm is told about a call: a possible call at its own level (unless configured to
+/// sound the full alarm), with the message text the guard needs to decide.
+fn summary(call: &EmergencyCall, kind: Kind, rules: &Rules) -> CallSummary {
+    let is_possible = kind == Kind::Possible && rules.possible_alert() == PossibleAlert::Possible;
     CallSummary {
         caller_name: Some(call.caller.display_name.clone()),
         location: call.location.text.clone(),
         dial_string: call.dial_string.clone(),
         callback_number: call.callback_number.clone(),
         is_test: call.is_test,
+        is_possible,
+        message: is_possible
+            .then(|| emergency::excerpt(&call.raw, POSSIBLE_MESSAGE_CHARS))
+            .flatten(),
     }
 }
 

@@ -6,6 +6,8 @@
 //! `audit`, `settings` (including the schema version) and `secrets`. The data directory is
 //! created 0700 and every file in it is 0600.
 
+pub mod keepsake;
+mod recovery;
 mod typed;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -16,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+pub use recovery::{Recovery, RecoveryAction};
 pub use typed::Typed;
+
+use keepsake::{Keeper, Keepsake, KEPT_SETTINGS};
 
 use crate::secret::Secret;
 
@@ -76,11 +81,17 @@ pub struct Store {
     pub audit: Typed<serde_json::Value>,
     pub settings: Typed<serde_json::Value>,
     secrets: sled::Tree,
+    keeper: std::sync::Arc<Keeper>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_reporting_new(dir).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], and whether the store was new (it had no schema version yet).
+    fn open_reporting_new(dir: &Path) -> Result<(Store, bool), StoreError> {
         let dir_error = |reason: String| StoreError::Directory {
             path: dir.to_path_buf(),
             reason,
@@ -110,20 +121,24 @@ impl Store {
             audit: Typed::new(tree("audit")?, "audit"),
             settings: Typed::new(tree("settings")?, "settings"),
             secrets: tree("secrets")?,
+            keeper: std::sync::Arc::new(Keeper::new(dir)),
             dir: dir.to_path_buf(),
             db,
         };
-        match store.settings.get(SCHEMA_KEY)?.and_then(|v| v.as_u64()) {
+        let new = match store.settings.get(SCHEMA_KEY)?.and_then(|v| v.as_u64()) {
             Some(found) if found > SCHEMA_VERSION => return Err(StoreError::NewerSchema { found }),
-            Some(_) => {}
+            Some(_) => false,
             None => {
                 store
                     .settings
                     .insert(SCHEMA_KEY, &serde_json::json!(SCHEMA_VERSION))?;
-                store.flush()?;
+                // Not `flush`: that would refresh the keepsake from a store that may have
+                // opened empty after damage, before recovery has read the keepsake.
+                store.db.flush()?;
+                true
             }
-        }
-        Ok(store)
+        };
+        Ok((store, new))
     }
 
     /// The data directory.
@@ -131,10 +146,33 @@ impl Store {
         &self.dir
     }
 
-    /// Writes everything so far to disk (fsync). Returns when it is durable.
+    /// Writes everything so far to disk (fsync). Returns when it is durable. Then refreshes
+    /// the keepsake (see [`keepsake`]) when a kept setting changed.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        let current = self.keepsake()?;
+        self.keeper
+            .refresh(current, Utc::now())
+            .map_err(|e| StoreError::Directory {
+                path: self.dir.join(keepsake::FILE_NAME),
+                reason: e.to_string(),
+            })?;
         Ok(())
+    }
+
+    /// What the keepsake should hold now.
+    fn keepsake(&self) -> Result<Keepsake, StoreError> {
+        let mut kept = Keepsake::default();
+        for name in KEPT_SETTINGS {
+            if let Some(value) = self.settings.get(name)? {
+                kept.settings.insert(name.to_string(), value);
+            }
+        }
+        for name in self.secrets.iter().keys() {
+            kept.secrets_set
+                .push(String::from_utf8_lossy(&name?).into_owned());
+        }
+        Ok(kept)
     }
 
     /// A unique, increasing id (for audit and rejected keys).

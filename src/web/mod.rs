@@ -7,9 +7,10 @@
 //! [`start`] binds and serves; [`WebServer::stop`] drops every connection and the routes,
 //! so the alarm handle they hold is gone before the alarm task is asked to end.
 //!
-//! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`,
+//! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`, `/confirm`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
-//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/time-zone`, `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
+//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/time-zone`, `/settings/fleet/code`,
+//! `/settings/fleet/rotate`, `/settings/fleet/leave`, `/fleet/join` (a joining box, authenticated by a join code), `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
 
@@ -19,6 +20,8 @@ pub mod assets;
 pub mod config;
 pub mod context;
 pub mod csrf;
+pub mod fleet_join;
+pub mod join_code;
 pub mod link;
 pub mod metrics;
 pub mod pages;
@@ -136,6 +139,15 @@ pub async fn start(
         context.status.setup_code.send_replace(Some(code.clone()));
         Some(code)
     };
+    let certificate = if config.https {
+        let configured = config
+            .certificate
+            .as_deref()
+            .zip(config.private_key.as_deref());
+        Some(tls::certificate_files(configured, data_dir)?)
+    } else {
+        None
+    };
     let web = Arc::new(Web {
         context: context.clone(),
         config: config.clone(),
@@ -154,16 +166,14 @@ pub async fn start(
         tokens: api_tokens::ApiTokens::new(context.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
+        join_codes: Default::default(),
+        certificate_sha256: certificate
+            .as_ref()
+            .and_then(|(cert, _)| fleet_join::certificate_sha256(cert)),
     });
-    let tls = if config.https {
-        let configured = config
-            .certificate
-            .as_deref()
-            .zip(config.private_key.as_deref());
-        let (cert, key) = tls::certificate_files(configured, data_dir)?;
-        Some(TlsAcceptor::from(tls::server_config(&cert, &key)?))
-    } else {
-        None
+    let tls = match &certificate {
+        Some((cert, key)) => Some(TlsAcceptor::from(tls::server_config(cert, key)?)),
+        None => None,
     };
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr).await.map_err(|e| WebError::Bind {
@@ -262,6 +272,11 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .then(pages::dashboard::acknowledge);
+    let confirm = post
+        .and(warp::path!("confirm"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::dashboard::confirm);
     let demo_call = post
         .and(warp::path!("demo" / "call"))
         .and(ctx.clone())
@@ -273,6 +288,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(display)
         .unify()
         .or(acknowledge)
+        .unify()
+        .or(confirm)
         .unify()
         .or(demo_call)
         .unify()
@@ -369,7 +386,36 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .map(pages::settings::set_time_zone);
+    let join_code = post
+        .and(warp::path!("settings" / "fleet" / "code"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::fleet_code);
+    let rotate = post
+        .and(warp::path!("settings" / "fleet" / "rotate"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::settings::fleet_rotate);
+    let leave = post
+        .and(warp::path!("settings" / "fleet" / "leave"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::settings::fleet_leave);
+    let join = post
+        .and(warp::path!("fleet" / "join"))
+        .and(ctx.clone())
+        .and(warp::body::content_length_limit(FORM_LIMIT))
+        .and(warp::body::bytes())
+        .map(fleet_join::join);
     let history = calls
+        .or(join_code)
+        .unify()
+        .or(rotate)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(join)
+        .unify()
         .or(csv)
         .unify()
         .or(call)

@@ -40,6 +40,10 @@ pub struct Web {
     pub tokens: super::api_tokens::ApiTokens,
     /// The setup wizard's last outcomes.
     pub wizard: super::wizard::WizardState,
+    /// The one-time code for a box joining this box's fleet.
+    pub join_codes: Mutex<super::join_code::JoinCodes>,
+    /// SHA-256 of the console's certificate (what a join code pins); `None` over plain HTTP.
+    pub certificate_sha256: Option<[u8; 32]>,
 }
 
 /// What a route knows of the request before it looks at the body.

@@ -231,8 +231,14 @@ async fn forged_and_rich_notifications() {
     let key = appliance.keys.current().expect("appliance key").clone();
     let message = chat_message("rich-1", "Jordan Rivera has placed an Emergency Call");
     let sender = Sender::new(&topic);
-    // Wrong clientState: someone with Send rights on the hub, but not our subscription.
+    // Wrong clientState on the fleet's subscription: someone with Send rights on the hub, but
+    // not our subscription.
     sender.send(None, basic("guessed-state", "forged", "created").as_bytes());
+    // Another application's (or another Beacon's) subscription on the same hub: foreign, let be.
+    let mut foreign: serde_json::Value =
+        serde_json::from_str(&basic("their-state", "theirs", "created")).expect("json");
+    foreign["value"][0]["subscriptionId"] = serde_json::json!("0f0f0f0f-someone-else");
+    sender.send(None, foreign.to_string().as_bytes());
     // A rich notification encrypted for our certificate.
     sender.send(
         None,
@@ -288,6 +294,7 @@ async fn forged_and_rich_notifications() {
     assert_eq!(decrypted, &message);
     let counters = appliance.counters.snapshot();
     assert_eq!(counters.client_state_rejects, 1);
+    assert_eq!(counters.foreign, 1);
     assert_eq!(counters.signature_rejects, 1);
     let reasons: Vec<String> = appliance
         .store

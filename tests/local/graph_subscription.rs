@@ -1,6 +1,7 @@
 //! The subscription keeper against the fake Microsoft cloud: the documented create body,
-//! renewal at half-life, re-creation after removal or a 404, reconcile (adopt ours, delete
-//! strays), failures in words — and an emergency posted in the fake cloud flowing through
+//! renewal at half-life, re-creation after removal or a 404, reconcile (adopt the fleet's,
+//! delete only the fleet's own obsolete ones), several boxes of one fleet keeping one
+//! subscription (409 → adopt, never delete what cannot be verified), failures in words — and an emergency posted in the fake cloud flowing through
 //! the real broker into the appliance's calls and alarm.
 
 use std::sync::Arc;
@@ -88,8 +89,12 @@ async fn creates_with_the_documented_body_and_renews_at_half_life() {
     let state = sub.client_state.clone().expect("clientState sent");
     assert!(state.len() <= 128);
     assert_eq!(
-        s.states.verify(Some(&state)),
+        s.states.verify(&sub.id, Some(&state)),
         beacon::graph::client_state::Verdict::Accepted
+    );
+    assert_eq!(
+        Some(beacon::secret::Secret::new(state)),
+        s.states.client_state()
     );
     let body: serde_json::Value = serde_json::from_str(
         &s.cloud
@@ -193,7 +198,8 @@ async fn recreated_after_removal_or_a_404_and_reauthorized_on_request() {
     assert_eq!(keeper.step(now).await.expect("create"), Action::Create);
     let second = s.cloud.subscriptions()[0].id.clone();
     assert_ne!(first, second);
-    assert!(!s.states.knows(&first), "the old clientState is forgotten");
+    assert!(!s.states.knows(&first), "the old subscription is forgotten");
+    assert!(s.states.knows(&second));
 
     // Gone without a word between two steps: the renewal's 404 says so, and a new one is made.
     backdate(&s.store, LIFETIME_MINUTES / 2 + 1);
@@ -216,37 +222,25 @@ async fn recreated_after_removal_or_a_404_and_reauthorized_on_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn reconcile_adopts_ours_and_deletes_strays() {
+async fn reconcile_adopts_ours_and_deletes_only_the_fleets_own_obsolete_ones() {
     let s = setup(FakeOptions::default()).await;
-    // A stray of this app: created by an earlier install whose clientState is lost.
-    let other_dir = tempfile::tempdir().expect("dir");
-    let other_store = Store::open(&other_dir.path().join("d")).expect("store");
-    let stray = SubscriptionKeeper::new(
-        s.graph.clone(),
-        other_store.clone(),
-        ClientStates::load(&other_store).expect("states"),
-        SubscriptionSettings {
-            hub: "old-hub".into(),
-            ..sub_settings(&s.cloud, "old-hub")
-        },
-    );
-    stray.step(Utc::now()).await.expect("reconcile");
-    stray.step(Utc::now()).await.expect("create");
-    let stray_id = s.cloud.subscriptions()[0].id.clone();
+    // This box subscribed into another hub before (its settings changed since).
+    let before = keeper(&s, "old-hub");
+    before.step(Utc::now()).await.expect("reconcile");
+    before.step(Utc::now()).await.expect("create");
+    let obsolete = s.cloud.subscriptions()[0].id.clone();
 
     let keeper = keeper(&s, "teams-emergency");
     keeper.step(Utc::now()).await.expect("reconcile");
-    assert!(s.cloud.subscription(&stray_id).is_none(), "stray deleted");
+    assert!(
+        s.cloud.subscription(&obsolete).is_none(),
+        "the fleet's own obsolete subscription is deleted"
+    );
     keeper.step(Utc::now()).await.expect("create");
     let ours = s.cloud.subscriptions()[0].id.clone();
 
     // A restart: the keeper reconciles and adopts its own subscription instead of creating one.
-    let again = SubscriptionKeeper::new(
-        s.graph.clone(),
-        s.store.clone(),
-        s.states.clone(),
-        sub_settings(&s.cloud, "teams-emergency"),
-    );
+    let again = keeper_again(&s, "teams-emergency");
     assert_eq!(
         again.step(Utc::now()).await.expect("reconcile"),
         Action::Reconcile
@@ -260,6 +254,118 @@ async fn reconcile_adopts_ours_and_deletes_strays() {
         Action::WaitUntil(_)
     ));
     assert_eq!(s.cloud.subscriptions().len(), 1);
+}
+
+/// Another box signed in as the same service account, on its own store: with `fleet`, the
+/// same fleet secrets as `s` (what joining the fleet gives it).
+async fn second_box(
+    s: &Setup,
+    fleet: bool,
+    hub: &str,
+) -> (tempfile::TempDir, ClientStates, Arc<SubscriptionKeeper>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let (_tokens, graph) = crate::support::signed_in::sign_in(&s.cloud, &store).await;
+    let states = ClientStates::load(&store).expect("states");
+    if fleet {
+        states
+            .replace(&store, s.states.secrets().expect("fleet secrets"))
+            .expect("join");
+    }
+    let keeper = SubscriptionKeeper::new(graph, store, states.clone(), sub_settings(&s.cloud, hub));
+    (dir, states, keeper)
+}
+
+/// Two boxes of one fleet start together: both find nothing, both create; Graph's 409 makes
+/// the second adopt the first's subscription (never delete it); both renew the one subscription.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_boxes_of_one_fleet_keep_one_subscription() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    let (_dir, b_states, b) = second_box(&s, true, "teams-emergency").await;
+    let now = Utc::now();
+    a.step(now).await.expect("a reconciles");
+    b.step(now).await.expect("b reconciles");
+    assert_eq!(a.step(now).await.expect("a creates"), Action::Create);
+    let id = s.cloud.subscriptions()[0].id.clone();
+    assert_eq!(b.step(now).await.expect("b adopts"), Action::Create);
+    assert_eq!(
+        s.cloud.subscriptions().len(),
+        1,
+        "one subscription for the fleet"
+    );
+    assert_eq!(b.state().await.subscription.map(|x| x.id), Some(id.clone()));
+    assert!(b.status().borrow().problem.is_none());
+    let deletes = s
+        .cloud
+        .requests_to(&format!("/v1.0/subscriptions/{id}"))
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 0, "nobody deletes the fleet's subscription");
+    // Both boxes accept its notifications: they carry the fleet's clientState.
+    let state = s
+        .cloud
+        .subscription(&id)
+        .and_then(|x| x.client_state)
+        .expect("state");
+    assert_eq!(
+        b_states.verify(&id, Some(&state)),
+        beacon::graph::client_state::Verdict::Accepted
+    );
+    assert_eq!(
+        b_states.verify(&id, Some("a stranger's")),
+        beacon::graph::client_state::Verdict::Mismatch
+    );
+
+    // Either box renews it (each at its own half-life); the renewals only move the expiry on.
+    let before = s.cloud.subscription(&id).expect("sub").expiration;
+    backdate(&s.store, LIFETIME_MINUTES / 2 + 1);
+    let a_again = keeper_again(&s, "teams-emergency");
+    a_again.step(Utc::now()).await.expect("reconcile");
+    assert_eq!(
+        a_again.step(Utc::now()).await.expect("renew"),
+        Action::Renew { id: id.clone() }
+    );
+    assert_eq!(s.cloud.subscription(&id).expect("sub").renewals, 1);
+    assert!(s.cloud.subscription(&id).expect("sub").expiration >= before);
+}
+
+/// A Beacon outside the fleet on the same service account, delivering elsewhere: on 409 it
+/// cannot verify the subscription as its own, leaves it alone and says so in words.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_beacon_outside_the_fleet_never_deletes_the_fleets_subscription() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let id = s.cloud.subscriptions()[0].id.clone();
+
+    let (_dir, outsider_states, outsider) = second_box(&s, false, "another-hub").await;
+    outsider
+        .step(Utc::now())
+        .await
+        .expect("reconcile leaves it alone");
+    assert!(outsider.step(Utc::now()).await.is_err(), "409, not adopted");
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].id, id, "the fleet's subscription is still there");
+    let problem = outsider
+        .status()
+        .borrow()
+        .problem
+        .clone()
+        .expect("a problem in words");
+    assert!(
+        problem.contains("cannot verify as its own") && problem.contains(&id),
+        "{problem}"
+    );
+    // Its notifications are foreign to the outsider: not a trouble there.
+    let state = subs[0].client_state.clone().expect("state");
+    assert_eq!(
+        outsider_states.verify(&id, Some(&state)),
+        beacon::graph::client_state::Verdict::Foreign
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,4 +423,96 @@ async fn a_running_keeper_recreates_a_removed_subscription_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     run.abort();
+}
+
+/// Rotating the fleet's secrets (a stolen box): the fleet's subscription is replaced by one
+/// carrying the new clientState (Graph cannot change it in place); the old state stays
+/// accepted for what is already on its way; a box that did not join again refuses the new
+/// subscription's notifications (a trouble there, in words, until it joins again).
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_replaces_the_subscription_with_the_new_client_state() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let old = s.cloud.subscriptions()[0].clone();
+    let old_state = old.client_state.clone().expect("state");
+    let (_dir, b_states, b) = second_box(&s, true, "teams-emergency").await;
+    b.step(Utc::now()).await.expect("b adopts from the list");
+
+    a.rotate_fleet_secrets(Utc::now()).await.expect("rotated");
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_ne!(subs[0].id, old.id, "replaced");
+    let new_state = subs[0].client_state.clone().expect("state");
+    assert_ne!(new_state, old_state);
+    assert_eq!(
+        s.states.client_state().map(|c| c.expose().to_string()),
+        Some(new_state.clone())
+    );
+    use beacon::graph::client_state::Verdict;
+    assert_eq!(
+        s.states.verify(&subs[0].id, Some(&new_state)),
+        Verdict::Accepted
+    );
+    assert_eq!(
+        s.states.verify(&old.id, Some(&old_state)),
+        Verdict::Accepted,
+        "in flight"
+    );
+    // Box b, not joined again, adopts the new subscription on its next round and refuses it.
+    assert_eq!(
+        b.step(Utc::now() + chrono::Duration::minutes(61))
+            .await
+            .expect("b reconciles"),
+        Action::Reconcile
+    );
+    assert!(
+        b_states.knows(&subs[0].id),
+        "b keeps the fleet's subscription alive"
+    );
+    assert_eq!(
+        b_states.verify(&subs[0].id, Some(&new_state)),
+        Verdict::Mismatch
+    );
+}
+
+/// Leaving the fleet: the box gets a fleet of its own and never deletes the fleet's
+/// subscription; on the same service account it then refuses the fleet's notifications (a
+/// trouble that says to give it its own account or join again).
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_the_fleet_leaves_its_subscription_alone() {
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let fleet_sub = s.cloud.subscriptions()[0].clone();
+    let fleet_state = fleet_sub.client_state.clone().expect("state");
+    let (_dir, b_states, b) = second_box(&s, true, "teams-emergency").await;
+    b.step(Utc::now()).await.expect("b adopts");
+    let old_fleet = b_states.fleet_id();
+
+    let new_fleet = b.leave_fleet().await.expect("left");
+    assert_ne!(new_fleet, old_fleet);
+    assert_eq!(b_states.fleet_id(), new_fleet);
+    assert_eq!(
+        b.step(Utc::now()).await.expect("b reconciles"),
+        Action::Reconcile
+    );
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        subs[0].id, fleet_sub.id,
+        "the fleet's subscription is untouched"
+    );
+    use beacon::graph::client_state::Verdict;
+    assert_eq!(
+        b_states.verify(&fleet_sub.id, Some(&fleet_state)),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        s.states.verify(&fleet_sub.id, Some(&fleet_state)),
+        Verdict::Accepted,
+        "the fleet is not disturbed"
+    );
 }

@@ -1,5 +1,6 @@
 //! Tests against fakes on loopback: the fake Microsoft cloud (sign-in, Graph, subscriptions), fake
-//! notification channels (Twilio, webhooks, PagerDuty, Teams, Slack) and a real SMTP server.
+//! notification channels (Twilio, webhooks, PagerDuty, Teams, Slack), a real SMTP server, and
+//! the store on disk (damaged and recovered).
 //!
 //! One test binary per kind of need (see `tests/README.md`); each file below was a binary of
 //! its own.
@@ -14,3 +15,4 @@ mod notify_email;
 mod notify_escalation;
 mod notify_outbox;
 mod recognise_concurrency;
+mod store_recovery;

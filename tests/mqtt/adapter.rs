@@ -87,6 +87,7 @@ impl Rig {
                     dial_string: Some(if test { "933" } else { "911" }.into()),
                     callback_number: Some("+14255550100".into()),
                     is_test: test,
+                    ..CallSummary::default()
                 },
             )
             .await;
@@ -489,7 +490,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
     let rig = Rig::start(|c| c.configuration_url = Some(console.into())).await;
     let first = Observer::new(&[rig.discovery_filter()]).await;
     rig.wait_connected().await;
-    first.wait_count_matching(&rig.discovery_filter(), 10).await;
+    first.wait_count_matching(&rig.discovery_filter(), 12).await;
     // A call, so that every state topic (the last call too) has something retained.
     rig.raise("19:chat@thread.v2/8008", false).await;
     let state = Observer::new(&[rig.topic("last_call")]).await;
@@ -500,6 +501,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
     let wanted = [
         ("siren", "alarm"),
         ("binary_sensor", "emergency"),
+        ("binary_sensor", "possible"),
         ("binary_sensor", "trouble"),
         ("sensor", "state"),
         ("sensor", "last_caller"),
@@ -507,6 +509,7 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
         ("sensor", "latency"),
         ("button", "acknowledge"),
         ("button", "test"),
+        ("button", "confirm"),
         ("event", "alarm_event"),
     ];
     let mut event_types = Vec::new();

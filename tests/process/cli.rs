@@ -74,7 +74,7 @@ fn check_config_errors_name_file_and_key_and_hide_secrets() {
         .output()
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     assert!(stderr.contains("bad.toml"), "{stderr}");
     assert!(stderr.contains("eventhub.connection_string"), "{stderr}");
     assert!(stderr.contains("unknown part 'SharedAcessKey'"), "{stderr}");
@@ -89,7 +89,7 @@ fn check_config_errors_name_file_and_key_and_hide_secrets() {
         .output()
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     assert!(
         stderr.contains("BEACON_EVENTHUB_CONNECTION_STRING"),
         "{stderr}"

@@ -9,10 +9,12 @@ mod support;
 
 mod cli;
 mod cli_login;
+mod fleet_three_boxes;
 mod mqtt_process;
 mod notify_run;
 mod recognise_replay;
 mod run_service;
+mod safe_mode;
 mod service_manager;
 mod web_demo;
 mod web_setup_wizard;

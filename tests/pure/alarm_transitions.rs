@@ -18,6 +18,7 @@ fn summary(caller: &str, is_test: bool) -> CallSummary {
         dial_string: Some(if is_test { "933" } else { "911" }.into()),
         callback_number: Some("+15551230000".into()),
         is_test,
+        ..CallSummary::default()
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use beacon::alarm::{AlarmState, CallSummary, CallView, DisplayMode, DisplayModel, TroubleView};
+use beacon::alarm::{
+    AlarmState, CallSummary, CallView, DisplayMode, DisplayModel, TroubleView, POSSIBLE_HEADLINE,
+};
 use beacon::outputs::display::{
     render, Framebuffer, LastCall, Screen, ScreenContext, SetupInfo, SignInCode, StatusTicks,
 };
@@ -64,6 +66,7 @@ fn call(caller: &str, location: &str, is_test: bool, acknowledged: bool) -> Call
             dial_string: Some(if is_test { "933" } else { "911" }.into()),
             callback_number: Some("+1 425 555 0100".into()),
             is_test,
+            ..CallSummary::default()
         },
         raised_at: utc(13, 1),
         elapsed_secs: 205,
@@ -235,6 +238,69 @@ fn test_screen() {
     assert!(top > 400, "{top} pixels");
 }
 
+const POSSIBLE_MESSAGE: &str = "Kim Lee: emergency in the server room, smoke from rack 4? \
+                                Someone please check / Sent from Teams";
+
+fn possible_model(acknowledged: bool, message: Option<&str>) -> DisplayModel {
+    let mut m = model(DisplayMode::Possible, POSSIBLE_HEADLINE);
+    m.state = if acknowledged {
+        AlarmState::Acknowledged
+    } else {
+        AlarmState::Alerting
+    };
+    m.acknowledged = acknowledged;
+    let mut c = call("Kim Lee", "Building 4", false, acknowledged);
+    c.summary.dial_string = None;
+    c.summary.is_possible = true;
+    c.summary.message = message.map(String::from);
+    m.calls = vec![c];
+    m
+}
+
+/// Writes the ×4 picture for the docs when `BEACON_SCREENSHOTS` names a directory.
+fn screenshot(name: &str, fb: &Framebuffer) {
+    if let Some(dir) = std::env::var_os("BEACON_SCREENSHOTS") {
+        let path = PathBuf::from(dir).join(format!("{name}.png"));
+        std::fs::write(&path, fb.to_png_scaled(4)).unwrap();
+    }
+}
+
+#[test]
+fn possible_screen_says_check_teams_with_the_message() {
+    let m = possible_model(false, Some(POSSIBLE_MESSAGE));
+    let (screen, fb) = draw(&m, &ctx());
+    assert_eq!(screen, Screen::Possible);
+    golden("possible", &fb);
+    screenshot("display-possible", &fb);
+    // A lit bar (the first line) while unacknowledged, but not the alarm's 15-row headline.
+    assert!(fb.pixel(0, 0) && fb.pixel(127, 10));
+    assert!(!fb.pixel(0, 14) && !fb.pixel(127, 14));
+    // Not the alarm screen for the same call.
+    let mut as_alarm = m.clone();
+    as_alarm.mode = DisplayMode::Alarm;
+    as_alarm.headline = "EMERGENCY CALL".into();
+    assert_ne!(draw(&as_alarm, &ctx()).1, fb);
+    // The message text is shown: another message draws another picture, and it scrolls.
+    assert_ne!(
+        draw(&possible_model(false, Some("Fire drill at noon?")), &ctx()).1,
+        fb
+    );
+    let frames: std::collections::HashSet<[u8; 1024]> = (0..20)
+        .map(|tick| draw(&m, &ScreenContext { tick, ..ctx() }).1.pages())
+        .collect();
+    assert!(frames.len() >= 2, "the message does not scroll");
+    // Without message text it still draws, and says so.
+    assert_ne!(draw(&possible_model(false, None), &ctx()).1, fb);
+}
+
+#[test]
+fn possible_acknowledged_screen_drops_the_bar() {
+    let (screen, fb) = draw(&possible_model(true, Some(POSSIBLE_MESSAGE)), &ctx());
+    assert_eq!(screen, Screen::Possible);
+    assert!(!fb.pixel(0, 0) && !fb.pixel(127, 10));
+    golden("possible_acknowledged", &fb);
+}
+
 #[test]
 fn lamp_test_lights_almost_everything() {
     let (screen, fb) = draw(&model(DisplayMode::LampTest, "LAMP TEST"), &ctx());
@@ -320,20 +386,26 @@ fn hostile_caller_text_is_cleaned_cut_and_never_panics() {
         "\u{202D}x".repeat(10_000)
     );
     let plain = format!("Mallory[2J {}", "x".repeat(10_000));
-    for (is_test, mode) in [(false, DisplayMode::Alarm), (true, DisplayMode::Test)] {
+    for (is_test, mode) in [
+        (false, DisplayMode::Alarm),
+        (true, DisplayMode::Test),
+        (false, DisplayMode::Possible),
+    ] {
         let mut m = alarm_model(vec![call(&hostile, &hostile, is_test, true)]);
         m.mode = mode;
         m.calls[0].acknowledged_by = Some(hostile.clone());
+        m.calls[0].summary.message = Some(hostile.clone());
         let mut clean = m.clone();
         clean.calls[0].summary.caller_name = Some(plain.clone());
         clean.calls[0].summary.location = Some(plain.clone());
+        clean.calls[0].summary.message = Some(plain.clone());
         clean.calls[0].acknowledged_by = Some(plain.clone());
         for tick in [0, 1, 7, 1_000_000, u64::MAX] {
             let c = ScreenContext { tick, ..ctx() };
             // Without the override and control characters, the picture is the same.
             assert_eq!(draw(&m, &c).1, draw(&clean, &c).1, "tick {tick}");
         }
-        if !is_test {
+        if mode == DisplayMode::Alarm {
             golden("alarm_hostile", &draw(&m, &ctx()).1);
         }
     }
@@ -365,4 +437,32 @@ fn hostile_caller_text_is_cleaned_cut_and_never_panics() {
         setup_code: Some(hostile),
     });
     draw(&model(DisplayMode::Ready, "READY"), &c);
+}
+
+#[test]
+fn trouble_screens_say_what_a_damaged_store_or_a_bad_file_did() {
+    use beacon::store::{Recovery, RecoveryAction};
+    let recovery = Recovery {
+        at: utc(9, 12),
+        cause: "sled found corrupted data".into(),
+        action: RecoveryAction::FreshStore {
+            kept_at: "/var/lib/beacon/damaged-20261205T091200Z/db".into(),
+            restored: vec!["alarm/state".into(), "device_id".into()],
+        },
+    };
+    let mut m = model(DisplayMode::Trouble, "TROUBLE");
+    m.troubles = vec![trouble("store", &recovery.describe(), utc(9, 12))];
+    let (screen, fb) = draw(&m, &ctx());
+    assert_eq!(screen, Screen::Trouble);
+    golden("trouble_store", &fb);
+
+    m.troubles = vec![trouble(
+        "configuration",
+        "the configuration does not load; running on the last good one (saved 2026-12-04 \
+         16:40 UTC): /etc/beacon/beacon.toml: `alarm.siren_auto_silence_minutes`: invalid \
+         type, expected u32 — fix it and restart",
+        utc(9, 12),
+    )];
+    let (_, fb) = draw(&m, &ctx());
+    golden("trouble_configuration", &fb);
 }

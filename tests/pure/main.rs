@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alarm_possible;
 mod alarm_properties;
 mod alarm_transitions;
 mod config_errors;
@@ -24,3 +25,4 @@ mod outputs_button;
 mod outputs_config;
 mod outputs_relays;
 mod recognise_burst;
+mod recognise_possible;

@@ -89,9 +89,11 @@ fn active(key: &str, is_test: bool) -> ActiveCall {
             dial_string: Some(if is_test { "933" } else { "911" }.into()),
             callback_number: Some("+14255550123".into()),
             is_test,
+            ..CallSummary::default()
         },
         raised_at: at(),
         acknowledged: None,
+        waiting_since: None,
     }
 }
 
@@ -321,4 +323,83 @@ fn configuration_errors_name_the_key_and_not_the_value() {
             assert!(!error.contains(value), "{error}");
         }
     }
+}
+
+fn possible(key: &str) -> ActiveCall {
+    let mut call = active(key, false);
+    call.summary.is_possible = true;
+    call.summary.dial_string = None;
+    call.summary.message = Some("Smoke from rack 4 — someone check?".into());
+    call
+}
+
+#[test]
+fn a_possible_emergency_is_its_own_message_with_the_text_to_read() {
+    let messages = run(
+        &notice(AuditAction::CallRaised, vec![possible("c/1")]),
+        &zone(Some("HQ")),
+    );
+    // Everyone who gets alarms gets it (the SMS recipient lists only "alarm"), as "possible".
+    assert_eq!(
+        targets(&messages),
+        [
+            (
+                Channel::Email,
+                "hq-desk@example.com".into(),
+                MessageKind::Possible
+            ),
+            (Channel::Sms, "+14255550100".into(), MessageKind::Possible),
+            (
+                Channel::Pagerduty,
+                "pagerduty".into(),
+                MessageKind::Possible
+            ),
+        ]
+    );
+    let email = &messages[0];
+    assert!(
+        email
+            .subject
+            .starts_with("POSSIBLE EMERGENCY — CHECK TEAMS"),
+        "{}",
+        email.subject
+    );
+    assert!(
+        email.body.contains("Smoke from rack 4 — someone check?"),
+        "{}",
+        email.body
+    );
+    assert!(email.details.is_possible);
+}
+
+#[test]
+fn a_confirmed_possible_call_sends_the_alarm() {
+    let mut confirmed = possible("c/1");
+    confirmed.summary.is_possible = false;
+    let messages = run(
+        &notice(AuditAction::Confirmed, vec![confirmed]),
+        &zone(Some("HQ")),
+    );
+    let kinds: Vec<MessageKind> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [MessageKind::Alarm, MessageKind::Alarm, MessageKind::Alarm]
+    );
+    assert!(!messages[0].details.is_possible);
+}
+
+#[test]
+fn an_escalated_possible_call_says_it_is_possible() {
+    let messages = run(
+        &notice(AuditAction::Escalated, vec![possible("c/1")]),
+        &zone(Some("HQ")),
+    );
+    assert_eq!(messages.len(), 1);
+    assert!(
+        messages[0]
+            .subject
+            .contains("POSSIBLE EMERGENCY — CHECK TEAMS"),
+        "{}",
+        messages[0].subject
+    );
 }

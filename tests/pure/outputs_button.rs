@@ -8,7 +8,7 @@ use beacon::outputs::button::{Button, ButtonAction, Debouncer};
 use beacon::outputs::config::ButtonConfig;
 use embedded_hal_mock::eh1::digital::{Mock, State, Transaction as T};
 
-use ButtonAction::{Acknowledge, LampTest};
+use ButtonAction::{Acknowledge, Hold};
 
 fn debouncer() -> Debouncer {
     Debouncer::from_config(&ButtonConfig::default()) // 30 ms debounce, 3 s long press
@@ -89,7 +89,7 @@ fn contact_chatter_around_a_press_gives_one_acknowledgement() {
 #[test]
 fn a_long_press_starts_a_lamp_test_while_held_and_the_release_does_nothing() {
     let (at, action) = only(&[(0, false), (100, true), (5000, false)], 6000);
-    assert_eq!(action, LampTest);
+    assert_eq!(action, Hold);
     assert!((3100..=3110).contains(&at), "lamp test at {at} ms");
 }
 
@@ -111,7 +111,7 @@ fn a_glitch_inside_a_long_press_does_not_split_it() {
         ],
         5000,
     );
-    assert_eq!(kinds(&actions), [LampTest]);
+    assert_eq!(kinds(&actions), [Hold]);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn the_simulated_button_can_be_pressed_by_a_test_or_the_web_page() {
     input.press();
     assert_eq!(button.poll(at(100)).unwrap(), None);
     assert_eq!(button.poll(at(140)).unwrap(), None);
-    assert_eq!(button.poll(at(3100)).unwrap(), Some(LampTest));
+    assert_eq!(button.poll(at(3100)).unwrap(), Some(Hold));
     input.release();
     assert_eq!(button.poll(at(3200)).unwrap(), None);
     assert_eq!(button.poll(at(3300)).unwrap(), None);
@@ -162,20 +162,29 @@ fn the_simulated_button_can_be_pressed_by_a_test_or_the_web_page() {
 #[test]
 fn button_actions_are_alarm_events_from_the_button() {
     assert_eq!(
-        Acknowledge.event(),
+        Acknowledge.event(false),
         Event::Acknowledge {
             source: Source::Button,
             who: None
         }
     );
     assert_eq!(
-        LampTest.event(),
+        Hold.event(false),
         Event::LampTest {
             on: true,
             source: Source::Button,
             who: None
         }
     );
+    // While a possible emergency is active, holding the button makes it the full alarm.
+    assert!(matches!(
+        Hold.event(true),
+        Event::Confirm {
+            key: None,
+            source: Source::Button,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -217,4 +226,48 @@ async fn pressing_the_button_acknowledges_the_alarm() {
     .await
     .expect("the press acknowledged the call")
     .unwrap();
+}
+
+#[tokio::test]
+async fn holding_the_button_makes_a_possible_alert_the_full_alarm() {
+    use beacon::alarm::{AlarmConfig, AuditAction, CallSummary, OutputPattern};
+    let dir = tempfile::tempdir().unwrap();
+    let store = beacon::store::Store::open(dir.path()).unwrap();
+    let (alarm, _task) =
+        beacon::alarm_task::spawn(AlarmConfig::default(), store, chrono::Utc::now());
+    let mut notices = alarm.notices();
+    let possible = CallSummary {
+        is_possible: true,
+        ..CallSummary::default()
+    };
+    alarm.raise("p1", possible).await;
+    let mut view = alarm.view();
+    view.wait_for(|v| v.outputs.pattern == OutputPattern::Possible)
+        .await
+        .unwrap();
+    let input = SimInput::new(true);
+    let button = Button::new(input.clone(), true, debouncer());
+    tokio::spawn(beacon::outputs::button::run(
+        button,
+        alarm.clone(),
+        Duration::from_millis(5),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    input.press();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        view.wait_for(|v| v.outputs.pattern == OutputPattern::Alarm),
+    )
+    .await
+    .expect("holding the button sounded the full alarm")
+    .unwrap();
+    input.release();
+    let confirmed = loop {
+        let notice = notices.recv().await.unwrap();
+        if notice.record.action == AuditAction::Confirmed {
+            break notice.record;
+        }
+    };
+    assert_eq!(confirmed.source, beacon::alarm::Source::Button);
+    assert_eq!(confirmed.keys, ["p1"]);
 }

@@ -197,6 +197,19 @@ pub fn emergency_message(caller: &str) -> Value {
     })
 }
 
+/// An important message that mentions an emergency without the Teams notification phrase:
+/// the classifier calls it "possible".
+pub fn possible_message(sender: &str) -> Value {
+    json!({
+        "importance": "high",
+        "messageType": "message",
+        "from": {"user": {"id": "u-3", "displayName": sender}},
+        "body": {"contentType": "html", "content":
+            "<p><b>Emergency?</b> Smoke coming out of rack 4 in the server room, \
+             can someone from security check right away?</p>"}
+    })
+}
+
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")

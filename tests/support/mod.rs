@@ -23,6 +23,7 @@ use std::time::Duration;
 use beacon::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings};
 use beacon::graph::client_state::ClientStates;
 use beacon::graph::crypto::KeyRing;
+use beacon::graph::fleet::FleetSecrets;
 use beacon::health::IngestCounters;
 use beacon::ingest::{InboxEntry, Ingest};
 use beacon::secret::Secret;
@@ -51,12 +52,7 @@ impl Appliance {
     pub fn open(dir: tempfile::TempDir) -> Appliance {
         let store = Store::open(&dir.path().join("data")).expect("store");
         let keys = beacon::app::load_keys(&store).expect("keys");
-        let client_states = ClientStates::load(&store).expect("client states");
-        if client_states.is_empty() {
-            client_states
-                .add(&store, "sub-test", Secret::new(CLIENT_STATE))
-                .expect("client state");
-        }
+        let client_states = seed_fleet(&store);
         Appliance {
             dir,
             store,
@@ -161,13 +157,33 @@ pub fn message_id_of(entry: &InboxEntry) -> Option<&str> {
     }
 }
 
-/// Creates a store in `data` holding the test subscription's clientState, as the subscription
-/// keeper would leave it, for commands that open the store themselves (`beacon replay`).
+/// Creates a store in `data` holding the test fleet's clientState and subscription, as the
+/// subscription keeper would leave it, for commands that open the store themselves
+/// (`beacon replay`).
 pub fn seed_store(data: &std::path::Path) {
     let store = Store::open(data).expect("store");
-    ClientStates::default()
-        .add(&store, "sub-test", Secret::new(CLIENT_STATE))
-        .expect("state");
+    seed_fleet(&store);
+}
+
+/// The test fleet on `store`: clientState [`CLIENT_STATE`], its subscription the one every
+/// test notification names ([`notifications::SUBSCRIPTION_ID`]). Idempotent.
+pub fn seed_fleet(store: &Store) -> ClientStates {
+    let states = ClientStates::load(store).expect("client states");
+    states
+        .replace(
+            store,
+            FleetSecrets {
+                id: "fleet-test".into(),
+                client_state: Secret::new(CLIENT_STATE),
+                previous_client_states: Vec::new(),
+            },
+        )
+        .expect("fleet secrets");
+    states
+        .adopt(store, notifications::SUBSCRIPTION_ID)
+        .expect("fleet subscription");
+    store.flush().expect("flush");
+    states
 }
 
 /// A name no other test (or earlier run against the same broker) uses.

@@ -2,6 +2,9 @@
 
 use serde_json::json;
 
+/// The subscription every test notification names (the test fleet's, see `seed_fleet`).
+pub const SUBSCRIPTION_ID: &str = "5e1a3c2e-7b0f-4c55-9d3a-2f6f0c1b9a10";
+
 pub const CHAT: &str = "19:3f1d6c1e9a2b4c7d8e9f00112233aabb@thread.v2";
 
 /// A basic change notification for message `id` in `CHAT`.
@@ -13,7 +16,7 @@ pub fn basic(client_state: &str, id: &str, change_type: &str) -> String {
 pub fn item(client_state: &str, id: &str, change_type: &str) -> serde_json::Value {
     let resource = format!("chats('{CHAT}')/messages('{id}')");
     json!({
-        "subscriptionId": "5e1a3c2e-7b0f-4c55-9d3a-2f6f0c1b9a10",
+        "subscriptionId": SUBSCRIPTION_ID,
         "subscriptionExpirationDateTime": "2026-12-02T10:15:00.0000000+00:00",
         "changeType": change_type,
         "clientState": client_state,

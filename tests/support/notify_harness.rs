@@ -216,6 +216,7 @@ pub fn call(caller: &str, location: &str) -> CallSummary {
         dial_string: Some("911".into()),
         callback_number: Some("+14255550123".into()),
         is_test: false,
+        ..CallSummary::default()
     }
 }
 

@@ -64,6 +64,18 @@ impl Log {
         }
     }
 
+    /// The next line containing any of `needles`, waiting up to `within`.
+    pub async fn wait_for_any(&mut self, needles: &[&str], within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if needles.iter().any(|n| line.contains(n)) => return line,
+                Ok(Some(_)) => {}
+                _ => panic!("no log line containing any of {needles:?} within {within:?}"),
+            }
+        }
+    }
+
     /// Everything logged so far.
     pub fn text(&self) -> String {
         self.all.lock().map(|a| a.clone()).unwrap_or_default()
@@ -179,14 +191,24 @@ pub fn run_logged(config: &Path, level: &str) -> (Child, Log) {
 /// A new hub (topic) on the test broker with `partitions`, and a fake cloud that publishes
 /// its change notifications there (polling for new messages every second).
 pub async fn hub_and_cloud(prefix: &str, partitions: i32) -> (String, FakeCloud) {
+    hub_and_cloud_with(prefix, partitions, |_| {}).await
+}
+
+/// [`hub_and_cloud`] with the fake's options changed by `adjust`.
+pub async fn hub_and_cloud_with(
+    prefix: &str,
+    partitions: i32,
+    adjust: impl FnOnce(&mut FakeOptions),
+) -> (String, FakeCloud) {
     let hub = unique(prefix);
     create_topic(&hub, partitions).await;
-    let cloud = FakeCloud::start(FakeOptions {
+    let mut options = FakeOptions {
         kafka: true,
         poll_interval_secs: 1,
         ..FakeOptions::default()
-    })
-    .await;
+    };
+    adjust(&mut options);
+    let cloud = FakeCloud::start(options).await;
     (hub, cloud)
 }
 

@@ -58,5 +58,6 @@ pub fn subscription(cloud: &FakeCloud, hub: &str) -> SubscriptionSettings {
         hub_tenant: cloud.options().tenant_domain.clone(),
         model_b: false,
         rich: None,
+        lifetime_minutes: beacon::graph::schedule::LIFETIME_MINUTES,
     }
 }

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod fleet_join;
 mod web_access;
 mod web_browser;
 mod web_https;

@@ -25,6 +25,7 @@ const GUARDED_GETS: &[&str] = &[
 ];
 const GUARDED_POSTS: &[&str] = &[
     "/acknowledge",
+    "/confirm",
     "/logout",
     "/settings/users",
     "/settings/tokens",

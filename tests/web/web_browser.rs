@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::support::browser::Browser;
-use crate::support::console::{emergency_message, Console, ADMIN, GUARD};
+use crate::support::console::{emergency_message, possible_message, Console, ADMIN, GUARD};
 use beacon::hw::sim::SimOutput;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -117,6 +117,70 @@ async fn an_emergency_appears_live_and_acknowledge_stops_the_strobe() {
         "the strobe on the simulated board is off after the acknowledgement"
     );
     browser.screenshot("dashboard-acknowledged").await;
+    browser.quit().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_possible_emergency_says_check_teams_and_a_guard_confirms_it_into_the_full_alarm() {
+    let console = Console::with_users().await;
+    let browser = Browser::start().await;
+    log_in(&browser, &console, GUARD.0, GUARD.1).await;
+    console
+        .post_message(
+            "19:possible@thread.v2",
+            "possible-1",
+            possible_message("Sam Okafor"),
+        )
+        .await;
+    browser
+        .wait_for("#alarm[data-state='alerting'][data-level='possible']", WAIT)
+        .await;
+    let live = browser
+        .wait_for_text("#live", "POSSIBLE EMERGENCY — CHECK TEAMS", WAIT)
+        .await;
+    assert!(live.contains("Smoke coming out of rack 4"), "{live}");
+    assert!(live.contains("Sam Okafor"), "{live}");
+    assert!(
+        lights_within(&console.lamps.strobe, Duration::from_secs(3)).await,
+        "the strobe shows the possible alert"
+    );
+    // Only a burst of siren: after it, the siren stays off.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !lights_within(&console.lamps.siren, Duration::from_millis(500)).await,
+        "no continuous siren for a possible emergency"
+    );
+    browser.wait_for("img#display", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    browser.screenshot("dashboard-possible").await;
+
+    browser.click_on("#confirm").await;
+    browser
+        .wait_for("#alarm[data-state='alerting']:not([data-level])", WAIT)
+        .await;
+    let live = browser.wait_for_text("#live", "EMERGENCY CALL", WAIT).await;
+    assert!(live.contains("Siren ON"), "{live}");
+    assert!(
+        lights_within(&console.lamps.siren, Duration::from_secs(2)).await,
+        "the full alarm sounds the siren"
+    );
+    // The call's page says what it was, with the message, and who confirmed it.
+    browser.goto(&format!("{}/calls", console.url())).await;
+    browser.wait_for_text("#calls", "Sam Okafor", WAIT).await;
+    browser.click_on("#calls tbody a").await;
+    browser
+        .wait_for_text("#possible", "POSSIBLE EMERGENCY — CHECK TEAMS", WAIT)
+        .await;
+    let page = browser.wait_for_text("#timeline", "confirmed", WAIT).await;
+    assert!(page.contains("guard"), "{page}");
+    assert!(
+        browser
+            .page_text()
+            .await
+            .contains("Smoke coming out of rack 4"),
+        "the message text on the call's page"
+    );
     browser.quit().await;
     console.stop().await;
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use beacon::config::Config;
-use beacon::graph::client_state::ClientStates;
 use beacon::graph::crypto::{EncryptionKey, KeyRing};
 use beacon::ingest::{Ingest, Record};
 use beacon::outputs::notify::channel::Channel;
@@ -24,7 +23,7 @@ use crate::support::fake_channels::{FakeChannels, Peer};
 use crate::support::metrics::Metrics;
 use crate::support::notifications;
 
-const CLIENT_STATE: &str = "metrics-client-state";
+use crate::support::CLIENT_STATE;
 
 /// A webhook recipient on `webhook`; messages expire after `expire_minutes`.
 fn config(webhook: String, expire_minutes: u64) -> Config {
@@ -158,10 +157,7 @@ async fn each_ingest_refusal_moves_its_own_counter() {
     let before = Metrics::read(&mut guard).await;
 
     let store = console.store.clone();
-    let client_states = ClientStates::load(&store).expect("client states");
-    client_states
-        .add(&store, "sub-test", Secret::new(CLIENT_STATE))
-        .expect("client state");
+    let client_states = crate::support::seed_fleet(&store);
     let ours = EncryptionKey::generate("cert-ours", Utc::now(), 30).expect("key");
     let other = EncryptionKey::generate("cert-other", Utc::now(), 30).expect("key");
     let tampered = |id: &str| {

@@ -77,6 +77,7 @@ pub struct ScreenContext {
 pub enum Screen {
     Ready,
     Alarm,
+    Possible,
     Test,
     LampTest,
     Trouble,
@@ -84,10 +85,11 @@ pub enum Screen {
 }
 
 impl Screen {
-    /// Alarm beats test beats lamp test beats setup beats trouble beats ready.
+    /// Alarm beats possible beats test beats lamp test beats setup beats trouble beats ready.
     pub fn choose(model: &DisplayModel, ctx: &ScreenContext) -> Screen {
         match model.mode {
             DisplayMode::Alarm => Screen::Alarm,
+            DisplayMode::Possible => Screen::Possible,
             DisplayMode::Test => Screen::Test,
             DisplayMode::LampTest => Screen::LampTest,
             _ if ctx.setup.is_some() => Screen::Setup,
@@ -104,6 +106,7 @@ pub fn render(model: &DisplayModel, ctx: &ScreenContext, fb: &mut Framebuffer) -
     let mut canvas = Canvas { fb };
     match (screen, model.calls.first(), &ctx.setup) {
         (Screen::Alarm, Some(call), _) => alarm(&mut canvas, model, call, ctx),
+        (Screen::Possible, Some(call), _) => possible(&mut canvas, model, call, ctx),
         (Screen::Test, Some(call), _) => test(&mut canvas, model, call),
         (Screen::LampTest, _, _) => lamp_test(&mut canvas, model),
         (Screen::Setup, _, Some(setup)) => setup_screen(&mut canvas, setup, ctx),
@@ -289,6 +292,41 @@ fn alarm(c: &mut Canvas<'_>, model: &DisplayModel, call: &CallView, ctx: &Screen
     c.paragraph(location, BODY_TOP + 10, 2, ctx.tick);
     call_info_line(c, model, call, BODY_TOP + 31);
     acknowledge_footer(c, call);
+}
+
+/// "POSSIBLE EMERGENCY" (on a lit bar until acknowledged), "CHECK TEAMS", the caller and
+/// elapsed time, then the message text the guard must judge, scrolled two lines at a time.
+/// The footer says how to acknowledge and how to make it the full alarm.
+fn possible(c: &mut Canvas<'_>, model: &DisplayModel, call: &CallView, ctx: &ScreenContext) {
+    let (first, second) = model
+        .headline
+        .split_once(" — ")
+        .unwrap_or((model.headline.as_str(), ""));
+    let line_h = BODY.character_size.height as i32;
+    if !call.acknowledged {
+        c.fill(
+            Rectangle::new(Point::zero(), Size::new(WIDTH, line_h as u32 + 1)),
+            true,
+        );
+    }
+    c.text(first, BODY, 1, Align::Centre, call.acknowledged);
+    c.text(second, BODY, line_h + 2, Align::Centre, true);
+    c.split_line(
+        &text::clean(caller_of(call)),
+        &mm_ss(call.elapsed_secs),
+        2 * line_h + 3,
+    );
+    let message = call
+        .summary
+        .message
+        .as_deref()
+        .unwrap_or("No message text: read the chat in Teams");
+    c.paragraph(message, 3 * line_h + 3, 2, ctx.tick);
+    if call.acknowledged {
+        acknowledge_footer(c, call);
+    } else {
+        c.footer("Press: ack  Hold: full alarm");
+    }
 }
 
 fn test(c: &mut Canvas<'_>, model: &DisplayModel, call: &CallView) {

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `…/command/acknowledge` | empty, `PRESS`, `acknowledge`, or `{"who":"name"}` | acknowledges every active call |
 //! | `…/command/test` | empty, `PRESS`, `test`, or `{"who":"name"}` | starts a lamp test |
+//! | `…/command/confirm` | empty, `PRESS`, `confirm`, or `{"who":"name"}` | makes every active possible emergency the full alarm |
 //! | `…/command/siren` | `OFF` or `{"state":"OFF"}` | acknowledges (Home Assistant's siren control) |
 //!
 //! `who` (1 to [`MAX_WHO`] characters, no control characters) is recorded in the audit log as
@@ -29,6 +30,8 @@ pub enum Command {
     Acknowledge { who: Option<String> },
     /// Start a lamp test (every output on for a few seconds).
     LampTest { who: Option<String> },
+    /// Make every active possible emergency the full alarm.
+    Confirm { who: Option<String> },
 }
 
 impl Command {
@@ -37,6 +40,7 @@ impl Command {
         match self {
             Command::Acknowledge { .. } => "acknowledge",
             Command::LampTest { .. } => "test",
+            Command::Confirm { .. } => "confirm",
         }
     }
 }
@@ -48,7 +52,7 @@ pub enum Rejection {
     Disabled,
     #[error("a retained command is never carried out (publish it without the retain flag)")]
     Retained,
-    #[error("unknown command '{0}' (known: acknowledge, test, siren)")]
+    #[error("unknown command '{0}' (known: acknowledge, test, confirm, siren)")]
     Unknown(String),
     #[error("payload of {0} bytes is larger than the {MAX_PAYLOAD} accepted")]
     TooLarge(usize),
@@ -89,6 +93,7 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, Rejection> {
     match name {
         "acknowledge" => simple(name, text).map(|who| Command::Acknowledge { who }),
         "test" => simple(name, text).map(|who| Command::LampTest { who }),
+        "confirm" => simple(name, text).map(|who| Command::Confirm { who }),
         "siren" => siren(text),
         other => Err(Rejection::Unknown(printable(other))),
     }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `siren` | `alarm` | the alarm: on while a call is unacknowledged; turning it off acknowledges |
 //! | `binary_sensor` | `emergency` | a real emergency call is active (device class `safety`) |
+//! | `binary_sensor` | `possible` | a possible emergency is active: read the message in Teams |
 //! | `binary_sensor` | `trouble` | a fault is active (device class `problem`), details as attributes |
 //! | `sensor` | `state` | `idle` / `alerting` / `acknowledged` (device class `enum`) |
 //! | `sensor` | `last_caller` | who placed the last call; the whole call as attributes |
@@ -13,6 +14,7 @@
 //! | `sensor` | `latency` | seconds from the Teams message to the alarm (device class `duration`) |
 //! | `button` | `acknowledge` | acknowledges every active call |
 //! | `button` | `test` | starts a lamp test |
+//! | `button` | `confirm` | makes every active possible emergency the full alarm |
 //! | `event` | `alarm_event` | every alarm transition (`call_raised`, `acknowledged`, …) as it happens |
 //!
 //! Every entity shares one `device` block (identifiers `beacon_<node>`, `sw_version` with the
@@ -28,9 +30,10 @@ use crate::alarm::AuditAction;
 /// The `event_types` of the event entity: every alarm transition, as `…/event`'s
 /// `event_type` names it. A new [`AuditAction`] must be added here (see [`is_listed`]): Home
 /// Assistant drops an event whose type is not listed.
-pub const EVENT_TYPES: [AuditAction; 13] = [
+pub const EVENT_TYPES: [AuditAction; 14] = [
     AuditAction::CallRaised,
     AuditAction::CallUpdated,
+    AuditAction::Confirmed,
     AuditAction::Acknowledged,
     AuditAction::Silenced,
     AuditAction::AutoSilenced,
@@ -50,6 +53,7 @@ pub fn is_listed(action: AuditAction) -> bool {
     match action {
         AuditAction::CallRaised
         | AuditAction::CallUpdated
+        | AuditAction::Confirmed
         | AuditAction::Acknowledged
         | AuditAction::Silenced
         | AuditAction::AutoSilenced
@@ -104,6 +108,18 @@ pub fn messages(topics: &Topics, device: &DeviceInfo<'_>) -> Vec<DiscoveryMessag
             json!({
                 "state_topic": topics.alarm(),
                 "value_template": on_off("emergency"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "safety",
+            }),
+        ),
+        entity(
+            "binary_sensor",
+            "possible",
+            "Possible emergency",
+            json!({
+                "state_topic": topics.alarm(),
+                "value_template": on_off("possible"),
                 "payload_on": "ON",
                 "payload_off": "OFF",
                 "device_class": "safety",
@@ -225,6 +241,18 @@ pub fn messages(topics: &Topics, device: &DeviceInfo<'_>) -> Vec<DiscoveryMessag
                 "icon": "mdi:lightbulb-alert",
             }),
         ),
+        entity(
+            "button",
+            "confirm",
+            "Confirm possible emergency",
+            json!({
+                "command_topic": topics.command("confirm"),
+                "payload_press": "PRESS",
+                "retain": false,
+                "qos": 1,
+                "icon": "mdi:alarm-light",
+            }),
+        ),
     ];
     for control in controls {
         messages.push(if device.commands_enabled {
@@ -296,7 +324,7 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), count);
-        assert_eq!(count, 10);
+        assert_eq!(count, 12);
         for config in messages.iter().filter_map(|m| m.config.as_ref()) {
             assert_eq!(config["device"]["identifiers"][0], "beacon_desk-1");
             assert_eq!(
@@ -350,6 +378,7 @@ mod tests {
                 "homeassistant/siren/desk-1/alarm/config",
                 "homeassistant/button/desk-1/acknowledge/config",
                 "homeassistant/button/desk-1/test/config",
+                "homeassistant/button/desk-1/confirm/config",
             ]
         );
     }

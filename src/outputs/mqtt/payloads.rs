@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::alarm::{ActiveCall, AlarmState, AuditAction, CallView, DisplayMode, Source};
+use crate::alarm::{
+    ActiveCall, AlarmState, AuditAction, CallLevel, CallSummary, CallView, DisplayMode, Source,
+};
 use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
 
@@ -16,11 +18,15 @@ use crate::calls::CallRecord;
 pub struct AlarmPayload {
     /// `idle`, `alerting` (a call is not acknowledged) or `acknowledged`.
     pub state: AlarmState,
-    /// What the display is about: `ready`, `alarm`, `test`, `lamp_test` or `trouble`.
+    /// What the display is about: `ready`, `alarm`, `possible`, `test`, `lamp_test` or
+    /// `trouble`.
     pub mode: DisplayMode,
     pub headline: String,
-    /// A real (not test) call is active, acknowledged or not.
+    /// A real emergency call (not possible, not test) is active, acknowledged or not.
     pub emergency: bool,
+    /// A possible emergency is active, acknowledged or not, and no real one: someone must
+    /// read the message in Teams.
+    pub possible: bool,
     /// Only test calls are active.
     pub test: bool,
     /// A call is active and not acknowledged.
@@ -50,6 +56,10 @@ pub struct CallPayload {
     pub callback_number: Option<String>,
     pub dial_string: Option<String>,
     pub test: bool,
+    /// `emergency`, `possible` or `test`.
+    pub level: CallLevel,
+    /// A possible emergency: the message text to judge (`null` for other calls).
+    pub message: Option<String>,
     pub raised_at: DateTime<Utc>,
     pub acknowledged: bool,
     pub acknowledged_by: Option<String>,
@@ -61,7 +71,8 @@ pub struct ActiveCallPayload {
     pub active: bool,
     /// Number of active calls.
     pub count: usize,
-    /// The most urgent one: unacknowledged before acknowledged, real before test, newest first.
+    /// The most urgent one: unacknowledged before acknowledged, real before possible before
+    /// test, newest first.
     pub call: Option<CallPayload>,
 }
 
@@ -99,7 +110,8 @@ pub struct EventPayload {
     /// The same as `action`: the key Home Assistant's MQTT `event` entity reads.
     pub event_type: AuditAction,
     pub device: String,
-    /// `call_raised`, `call_updated`, `acknowledged`, `silenced`, `auto_silenced`,
+    /// `call_raised`, `call_updated`, `confirmed` (a possible call became the full alarm),
+    /// `acknowledged`, `silenced`, `auto_silenced`,
     /// `escalated`, `cleared`, `auto_cleared`, `trouble_raised`, `trouble_cleared`,
     /// `lamp_test_started`, `lamp_test_ended` or `restored`.
     pub action: AuditAction,
@@ -138,13 +150,14 @@ pub enum CommandStatus {
 /// The alarm state of `view`.
 pub fn alarm(view: &AlarmView) -> AlarmPayload {
     let display = &view.display;
-    let emergency = display.calls.iter().any(|c| !c.summary.is_test);
+    let level = display.calls.iter().map(|c| c.summary.level()).min();
     AlarmPayload {
         state: view.state,
         mode: display.mode,
         headline: display.headline.clone(),
-        emergency,
-        test: !display.calls.is_empty() && !emergency,
+        emergency: level == Some(CallLevel::Emergency),
+        possible: level == Some(CallLevel::Possible),
+        test: level == Some(CallLevel::Test),
         alerting: view.state == AlarmState::Alerting,
         acknowledged: view.state == AlarmState::Acknowledged,
         calls: display.calls.len(),
@@ -231,6 +244,15 @@ pub fn to_json<T: Serialize>(payload: &T) -> Vec<u8> {
     serde_json::to_vec(payload).unwrap_or_else(|_| b"{}".to_vec())
 }
 
+/// The message text of a possible call; other calls publish `null`.
+fn message_of(summary: &CallSummary) -> Option<String> {
+    if summary.level() == CallLevel::Possible {
+        summary.message.clone()
+    } else {
+        None
+    }
+}
+
 fn from_view(call: &CallView) -> CallPayload {
     CallPayload {
         key: call.key.clone(),
@@ -239,6 +261,8 @@ fn from_view(call: &CallView) -> CallPayload {
         callback_number: call.summary.callback_number.clone(),
         dial_string: call.summary.dial_string.clone(),
         test: call.summary.is_test,
+        level: call.summary.level(),
+        message: message_of(&call.summary),
         raised_at: call.raised_at,
         acknowledged: call.acknowledged,
         acknowledged_by: call.acknowledged_by.clone(),
@@ -253,6 +277,8 @@ fn from_active(call: &ActiveCall) -> CallPayload {
         callback_number: call.summary.callback_number.clone(),
         dial_string: call.summary.dial_string.clone(),
         test: call.summary.is_test,
+        level: call.summary.level(),
+        message: message_of(&call.summary),
         raised_at: call.raised_at,
         acknowledged: call.acknowledged.is_some(),
         acknowledged_by: call.acknowledged.as_ref().and_then(|a| a.who.clone()),
@@ -286,6 +312,7 @@ mod tests {
             dial_string: Some(if test { "933" } else { "911" }.into()),
             callback_number: Some("+14255550100".into()),
             is_test: test,
+            ..CallSummary::default()
         }
     }
 
@@ -403,6 +430,7 @@ mod tests {
                 summary: summary(false),
                 raised_at: at(0),
                 acknowledged: None,
+                waiting_since: None,
             }],
         };
         let json = serde_json::to_value(event("desk-1", &notice)).unwrap_or_default();

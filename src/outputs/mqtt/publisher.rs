@@ -34,7 +34,7 @@ use super::discovery::{self, DeviceInfo};
 use super::link::{Link, TroubleChange};
 use super::payloads::{self, CommandResult, CommandStatus};
 use super::topics::{self, Topics};
-use crate::alarm::{ActiveCall, Effect, Event, Source};
+use crate::alarm::{ActiveCall, AuditAction, Effect, Event, Source};
 use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
 
@@ -101,6 +101,12 @@ impl CommandRun {
                 on: true,
                 source: Source::Mqtt,
                 who: who.clone(),
+            },
+            Command::Confirm { who } => Event::Confirm {
+                key: None,
+                source: Source::Mqtt,
+                who: who.clone(),
+                detail: Some("confirmed over MQTT".into()),
             },
         }
     }
@@ -415,14 +421,31 @@ impl Publisher {
         let event = payloads::to_json(&payloads::event(&self.settings.device_id, notice));
         self.publish_event(event);
         if let Some(call) = payloads::last_call_of(notice) {
-            let payload = payloads::to_json(&payloads::last_call(call, None));
-            self.last_call = Some(LastCall {
-                key: call.key.clone(),
-                payload: payload.clone(),
-            });
-            self.publish(self.settings.topics.last_call(), payload, true);
-            self.actions.push(Action::LookUpRecord(call.clone()));
+            self.publish_last_call(call);
+        } else if let Some(call) = self.confirmed_last_call(notice) {
+            // The last call was a possible emergency and is now confirmed: say so.
+            self.publish_last_call(&call);
         }
+    }
+
+    /// The last call published, when `notice` confirms it.
+    fn confirmed_last_call(&self, notice: &AlarmNotice) -> Option<ActiveCall> {
+        if notice.record.action != AuditAction::Confirmed {
+            return None;
+        }
+        let last = self.last_call.as_ref()?;
+        notice.calls.iter().find(|c| c.key == last.key).cloned()
+    }
+
+    /// Publishes `call` as the last call (retained) and asks for its record.
+    fn publish_last_call(&mut self, call: &ActiveCall) {
+        let payload = payloads::to_json(&payloads::last_call(call, None));
+        self.last_call = Some(LastCall {
+            key: call.key.clone(),
+            payload: payload.clone(),
+        });
+        self.publish(self.settings.topics.last_call(), payload, true);
+        self.actions.push(Action::LookUpRecord(call.clone()));
     }
 
     /// The call record was found: the last call again, with latency and coordinates — unless

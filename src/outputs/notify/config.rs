@@ -127,8 +127,9 @@ pub struct Recipient {
     /// Only calls in these zones (`[[emergency.zones]]` names); empty: every call.
     #[serde(default)]
     pub zones: Vec<String>,
-    /// Which messages: `alarm`, `test`, `acknowledged`, `cleared`. Default: alarm and test;
-    /// for PagerDuty all four (trigger, acknowledge, resolve).
+    /// Which messages: `alarm`, `possible`, `test`, `acknowledged`, `cleared`. Default: alarm,
+    /// possible and test; for PagerDuty all five (trigger, acknowledge, resolve). A list with
+    /// `alarm` also gets `possible` (a possible emergency used to be sent as an alarm).
     #[serde(default)]
     pub on: Option<Vec<MessageKind>>,
 }
@@ -148,16 +149,23 @@ impl Recipient {
     /// The message kinds this recipient receives.
     pub fn kinds(&self) -> Vec<MessageKind> {
         match (&self.on, self.channel) {
-            (Some(kinds), _) => kinds.clone(),
+            (Some(kinds), _) => {
+                let mut kinds = kinds.clone();
+                if kinds.contains(&MessageKind::Alarm) && !kinds.contains(&MessageKind::Possible) {
+                    kinds.push(MessageKind::Possible);
+                }
+                kinds
+            }
             (None, Channel::Pagerduty) => {
                 vec![
                     MessageKind::Alarm,
+                    MessageKind::Possible,
                     MessageKind::Test,
                     MessageKind::Acknowledged,
                     MessageKind::Cleared,
                 ]
             }
-            (None, _) => vec![MessageKind::Alarm, MessageKind::Test],
+            (None, _) => vec![MessageKind::Alarm, MessageKind::Possible, MessageKind::Test],
         }
     }
 }

@@ -36,7 +36,10 @@ pub fn dedup_key(device: &str, call_key: Option<&str>) -> String {
 /// `trigger`, `acknowledge` or `resolve`.
 pub fn event_action(kind: MessageKind) -> &'static str {
     match kind {
-        MessageKind::Alarm | MessageKind::Test | MessageKind::Escalation => "trigger",
+        MessageKind::Alarm
+        | MessageKind::Possible
+        | MessageKind::Test
+        | MessageKind::Escalation => "trigger",
         MessageKind::Acknowledged => "acknowledge",
         MessageKind::Cleared => "resolve",
     }
@@ -52,7 +55,13 @@ pub fn payload(routing_key: &Secret, entry: &OutboxEntry) -> Value {
         "dedup_key": dedup_key(&d.device, entry.call_key.as_deref()),
     });
     if action == "trigger" {
-        let severity = if d.is_test { "info" } else { "critical" };
+        let severity = if d.is_test {
+            "info"
+        } else if d.is_possible {
+            "warning"
+        } else {
+            "critical"
+        };
         let summary: String = entry.subject.chars().take(1024).collect();
         event["payload"] = json!({
             "summary": summary,
@@ -68,6 +77,8 @@ pub fn payload(routing_key: &Secret, entry: &OutboxEntry) -> Value {
                 "dial_string": d.dial_string,
                 "location": d.location,
                 "is_test": d.is_test,
+                "is_possible": d.is_possible,
+                "message": d.message,
                 "text": entry.body,
             },
         });

@@ -1,7 +1,9 @@
 //! Which messages an alarm transition produces, for whom: pure, no IO, time passed in.
 //!
-//! * A raised call → `alarm` (or `test` for a test call) to every recipient of that kind whose
-//!   zones include the call's zone.
+//! * A raised call → `alarm` (`test` for a test call, `possible` for a possible emergency) to
+//!   every recipient of that kind whose zones include the call's zone.
+//! * A possible call confirmed (by a guard or a second source) → `alarm`, as if it had just been
+//!   raised as an emergency.
 //! * Acknowledged → `acknowledged`; cleared (by hand or timer) → `cleared`, to recipients who
 //!   asked for them (PagerDuty by default: acknowledge and resolve its incident).
 //! * Escalated (nobody acknowledged in time) → `escalation` to the `[[notify.escalation]]`
@@ -25,7 +27,9 @@ use super::channel::Channel;
 use super::config::{display_recipient, NotifyConfig};
 use super::message_kind::MessageKind;
 use super::templates::Templates;
-use crate::alarm::{Acknowledgement, ActiveCall, AuditAction, AuditRecord, DisplayModel, Source};
+use crate::alarm::{
+    Acknowledgement, ActiveCall, AuditAction, AuditRecord, CallLevel, DisplayModel, Source,
+};
 use crate::alarm_task::AlarmNotice;
 use crate::local_time::Zone;
 
@@ -50,6 +54,12 @@ pub struct Details {
     pub dial_string: Option<String>,
     pub zone: Option<String>,
     pub is_test: bool,
+    /// A possible emergency: someone must read the message in Teams.
+    #[serde(default)]
+    pub is_possible: bool,
+    /// The message text of a possible emergency.
+    #[serde(default)]
+    pub message: Option<String>,
     /// When the call was raised.
     pub raised_at: Option<DateTime<Utc>>,
     /// Who acknowledged or cleared, when that is the event.
@@ -82,8 +92,12 @@ pub fn plan(
 ) -> Vec<Message> {
     let record = &notice.record;
     let kind_of = |call: &ActiveCall| match record.action {
-        AuditAction::CallRaised if call.summary.is_test => Some(MessageKind::Test),
-        AuditAction::CallRaised => Some(MessageKind::Alarm),
+        AuditAction::CallRaised => Some(match call.summary.level() {
+            CallLevel::Emergency => MessageKind::Alarm,
+            CallLevel::Possible => MessageKind::Possible,
+            CallLevel::Test => MessageKind::Test,
+        }),
+        AuditAction::Confirmed => Some(MessageKind::Alarm),
         AuditAction::Escalated => Some(MessageKind::Escalation),
         AuditAction::Acknowledged => Some(MessageKind::Acknowledged),
         AuditAction::Cleared | AuditAction::AutoCleared => Some(MessageKind::Cleared),
@@ -171,6 +185,7 @@ pub fn standing(display: &DisplayModel, now: DateTime<Utc>) -> Vec<AlarmNotice> 
                 source: Source::Restore,
                 who: view.acknowledged_by.clone(),
             }),
+            waiting_since: None,
         };
         let record = |action, at, who: Option<String>| AuditRecord {
             at,
@@ -214,6 +229,11 @@ fn details(call: &ActiveCall, context: &CallContext, who: Option<String>, device
         dial_string: summary.dial_string.clone(),
         zone: context.zone.clone(),
         is_test: summary.is_test,
+        is_possible: summary.level() == CallLevel::Possible,
+        message: summary
+            .message
+            .clone()
+            .filter(|_| summary.level() == CallLevel::Possible),
         raised_at: Some(call.raised_at),
         who,
         device: device.to_string(),
@@ -252,6 +272,15 @@ pub fn variables(
                 String::new()
             },
         ),
+        (
+            "possible_notice",
+            if details.is_possible {
+                "POSSIBLE EMERGENCY — CHECK TEAMS. ".to_string()
+            } else {
+                String::new()
+            },
+        ),
+        ("message", text(&details.message)),
         ("event", kind.name().to_string()),
         ("caller", text(&details.caller)),
         ("callback", text(&details.callback_number)),

@@ -24,7 +24,13 @@ pub fn payload(entry: &OutboxEntry) -> Value {
             facts.push(json!({ "title": title, "value": value }));
         }
     }
-    let color = if d.is_test { "Accent" } else { "Attention" };
+    let color = if d.is_test {
+        "Accent"
+    } else if d.is_possible {
+        "Warning"
+    } else {
+        "Attention"
+    };
     let mut body = vec![
         json!({
             "type": "TextBlock",

@@ -15,6 +15,8 @@ use super::message_kind::MessageKind;
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
     "test_notice",
+    "possible_notice",
+    "message",
     "event",
     "caller",
     "callback",
@@ -29,12 +31,15 @@ pub const VARIABLES: &[&str] = &[
 
 /// `[notify.templates]`: subject (e-mail, PagerDuty summary) and body (e-mail, SMS, chat
 /// messages) per kind of message. Test calls use the alarm texts with `{test_notice}`
-/// set to "THIS IS A TEST. ".
+/// set to "THIS IS A TEST. "; a possible emergency has its own texts, and `{possible_notice}`
+/// ("POSSIBLE EMERGENCY — CHECK TEAMS. ") marks it in the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemplatesConfig {
     pub alarm_subject: String,
     pub alarm_body: String,
+    pub possible_subject: String,
+    pub possible_body: String,
     pub escalation_subject: String,
     pub escalation_body: String,
     pub acknowledged_subject: String,
@@ -60,9 +65,21 @@ impl Default for TemplatesConfig {
                 Time: {time}\n\n\
                 Go to the caller and meet the responders. Acknowledge on Beacon {device}."
                 .into(),
-            escalation_subject:
-                "NOT ACKNOWLEDGED: emergency call {dial_string} from {caller} at {location}".into(),
-            escalation_body: "Nobody has acknowledged this emergency call on Beacon {device}.\n\n\
+            possible_subject: "POSSIBLE EMERGENCY — CHECK TEAMS: message from {caller}".into(),
+            possible_body: "A Teams message may report an emergency, but it is not the \
+                emergency-call notification Beacon knows. Read it in Teams now.\n\n\
+                Message: {message}\n\n\
+                From: {caller}\n\
+                Location: {location}\n\
+                Time: {time}\n\n\
+                If it is an emergency, confirm it on Beacon {device} (console, or hold the button) \
+                to sound the full alarm; otherwise acknowledge it."
+                .into(),
+            escalation_subject: "NOT ACKNOWLEDGED: {possible_notice}emergency call {dial_string} \
+                from {caller} at {location}"
+                .into(),
+            escalation_body: "{possible_notice}Nobody has acknowledged this emergency call on \
+                Beacon {device}.\n\n\
                 Caller: {caller}\n\
                 Call-back number: {callback}\n\
                 Dialled: {dial_string}\n\
@@ -153,7 +170,12 @@ impl Template {
             .map(|piece| match piece {
                 Piece::Text(text) => text.as_str(),
                 Piece::Var(name) => match vars.get(name) {
-                    Some(value) if !value.is_empty() || *name == "test_notice" => value.as_str(),
+                    Some(value)
+                        if !value.is_empty()
+                            || matches!(*name, "test_notice" | "possible_notice") =>
+                    {
+                        value.as_str()
+                    }
                     _ => "unknown",
                 },
             })
@@ -165,6 +187,7 @@ impl Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
     alarm: (Template, Template),
+    possible: (Template, Template),
     escalation: (Template, Template),
     acknowledged: (Template, Template),
     cleared: (Template, Template),
@@ -181,6 +204,12 @@ impl Templates {
                 &config.alarm_subject,
                 "alarm_body",
                 &config.alarm_body,
+            )?,
+            possible: pair(
+                "possible_subject",
+                &config.possible_subject,
+                "possible_body",
+                &config.possible_body,
             )?,
             escalation: pair(
                 "escalation_subject",
@@ -211,6 +240,7 @@ impl Templates {
     ) -> (String, String) {
         let (subject, body) = match kind {
             MessageKind::Alarm | MessageKind::Test => &self.alarm,
+            MessageKind::Possible => &self.possible,
             MessageKind::Escalation => &self.escalation,
             MessageKind::Acknowledged => &self.acknowledged,
             MessageKind::Cleared => &self.cleared,

@@ -33,6 +33,8 @@ pub fn payload(id: &str, entry: &OutboxEntry) -> serde_json::Value {
         "dial_string": d.dial_string,
         "zone": d.zone,
         "is_test": d.is_test,
+        "is_possible": d.is_possible,
+        "message": d.message,
         "raised_at": d.raised_at,
         "who": d.who,
         "device": d.device,

@@ -130,8 +130,13 @@ fn ingest(out: &mut Exposition, counters: &IngestSnapshot) {
         ),
         (
             "beacon_client_state_rejects_total",
-            "Items whose clientState matched no subscription (possible forgery).",
+            "Items of a fleet subscription whose clientState is not the fleet's (possible forgery).",
             counters.client_state_rejects,
+        ),
+        (
+            "beacon_foreign_notifications_total",
+            "Items of subscriptions that are not this fleet's (others sharing the hub).",
+            counters.foreign,
         ),
         (
             "beacon_signature_rejects_total",

@@ -8,6 +8,7 @@ use warp::reply::Response;
 
 use super::{time, Layout};
 use crate::calls::{CallLog, CallRecord};
+use crate::emergency::{self, Kind};
 use crate::outputs::notify::plan::{map_link, CallContext};
 use crate::web::records::{call_key, chat_lines, kind_name, timeline, ChatLine};
 use crate::web::respond;
@@ -50,6 +51,8 @@ struct CallPage {
     zone: String,
     received: String,
     is_test: bool,
+    /// The message text of a possible emergency (the guard reads it to decide).
+    possible_message: Option<String>,
     map: Option<MapData>,
     whereabouts: Option<Whereabouts>,
     /// (time, what)
@@ -59,6 +62,10 @@ struct CallPage {
     raw_notification: String,
     raw_record: String,
 }
+
+/// Longest message text shown for a possible emergency (the whole message is in the raw JSON
+/// below it).
+const POSSIBLE_MESSAGE_CHARS: usize = 2000;
 
 pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
     let session = match web.require(caller, Role::Guard, Audience::Page) {
@@ -106,6 +113,9 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
         zone: record.zone.clone().unwrap_or_else(|| "—".into()),
         received: time(record.received_at),
         is_test: call.is_test,
+        possible_message: (record.kind == Kind::Possible)
+            .then(|| emergency::excerpt(&call.raw, POSSIBLE_MESSAGE_CHARS))
+            .flatten(),
         map,
         whereabouts,
         timeline: timeline(&web.context.store, &record)

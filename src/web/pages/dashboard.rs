@@ -1,7 +1,8 @@
 //! `/`: the dashboard — the active alarm with its Acknowledge button, the lamps, the system
 //! status and the display mirror. `/live` is the part the page reloads when the server-sent
 //! events say something changed; `/display.png` is the mirror; `/acknowledge` acknowledges
-//! every active call in the logged-in user's name.
+//! every active call in the logged-in user's name; `/confirm` makes every active possible
+//! emergency the full alarm in the logged-in user's name (a guard read the message in Teams).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::{csrf_ok, time, Form, Layout};
-use crate::alarm::{AlarmState, Event, Source};
+use crate::alarm::{AlarmState, CallLevel, Event, Source};
 use crate::web::records::call_id;
 use crate::web::respond;
 use crate::web::respond::Audience;
@@ -38,6 +39,10 @@ struct ActiveCallRow {
     callback: Option<String>,
     raised: String,
     is_test: bool,
+    /// A possible emergency: the guard must read the message in Teams.
+    is_possible: bool,
+    /// The message text of a possible call.
+    message: Option<String>,
     acknowledged: bool,
     acknowledged_by: Option<String>,
 }
@@ -47,7 +52,11 @@ struct ActiveCallRow {
 struct LivePart {
     state: &'static str,
     headline: String,
+    /// The most urgent call is a possible emergency (the card's colour and wording).
+    possible: bool,
     alerting: bool,
+    /// A possible call is active (acknowledged or not): offer to confirm it.
+    confirmable: bool,
     calls: Vec<ActiveCallRow>,
     csrf: String,
     strobe: bool,
@@ -107,10 +116,13 @@ fn live_part(web: &Web, session: &Session) -> LivePart {
             callback: c.summary.callback_number.clone(),
             raised: time(c.raised_at),
             is_test: c.summary.is_test,
+            is_possible: c.summary.level() == CallLevel::Possible,
+            message: c.summary.message.clone(),
             acknowledged: c.acknowledged,
             acknowledged_by: c.acknowledged_by.clone(),
         })
-        .collect();
+        .collect::<Vec<ActiveCallRow>>();
+    let most_urgent = view.display.calls.iter().map(|c| c.summary.level()).min();
     LivePart {
         state: match view.state {
             AlarmState::Idle => "idle",
@@ -118,7 +130,9 @@ fn live_part(web: &Web, session: &Session) -> LivePart {
             AlarmState::Acknowledged => "acknowledged",
         },
         headline: view.display.headline.clone(),
+        possible: most_urgent == Some(CallLevel::Possible),
         alerting: view.state == AlarmState::Alerting,
+        confirmable: calls.iter().any(|c| c.is_possible),
         calls,
         csrf: session.csrf.clone(),
         strobe: status.strobe,
@@ -143,6 +157,28 @@ pub async fn acknowledge(web: Arc<Web>, caller: Caller, form: Form) -> Response 
         .send(Event::Acknowledge {
             source: Source::Web,
             who: Some(session.user.clone()),
+        })
+        .await;
+    respond::redirect("/")
+}
+
+/// Makes every active possible emergency the full alarm, as the logged-in user.
+pub async fn confirm(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match web.require(&caller, Role::Guard, Audience::Page) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    if !csrf_ok(&session, &form) {
+        return respond::csrf_refused();
+    }
+    tracing::warn!(user = session.user, "console: possible emergency confirmed");
+    web.context
+        .alarm
+        .send(Event::Confirm {
+            key: None,
+            source: Source::Web,
+            who: Some(session.user.clone()),
+            detail: Some("confirmed on the console".into()),
         })
         .await;
     respond::redirect("/")

@@ -1,6 +1,7 @@
 //! `/settings` (admins only): the configuration in force — secrets shown only as "set" —,
 //! the time zone times are shown in (a form to choose it), the console's users with a form to
-//! add a guard or admin, and the API tokens.
+//! add a guard or admin, API tokens, and the fleet (its id, a one-time join code for a new
+//! box, the boxes that joined here, rotating its secrets, leaving it).
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ struct SettingsPage {
     time_zone_now: String,
     notice: Option<String>,
     problem: Option<String>,
+    /// The fleet: its id, the open join code and until when, the boxes that joined here.
+    fleet_id: String,
+    join_code: Option<(String, String)>,
+    members: Vec<(String, String)>,
 }
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
@@ -84,9 +89,126 @@ fn page_with_token(
             time_zone_now: super::time(chrono::Utc::now()),
             notice,
             problem,
+            fleet_id: crate::graph::fleet::FleetSecrets::load(&web.context.store)
+                .ok()
+                .flatten()
+                .map(|f| f.id)
+                .unwrap_or_default(),
+            join_code: web
+                .join_codes
+                .lock()
+                .ok()
+                .and_then(|codes| codes.open(chrono::Utc::now()))
+                .map(|(code, until)| (code, super::time(until))),
+            members: crate::web::fleet_join::members(&web.context.store)
+                .into_iter()
+                .map(|m| (m.name, super::time(m.joined_at)))
+                .collect(),
         },
         status,
     )
+}
+
+/// Opens a join code for a new box (shown on this page for ten minutes).
+pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let Some(fingerprint) = web.certificate_sha256 else {
+        return answer(
+            &web,
+            &session,
+            Err("Joining needs the console over HTTPS ([web] https = true).".into()),
+        );
+    };
+    // The page shows the open code (and only to admins).
+    if let Ok(mut codes) = web.join_codes.lock() {
+        codes.issue(&fingerprint, chrono::Utc::now());
+    } else {
+        return answer(
+            &web,
+            &session,
+            Err("The join codes are unavailable.".into()),
+        );
+    }
+    tracing::info!(by = session.user, "console: fleet join code opened");
+    answer(
+        &web,
+        &session,
+        Ok(format!(
+            "Join code open for {} minutes. On the new box, with its service stopped: beacon fleet-join --from {} --code <the code>.",
+            crate::web::join_code::LIFETIME_MINUTES,
+            web_address(&web),
+        )),
+    )
+}
+
+/// Gives the fleet a new clientState (a stolen box): the fleet's subscription is replaced by
+/// one with the new state, and every other box must join again.
+pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let keeper = web
+        .context
+        .cloud
+        .as_ref()
+        .and_then(|control| control.handles.borrow().keeper.clone());
+    let Some(keeper) = keeper else {
+        return answer(
+            &web,
+            &session,
+            Err("No subscription is kept on this box yet: set it up first.".into()),
+        );
+    };
+    let outcome = keeper
+        .rotate_fleet_secrets(chrono::Utc::now())
+        .await
+        .map(|()| {
+            tracing::warn!(by = session.user, "console: the fleet's secrets were rotated");
+            "The fleet's clientState is new and its subscription replaced. Every other box of the fleet must join again (open a join code for each); until then they refuse its notifications and show a trouble.".to_string()
+        })
+        .map_err(|e| crate::graph::subscription::explain(&e));
+    answer(&web, &session, outcome)
+}
+
+/// Leaves the fleet: this box becomes a fleet of one.
+pub async fn fleet_leave(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let keeper = web
+        .context
+        .cloud
+        .as_ref()
+        .and_then(|control| control.handles.borrow().keeper.clone());
+    let Some(keeper) = keeper else {
+        return answer(
+            &web,
+            &session,
+            Err("No subscription is kept on this box yet: set it up first.".into()),
+        );
+    };
+    let outcome = keeper
+        .leave_fleet()
+        .await
+        .map(|fleet| {
+            tracing::warn!(by = session.user, fleet, "console: this box left its fleet");
+            format!("This box left its fleet and is now fleet {fleet}. Give it its own service account or Event Hub: Graph allows one subscription per account, and the old fleet's notifications are refused here.")
+        })
+        .map_err(|e| crate::graph::subscription::explain(&e));
+    answer(&web, &session, outcome)
+}
+
+/// The console's address as a box on the network would use it.
+fn web_address(web: &Web) -> String {
+    match web.config.listen.port() {
+        443 => "https://<this box>".to_string(),
+        port => format!("https://<this box>:{port}"),
+    }
 }
 
 /// The checks every settings form starts with: an admin's session and its CSRF token.

@@ -87,6 +87,9 @@ pub struct FakeOptions {
     /// Put the notifications of one change for several subscriptions that share a hub into
     /// one record (C.1: `value[]` may hold several subscriptions); otherwise one record each.
     pub batch_notifications: bool,
+    /// Shorter requested subscription lifetimes are raised to this (B.3: 45 minutes). Tests
+    /// of renewal shorten it so that a lifetime passes in seconds.
+    pub min_subscription_lifetime: Duration,
 }
 
 impl Default for FakeOptions {
@@ -111,6 +114,7 @@ impl Default for FakeOptions {
             evaluation_quota: 500,
             subscription_quota: 10,
             batch_notifications: false,
+            min_subscription_lifetime: Duration::from_secs(60 * subscriptions::MIN_MINUTES as u64),
         }
     }
 }

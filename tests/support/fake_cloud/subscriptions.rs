@@ -16,8 +16,9 @@ use super::{FakeOptions, GraphRequest};
 pub const MAX_MINUTES: i64 = 4320;
 /// Above this, `lifecycleNotificationUrl` is required for Teams resources (B.3).
 const LIFECYCLE_REQUIRED_MINUTES: i64 = 60;
-/// Shorter requested lifetimes are raised to this (B.3).
-const MIN_MINUTES: i64 = 45;
+/// Shorter requested lifetimes are raised to this (B.3); the default of
+/// [`FakeOptions::min_subscription_lifetime`].
+pub const MIN_MINUTES: i64 = 45;
 /// `clientState` limit (B.5: 128 per the subscription resource; 255 on changeNotification).
 const CLIENT_STATE_MAX: usize = 128;
 /// `encryptionCertificateId` limit (B.7).
@@ -257,7 +258,11 @@ fn coverage(opts: &FakeOptions, resource: &str) -> Result<Coverage, GraphError> 
 }
 
 /// Parses and bounds `expirationDateTime` (B.3). Returns the effective expiry.
-fn expiration(value: &Value, has_lifecycle: bool) -> Result<DateTime<Utc>, GraphError> {
+fn expiration(
+    value: &Value,
+    has_lifecycle: bool,
+    opts: &FakeOptions,
+) -> Result<DateTime<Utc>, GraphError> {
     let text = value
         .as_str()
         .ok_or_else(|| bad_request("expirationDateTime must be a DateTimeOffset string."))?;
@@ -276,7 +281,9 @@ fn expiration(value: &Value, has_lifecycle: bool) -> Result<DateTime<Utc>, Graph
             "Subscription expiration can only be {MAX_MINUTES} minutes in the future."
         )));
     }
-    let at = at.max(now + Duration::minutes(MIN_MINUTES));
+    let minimum = Duration::from_std(opts.min_subscription_lifetime)
+        .unwrap_or_else(|_| Duration::minutes(MIN_MINUTES));
+    let at = at.max(now + minimum);
     if at > now + Duration::minutes(LIFECYCLE_REQUIRED_MINUTES) && !has_lifecycle {
         return Err(bad_request(LIFECYCLE_REQUIRED));
     }
@@ -404,7 +411,7 @@ impl Subscriptions {
             Some(url) => Some(check_url(opts, url)?),
             None => None,
         };
-        let expiration = expiration(&body["expirationDateTime"], lifecycle_hub.is_some())?;
+        let expiration = expiration(&body["expirationDateTime"], lifecycle_hub.is_some(), opts)?;
         let client_state = optional_string(&body, "clientState")?;
         if client_state
             .as_ref()
@@ -442,14 +449,7 @@ impl Subscriptions {
                 "Invalid value for property 'latestSupportedTlsVersion'.",
             ));
         }
-        let normalized = normalize_resource(&resource);
-        let mut wanted: Vec<&str> = kinds.clone();
-        wanted.sort_unstable();
-        if let Some(existing) = self.items.values().find(|s| {
-            let mut have: Vec<&str> = s.change_type.split(',').map(str::trim).collect();
-            have.sort_unstable();
-            normalize_resource(&s.resource) == normalized && have == wanted
-        }) {
+        if let Some(existing) = self.duplicate_of(&resource, &change_type) {
             return Err(conflict(&existing.id));
         }
         let all_chats = self
@@ -490,8 +490,28 @@ impl Subscriptions {
         })
     }
 
-    /// Stores a validated subscription and answers `201 Created` (B.5).
+    /// The live subscription with the same `changeType` + `resource`, which makes a creation a
+    /// `409 Conflict` (B.5).
+    fn duplicate_of(&self, resource: &str, change_type: &str) -> Option<&Subscription> {
+        let kinds = |c: &str| {
+            let mut kinds: Vec<String> = c.split(',').map(|k| k.trim().to_string()).collect();
+            kinds.sort_unstable();
+            kinds
+        };
+        let (normalized, wanted) = (normalize_resource(resource), kinds(change_type));
+        self.items.values().find(|s| {
+            normalize_resource(&s.resource) == normalized && kinds(&s.change_type) == wanted
+        })
+    }
+
+    /// Stores a validated subscription and answers `201 Created` (B.5) — or `409` when another
+    /// creation of the same subscription got in while this one's validation message was
+    /// published (Graph serialises them: concurrent creations give one 201, the rest 409).
     pub fn insert(&mut self, req: &GraphRequest, opts: &FakeOptions, sub: Subscription) -> Resp {
+        self.sweep();
+        if let Some(existing) = self.duplicate_of(&sub.resource, &sub.change_type) {
+            return conflict(&existing.id).respond(req);
+        }
         let mut body = sub.to_json(opts, true);
         body["@odata.context"] =
             json!(format!("{}/$metadata#subscriptions/$entity", req.graph_url));
@@ -553,7 +573,7 @@ impl Subscriptions {
                 return Err(bad_request("lifecycleNotificationUrl cannot be updated; delete the subscription and create a new one."));
             }
             if let Some(value) = body.get("expirationDateTime") {
-                sub.expiration = expiration(value, sub.lifecycle_hub.is_some())?;
+                sub.expiration = expiration(value, sub.lifecycle_hub.is_some(), opts)?;
             }
             if body.contains_key("encryptionCertificate")
                 || body.contains_key("encryptionCertificateId")

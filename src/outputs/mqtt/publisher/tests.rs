@@ -30,6 +30,7 @@ fn summary(test: bool) -> CallSummary {
         dial_string: Some(if test { "933" } else { "911" }.into()),
         callback_number: Some("+14255550100".into()),
         is_test: test,
+        ..CallSummary::default()
     }
 }
 
@@ -250,7 +251,7 @@ fn connecting_subscribes_first_and_goes_online_only_once_the_broker_answered() {
         .iter()
         .filter(|m| m.topic.starts_with("homeassistant/"))
         .collect();
-    assert_eq!(discovery.len(), 10);
+    assert_eq!(discovery.len(), 12);
     assert!(discovery.iter().all(|m| m.retain && !m.payload.is_empty()));
     for state in state_topics() {
         let seen = on_topic(&ready, &state);
@@ -639,6 +640,93 @@ fn a_lamp_test_command_starts_the_lamp_test() {
     assert_eq!(
         json(&on_topic(&done, &topic("alarm"))[0])["lamp_test"],
         true
+    );
+}
+
+#[test]
+fn a_possible_call_is_published_as_possible_not_as_an_emergency() {
+    let mut rig = Rig::new();
+    rig.connect();
+    let actions = rig.on_alarm(Event::CallRaised {
+        key: "chat/7".into(),
+        summary: CallSummary {
+            is_possible: true,
+            message: Some("Is this an emergency? Smoke in lab 2".into()),
+            ..summary(false)
+        },
+    });
+    let alarm = json(&on_topic(&actions, &topic("alarm"))[0]);
+    assert_eq!(alarm["mode"], "possible");
+    assert_eq!(alarm["headline"], "POSSIBLE EMERGENCY — CHECK TEAMS");
+    assert_eq!(
+        (&alarm["possible"], &alarm["emergency"], &alarm["test"]),
+        (&Value::Bool(true), &Value::Bool(false), &Value::Bool(false))
+    );
+    let call = json(&on_topic(&actions, &topic("call"))[0]);
+    assert_eq!(call["call"]["level"], "possible");
+    assert_eq!(
+        call["call"]["message"],
+        "Is this an emergency? Smoke in lab 2"
+    );
+    let event = json(&on_topic(&actions, &topic("event"))[0]);
+    assert_eq!(event["calls"][0]["level"], "possible");
+}
+
+#[test]
+fn the_confirm_command_makes_a_possible_call_the_full_alarm() {
+    let mut rig = Rig::new();
+    rig.connect();
+    rig.on_alarm(Event::CallRaised {
+        key: "chat/7".into(),
+        summary: CallSummary {
+            is_possible: true,
+            ..summary(false)
+        },
+    });
+    let actions = rig.command("command/confirm", br#"{"who":"Guard Desk 2"}"#, false);
+    assert_eq!(
+        actions,
+        [Action::RunCommand(CommandRun {
+            name: "confirm".into(),
+            command: Command::Confirm {
+                who: Some("Guard Desk 2".into())
+            },
+        })]
+    );
+    let done = rig.run_commands(actions);
+    assert_eq!(result(&done)["status"], "done");
+    let event = json(&on_topic(&done, &topic("event"))[0]);
+    assert_eq!(
+        (&event["action"], &event["source"], &event["who"]),
+        (
+            &Value::from("confirmed"),
+            &Value::from("mqtt"),
+            &Value::from("Guard Desk 2")
+        )
+    );
+    let alarm = json(&on_topic(&done, &topic("alarm"))[0]);
+    assert_eq!(
+        (&alarm["mode"], &alarm["emergency"], &alarm["possible"]),
+        (
+            &Value::from("alarm"),
+            &Value::Bool(true),
+            &Value::Bool(false)
+        )
+    );
+    assert_eq!(alarm["siren"], true);
+    // The retained last call says it is an emergency now.
+    let last = json(&on_topic(&done, &topic("last_call"))[0]);
+    assert_eq!(
+        (&last["key"], &last["level"]),
+        (&Value::from("chat/7"), &Value::from("emergency"))
+    );
+    // Nothing possible left: refused with the reason.
+    let press = rig.command("command/confirm", b"PRESS", false);
+    let again = rig.run_commands(press);
+    assert_eq!(result(&again)["status"], "refused");
+    assert_eq!(
+        result(&again)["reason"],
+        Refusal::NothingToConfirm.to_string().as_str()
     );
 }
 

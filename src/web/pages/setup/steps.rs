@@ -212,6 +212,7 @@ pub async fn test_alarm(web: Arc<Web>, caller: Caller, form: Form) -> Response {
                 dial_string: None,
                 callback_number: None,
                 is_test: true,
+                ..CallSummary::default()
             },
         })
         .await;
