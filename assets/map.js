@@ -11,11 +11,23 @@
   // The console sends no Referer anywhere (Referrer-Policy: no-referrer) except to the tile
   // server, which wants to know who asks (the OpenStreetMap tile usage policy): the origin
   // only, and only over HTTPS.
-  L.tileLayer(el.dataset.tiles, {
+  var tiles = L.tileLayer(el.dataset.tiles, {
     maxZoom: 19,
     attribution: el.dataset.attribution,
     referrerPolicy: "strict-origin"
-  }).addTo(map);
+  });
+  // Without internet the tiles fail and the map is an empty grey square: hide it and say
+  // so; the coordinates, the address and the links under it stay (they need no network).
+  var loaded = 0;
+  tiles.on("tileload", function () { loaded += 1; });
+  tiles.on("tileerror", function () {
+    if (loaded > 0 || el.hidden) { return; }
+    el.hidden = true;
+    el.setAttribute("data-tiles-state", "unavailable");
+    var notice = document.getElementById("map-offline");
+    if (notice) { notice.hidden = false; }
+  });
+  tiles.addTo(map);
   L.marker([lat, lon]).addTo(map);
   el.setAttribute("data-ready", "true");
 })();

@@ -65,7 +65,7 @@ impl StatusFeeds {
             _ => None,
         };
         ScreenContext {
-            now: chrono::Local::now().fixed_offset(),
+            now: crate::local_time::current().local(chrono::Utc::now()).0,
             tick,
             status: StatusTicks {
                 signed_in: matches!(auth, Some(AuthStatus::SignedIn { .. })),

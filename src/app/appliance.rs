@@ -41,7 +41,7 @@ use crate::recognise::MessageSource;
 use crate::service_manager::watchdog::Watchdog;
 use crate::service_manager::SystemdNotifier;
 use crate::store::Store;
-use crate::web::{ConsoleContext, LinkControl, LinkHandles, WebServer};
+use crate::web::{ConsoleContext, LinkControl, LinkHandles, WebConfig, WebServer};
 
 /// How long recognition of a direct feed may take to finish what it holds at stop.
 const DIRECT_DRAIN: Duration = Duration::from_secs(10);
@@ -142,6 +142,16 @@ impl Appliance {
         options: Options,
     ) -> Result<Appliance, AppError> {
         let config = Arc::new(config);
+        let saved_zone = core
+            .store
+            .settings
+            .get(crate::local_time::SAVED_KEY)
+            .ok()
+            .flatten();
+        let saved_zone = saved_zone.as_ref().and_then(|v| v.as_str());
+        if let Some(zone) = crate::local_time::chosen(saved_zone, config.time_zone.as_deref()) {
+            crate::local_time::set_current(zone);
+        }
         let (alarm, alarm_task) =
             alarm_task::spawn(config.alarm.clone(), core.store.clone(), Utc::now());
         for (component, detail) in &core.start_troubles {
@@ -184,8 +194,12 @@ impl Appliance {
         let watchdog = Watchdog::spawn_from_env(&systemd, hub.clone(), &alarm);
 
         let mqtt = if config.mqtt.enabled {
+            let mut mqtt = config.mqtt.clone();
+            if mqtt.configuration_url.is_none() {
+                mqtt.configuration_url = config.web.as_ref().map(WebConfig::console_url);
+            }
             let started = crate::outputs::mqtt::spawn(
-                &config.mqtt,
+                &mqtt,
                 &core.device_id,
                 core.store.clone(),
                 alarm.clone(),
@@ -240,6 +254,7 @@ impl Appliance {
             device_id: core.device_id.clone(),
             alarm: alarm.clone(),
             counters: core.counters.clone(),
+            deliveries: notifier.as_ref().map(Notifier::deliveries),
             status,
             display_png: display_mirror,
             health,
@@ -255,6 +270,7 @@ impl Appliance {
                         summary: crate::web::summary(&config),
                         demo_call: options.demo_call,
                         sections: crate::web::settings_view::sections(&config),
+                        file_time_zone: config.time_zone.clone(),
                     },
                 )
                 .await;

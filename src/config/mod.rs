@@ -64,6 +64,10 @@ pub struct Config {
     pub web: Option<crate::web::WebConfig>,
     /// CA certificates every TLS client trusts besides the system's.
     pub tls: crate::trust::TrustConfig,
+    /// The time zone times are shown in (console, display, notifications), an IANA name such
+    /// as `America/Los_Angeles`. Absent: the system's (`TZ`, `/etc/localtime`). The console's
+    /// settings page can choose another. Records and the API stay in UTC.
+    pub time_zone: Option<String>,
     /// What the checks made of the sections, kept for the wiring; read it with
     /// [`Config::checked`]. Public only so that `Config { …, ..Config::default() }` works: leave
     /// it at its default (empty: made on first use).
@@ -97,6 +101,7 @@ impl Default for Config {
             notify: crate::outputs::notify::NotifyConfig::default(),
             web: None,
             tls: crate::trust::TrustConfig::default(),
+            time_zone: None,
             compiled: OnceLock::new(),
         }
     }
@@ -265,6 +270,9 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
+        }
+        if let Some(zone) = &self.time_zone {
+            crate::local_time::Zone::named(zone).map_err(|e| ("time_zone", e.to_string()))?;
         }
         if !(1..=crate::graph::schedule::LIFETIME_MINUTES)
             .contains(&self.graph.subscription_minutes)

@@ -6,6 +6,8 @@
 //! fault counts once it has lasted its grace period, and every grace period plus the
 //! supervisor's interval stays under the 60 s Beacon promises (NFPA 72 allows 200 s).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 
@@ -15,6 +17,7 @@ use crate::calls::{CallRecord, Path};
 use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
+use crate::local_time::Zone;
 
 /// Component names, as shown on the display and published.
 pub mod component {
@@ -100,6 +103,8 @@ pub struct Observation {
     pub poll: Option<PollStatus>,
     /// The call records (which paths reported each call).
     pub calls: Vec<CallRecord>,
+    /// The zone the times in the fault texts are shown in.
+    pub zone: Arc<Zone>,
 }
 
 /// Remembers what one observation alone cannot tell: since when the hub is down, when the
@@ -129,17 +134,17 @@ impl Assessor {
                 component::CLOCK,
                 format!(
                     "the clock says {} — it has not been set; check the network time server",
-                    now.format("%Y-%m-%d %H:%M")
+                    obs.zone.format_minutes(now)
                 ),
             );
         }
-        if let Some(detail) = sign_in(obs.auth.as_ref(), now, limits) {
+        if let Some(detail) = sign_in(obs.auth.as_ref(), now, limits, &obs.zone) {
             fault(component::SIGN_IN, detail);
         }
         if let Some(detail) = subscription(obs, limits) {
             fault(component::SUBSCRIPTION, detail);
         }
-        if let Some(detail) = poll(obs.poll.as_ref(), now, limits) {
+        if let Some(detail) = poll(obs.poll.as_ref(), now, limits, &obs.zone) {
             fault(component::CHAT_POLL, detail);
         }
         // Push is held to every call while a subscription is live.
@@ -154,9 +159,13 @@ impl Assessor {
         };
         let (figures, misses) = paths::assess(&obs.calls, expected, now, limits.path_window);
         self.paths = figures;
-        if let Some(detail) =
-            paths::trouble(&misses, Path::ChatNotification, now, limits.missed_hold)
-        {
+        if let Some(detail) = paths::trouble(
+            &misses,
+            Path::ChatNotification,
+            now,
+            limits.missed_hold,
+            &obs.zone,
+        ) {
             fault(component::CHAT_NOTIFICATIONS, detail);
         }
 
@@ -168,7 +177,10 @@ impl Assessor {
                 let why = obs.hub_error.as_deref().unwrap_or("no answer");
                 fault(
                     component::EVENT_HUB,
-                    format!("Event Hub unreachable since {}: {why}", hhmm(since)),
+                    format!(
+                        "Event Hub unreachable since {}: {why}",
+                        hhmm(since, &obs.zone)
+                    ),
                 );
             }
         }
@@ -194,7 +206,7 @@ impl Assessor {
                          signature), last at {}: a Beacon that has not joined this fleet uses its \
                          service account (join it, Settings → Fleet), or someone is sending \
                          forged notifications",
-                        hhmm(at)
+                        hhmm(at, &obs.zone)
                     ),
                 );
             }
@@ -207,7 +219,7 @@ impl Assessor {
                     format!(
                         "{} notification(s) waiting for their message from Graph since {}",
                         obs.waiting,
-                        hhmm(oldest)
+                        hhmm(oldest, &obs.zone)
                     ),
                 );
             }
@@ -232,7 +244,12 @@ impl Assessor {
     }
 }
 
-fn sign_in(auth: Option<&AuthStatus>, now: DateTime<Utc>, limits: &Limits) -> Option<String> {
+fn sign_in(
+    auth: Option<&AuthStatus>,
+    now: DateTime<Utc>,
+    limits: &Limits,
+    zone: &Zone,
+) -> Option<String> {
     match auth? {
         AuthStatus::SignedOut => {
             Some("the service account is not signed in: sign it in on the setup page".to_string())
@@ -241,26 +258,34 @@ fn sign_in(auth: Option<&AuthStatus>, now: DateTime<Utc>, limits: &Limits) -> Op
             Some("a sign-in is waiting for someone to enter the code".to_string())
         }
         AuthStatus::SignInRequired { sentence, .. } => Some(sentence.clone()),
-        AuthStatus::Retrying { sentence, since } if now - *since >= limits.retry_grace => Some(
-            format!("token refresh failing since {}: {sentence}", hhmm(*since)),
-        ),
+        AuthStatus::Retrying { sentence, since } if now - *since >= limits.retry_grace => {
+            Some(format!(
+                "token refresh failing since {}: {sentence}",
+                hhmm(*since, zone)
+            ))
+        }
         AuthStatus::Retrying { .. } => None,
         AuthStatus::SignedIn {
             access_expires_at, ..
         } if *access_expires_at + limits.retry_grace <= now => Some(format!(
             "the access token expired at {} and was not renewed",
-            hhmm(*access_expires_at)
+            hhmm(*access_expires_at, zone)
         )),
         AuthStatus::SignedIn { .. } => None,
     }
 }
 
-fn poll(poll: Option<&PollStatus>, now: DateTime<Utc>, limits: &Limits) -> Option<String> {
+fn poll(
+    poll: Option<&PollStatus>,
+    now: DateTime<Utc>,
+    limits: &Limits,
+    zone: &Zone,
+) -> Option<String> {
     let poll = poll?;
     match (&poll.problem, poll.problem_since) {
         (Some(problem), Some(since)) if now - since >= limits.retry_grace => Some(format!(
             "the chat poll has failed since {}: {problem} — a dropped notification would go unnoticed",
-            hhmm(since)
+            hhmm(since, zone)
         )),
         _ => None,
     }
@@ -273,20 +298,21 @@ fn subscription(obs: &Observation, limits: &Limits) -> Option<String> {
         if expires <= now {
             return Some(format!(
                 "the subscription expired at {}: no notifications arrive",
-                hhmm(expires)
+                hhmm(expires, &obs.zone)
             ));
         }
     }
     if let (Some(problem), Some(since)) = (&status.problem, status.problem_since) {
         if now - since >= limits.retry_grace {
-            return Some(format!("{problem} (since {})", hhmm(since)));
+            return Some(format!("{problem} (since {})", hhmm(since, &obs.zone)));
         }
     }
     None
 }
 
-fn hhmm(at: DateTime<Utc>) -> String {
-    at.format("%H:%M:%S UTC").to_string()
+/// `14:02 PST`: a moment in a fault text, in the appliance's zone.
+fn hhmm(at: DateTime<Utc>, zone: &Zone) -> String {
+    zone.format_time(at)
 }
 
 #[cfg(test)]
@@ -321,6 +347,7 @@ mod tests {
             store_write: Ok(()),
             poll: None,
             calls: Vec::new(),
+            zone: Arc::new(Zone::utc()),
         }
     }
 
@@ -354,6 +381,30 @@ mod tests {
         assert!(assessor.assess(&healthy(at(40)), &limits).is_empty());
         // Down again: the grace starts over.
         assert!(assessor.assess(&down(50), &limits).is_empty());
+    }
+
+    #[test]
+    fn times_in_fault_texts_are_in_the_appliances_zone() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let seattle = Arc::new(Zone::named("America/Los_Angeles").expect("system zoneinfo"));
+        let down = |secs| {
+            let mut obs = healthy(at(secs));
+            obs.hub_connected = false;
+            obs.zone = seattle.clone();
+            obs
+        };
+        assessor.assess(&down(0), &limits);
+        let faults = assessor.assess(&down(30), &limits);
+        let since = seattle.format_time(at(0));
+        assert!(
+            since.ends_with(" PST") || since.ends_with(" PDT"),
+            "{since}"
+        );
+        assert!(
+            faults[0].detail.contains(&format!("since {since}")),
+            "{faults:?}"
+        );
     }
 
     #[test]

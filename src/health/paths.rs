@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::calls::{CallRecord, Path};
+use crate::local_time::Zone;
 
 /// One path's figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,8 +83,15 @@ pub fn assess(
 }
 
 /// The trouble's words for the misses of `path` noticed within `hold` before `now`, newest
-/// named: "chat notifications did not report the call of Jordan Rivera at 14:05:09 UTC".
-pub fn trouble(misses: &[Miss], path: Path, now: DateTime<Utc>, hold: Duration) -> Option<String> {
+/// named: "chat notifications did not report the call of Jordan Rivera at 2026-11-29 14:05:09
+/// UTC" (in the appliance's `zone`).
+pub fn trouble(
+    misses: &[Miss],
+    path: Path,
+    now: DateTime<Utc>,
+    hold: Duration,
+    zone: &Zone,
+) -> Option<String> {
     let recent: Vec<&Miss> = misses
         .iter()
         .filter(|m| m.path == path && now - m.noticed_at < hold)
@@ -93,7 +101,7 @@ pub fn trouble(misses: &[Miss], path: Path, now: DateTime<Utc>, hold: Duration) 
         "{} did not report the call of {} at {} (another path had it; check the Graph subscription and the Event Hub)",
         path.words(),
         newest.caller,
-        newest.reported_at.format("%H:%M:%S UTC")
+        zone.format(newest.reported_at)
     );
     if recent.len() > 1 {
         words.push_str(&format!("; {} calls missed in the last hour", recent.len()));
@@ -163,8 +171,14 @@ mod tests {
             (poll.events, poll.missed, poll.last_event),
             (1, 0, Some(at(100)))
         );
-        let words = trouble(&misses, Path::ChatNotification, at(400), Duration::hours(1))
-            .expect("a trouble");
+        let words = trouble(
+            &misses,
+            Path::ChatNotification,
+            at(400),
+            Duration::hours(1),
+            &Zone::utc(),
+        )
+        .expect("a trouble");
         assert!(
             words.starts_with("chat notifications did not report the call of Jordan Rivera at "),
             "{words}"
@@ -174,7 +188,8 @@ mod tests {
                 &misses,
                 Path::ChatNotification,
                 at(280 + 3600),
-                Duration::hours(1)
+                Duration::hours(1),
+                &Zone::utc()
             )
             .is_none(),
             "held for an hour"

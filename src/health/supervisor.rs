@@ -116,6 +116,7 @@ impl Supervisor {
             store_write,
             poll: self.status.poll.as_ref().map(|p| p.borrow().clone()),
             calls,
+            zone: crate::local_time::current(),
         }
     }
 }

@@ -47,6 +47,20 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
+    /// The console's address as a person on the network types it: `https://beacon.local`,
+    /// with the port when it is not the scheme's default.
+    pub fn console_url(&self) -> String {
+        let (scheme, default_port) = if self.https {
+            ("https", 443)
+        } else {
+            ("http", 80)
+        };
+        match self.listen.port() {
+            port if port == default_port => format!("{scheme}://beacon.local"),
+            port => format!("{scheme}://beacon.local:{port}"),
+        }
+    }
+
     /// Values that parse but cannot work. Returns (key, reason).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !self.https && !self.listen.ip().is_loopback() {
@@ -108,6 +122,27 @@ impl WebConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_url_names_the_port_only_when_it_is_not_the_default() {
+        let on = |https: bool, listen: &str| WebConfig {
+            https,
+            listen: listen.parse().expect("address"),
+            ..WebConfig::default()
+        };
+        assert_eq!(
+            on(true, "0.0.0.0:443").console_url(),
+            "https://beacon.local"
+        );
+        assert_eq!(
+            on(true, "0.0.0.0:8443").console_url(),
+            "https://beacon.local:8443"
+        );
+        assert_eq!(
+            on(false, "127.0.0.1:80").console_url(),
+            "http://beacon.local"
+        );
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

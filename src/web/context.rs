@@ -1,6 +1,6 @@
-//! What the console is handed by the appliance: the store, the alarm, the ingest counters, the
-//! status feeds it shows, the display mirror, the health report and (where a cloud link runs)
-//! the link's control for the setup wizard. Cheap to clone.
+//! What the console is handed by the appliance: the store, the alarm, the ingest and delivery
+//! counters, the status feeds it shows, the display mirror, the health report and (where a
+//! cloud link runs) the link's control for the setup wizard. Cheap to clone.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use super::link::LinkControl;
 use crate::alarm_task::AlarmHandle;
 use crate::feeds::StatusFeeds;
 use crate::health::{HealthReport, IngestCounters};
+use crate::outputs::notify::tally::DeliveryTally;
 use crate::store::Store;
 
 /// See the module docs.
@@ -19,6 +20,9 @@ pub struct ConsoleContext {
     pub device_id: String,
     pub alarm: AlarmHandle,
     pub counters: Arc<IngestCounters>,
+    /// Notification delivery attempts per channel and outcome; `None` when no channel is
+    /// configured.
+    pub deliveries: Option<Arc<DeliveryTally>>,
     pub status: StatusFeeds,
     /// The display as PNG, redrawn on every change (the web page's mirror).
     pub display_png: watch::Receiver<Vec<u8>>,

@@ -9,7 +9,7 @@
 //!
 //! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`, `/confirm`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
-//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/fleet/code`,
+//! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/time-zone`, `/settings/fleet/code`,
 //! `/settings/fleet/rotate`, `/settings/fleet/leave`, `/fleet/join` (a joining box, authenticated by a join code), `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
@@ -83,6 +83,9 @@ pub struct Options {
     pub demo_call: Option<mpsc::Sender<()>>,
     /// The settings page's views of outputs, zones, MQTT and channels.
     pub sections: Vec<settings_view::Section>,
+    /// The configuration file's `time_zone`: in force again when the settings page's choice
+    /// is cleared.
+    pub file_time_zone: Option<String>,
 }
 
 /// The running console.
@@ -161,6 +164,7 @@ pub async fn start(
         summary: options.summary,
         demo_call: options.demo_call,
         sections: options.sections,
+        file_time_zone: options.file_time_zone,
         tokens: api_tokens::ApiTokens::new(context.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
@@ -433,6 +437,11 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .map(pages::settings::revoke_token);
+    let time_zone = post
+        .and(warp::path!("settings" / "time-zone"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::set_time_zone);
     let join_code = post
         .and(warp::path!("settings" / "fleet" / "code"))
         .and(ctx.clone())
@@ -476,6 +485,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(add_token)
         .unify()
         .or(revoke_token)
+        .unify()
+        .or(time_zone)
         .unify()
         .boxed();
 

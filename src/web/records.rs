@@ -149,7 +149,10 @@ pub fn timeline(store: &Store, record: &CallRecord) -> Vec<TimelineEntry> {
     if let Some(at) = record.updated_at {
         entries.push(TimelineEntry {
             at,
-            what: format!("Message edited ({} updates merged)", record.updates),
+            what: format!(
+                "Message edited ({} merged)",
+                crate::wording::count(record.updates, "update", "updates")
+            ),
         });
     }
     for (_, value) in store.audit.iter() {
@@ -226,7 +229,10 @@ fn delivery_entries(delivery: &Value) -> Vec<TimelineEntry> {
             if let Some(at) = time("created_at") {
                 entries.push(TimelineEntry {
                     at,
-                    what: format!("Delivery {status}: {what} after {attempts} attempts{error}"),
+                    what: format!(
+                        "Delivery {status}: {what} after {}{error}",
+                        crate::wording::count(attempts, "attempt", "attempts")
+                    ),
                 });
             }
         }
@@ -257,6 +263,7 @@ pub fn words<T: Serialize>(value: &T) -> String {
 pub struct ChatLine {
     pub key: String,
     pub chat_id: String,
+    /// When it was sent, in the appliance's zone (Graph's text when it does not parse).
     pub at: String,
     pub from: String,
     /// The body as text (HTML tags removed; still untrusted).
@@ -275,6 +282,12 @@ pub fn chat_lines(store: &Store, chat_id: Option<&str>, limit: usize) -> Vec<Cha
         .collect();
     lines.sort_by(|a, b| b.at.cmp(&a.at));
     lines.truncate(limit);
+    // Sorted on Graph's UTC timestamps; shown in the appliance's zone.
+    for line in &mut lines {
+        if let Ok(at) = DateTime::parse_from_rfc3339(&line.at) {
+            line.at = crate::local_time::shown(at.with_timezone(&Utc));
+        }
+    }
     lines
 }
 

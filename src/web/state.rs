@@ -34,6 +34,8 @@ pub struct Web {
     pub demo_call: Option<mpsc::Sender<()>>,
     /// The settings page's views of outputs, zones, MQTT and channels.
     pub sections: Vec<super::settings_view::Section>,
+    /// The configuration file's `time_zone`.
+    pub file_time_zone: Option<String>,
     /// API tokens for machines.
     pub tokens: super::api_tokens::ApiTokens,
     /// The setup wizard's last outcomes.

@@ -12,6 +12,7 @@ use crate::graph::reconcile::PollStatus;
 use crate::graph::tokens::AuthStatus;
 use crate::health::paths::PathHealth;
 use crate::web::context::ConsoleContext;
+use crate::wording::count;
 
 /// One line of the status table.
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +86,7 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
             "ok",
             format!(
                 "signed in (token valid until {})",
-                access_expires_at.format("%H:%M UTC")
+                crate::local_time::current().format_time(access_expires_at)
             ),
         ),
         Some(AuthStatus::SignInRequired { sentence, .. }) => {
@@ -114,7 +115,10 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
                 } else {
                     "ok"
                 },
-                format!("active, expires {}", expires.format("%Y-%m-%d %H:%M UTC")),
+                format!(
+                    "active, expires {}",
+                    crate::local_time::current().format_minutes(expires)
+                ),
             ),
             _ => line("Graph subscription", "warn", "being created".into()),
         },
@@ -137,7 +141,10 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
             Some(lag) => line(
                 "Event Hub",
                 if lag > 100 { "warn" } else { "ok" },
-                format!("connected, {lag} notifications waiting (lag)"),
+                format!(
+                    "connected, {} waiting (lag)",
+                    count(lag.unsigned_abs(), "notification", "notifications")
+                ),
             ),
             None => line("Event Hub", "ok", "connected".into()),
         },
@@ -154,11 +161,11 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
         "ok",
         match last_notification {
             Some(at) => format!(
-                "{} ({} records, {} rejected, {} duplicates)",
-                at.format("%Y-%m-%d %H:%M:%S UTC"),
-                counters.records,
+                "{} ({}, {} rejected, {})",
+                crate::local_time::shown(at),
+                count(counters.records, "record", "records"),
                 counters.rejected_records + counters.rejected_items,
-                counters.duplicates
+                count(counters.duplicates, "duplicate", "duplicates")
             ),
             None => "none since start".into(),
         },
@@ -183,7 +190,10 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
     lines.push(line(
         "Outbox",
         if outbox_pending > 0 { "warn" } else { "ok" },
-        format!("{outbox_pending} messages waiting to be delivered"),
+        format!(
+            "{} waiting to be delivered",
+            count(outbox_pending as u64, "message", "messages")
+        ),
     ));
     let mqtt = context.status.mqtt.as_ref().map(|m| m.borrow().clone());
     lines.push(match mqtt {
@@ -192,8 +202,10 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
             "MQTT",
             "ok",
             format!(
-                "connected to {} ({} commands rejected, {} events dropped)",
-                m.broker, m.commands_rejected, m.events_dropped
+                "connected to {} ({} rejected, {} dropped)",
+                m.broker,
+                count(m.commands_rejected, "command", "commands"),
+                count(m.events_dropped, "event", "events")
             ),
         ),
         Some(m) => line(

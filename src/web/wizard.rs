@@ -239,7 +239,7 @@ pub fn subscription_words(status: &SubscriptionStatus) -> String {
         (_, _, Some(problem)) => problem.clone(),
         (Some(id), Some(expires), None) => format!(
             "Subscription {id} is active until {}; Beacon renews it before then.",
-            expires.format("%Y-%m-%d %H:%M UTC")
+            crate::local_time::current().format_minutes(expires)
         ),
         (Some(id), None, None) => format!("Subscription {id} is active."),
         (None, _, None) => "No subscription yet.".into(),

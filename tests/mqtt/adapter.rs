@@ -370,6 +370,22 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
     adapter.shutdown().await;
 }
 
+/// The keys Home Assistant documents for the `device` block of a discovery config.
+const DEVICE_KEYS: &[&str] = &[
+    "configuration_url",
+    "connections",
+    "hw_version",
+    "identifiers",
+    "manufacturer",
+    "model",
+    "model_id",
+    "name",
+    "serial_number",
+    "suggested_area",
+    "sw_version",
+    "via_device",
+];
+
 /// The keys Home Assistant's MQTT integration documents for each component we use (full
 /// names; `availability`, `device`, `origin` and the other shared entity options included).
 fn documented_keys(component: &str) -> (&'static [&'static str], &'static [&'static str]) {
@@ -454,6 +470,15 @@ fn documented_keys(component: &str) -> (&'static [&'static str], &'static [&'sta
             ],
             &["command_topic"],
         ),
+        "event" => (
+            &[
+                "device_class",
+                "event_types",
+                "state_topic",
+                "value_template",
+            ],
+            &["event_types", "state_topic"],
+        ),
         other => panic!("component {other} is not one Beacon should publish"),
     };
     let all: Vec<&'static str> = COMMON.iter().chain(specific).copied().collect();
@@ -462,10 +487,11 @@ fn documented_keys(component: &str) -> (&'static [&'static str], &'static [&'sta
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_payloads_follow_home_assistants_documented_schema() {
-    let rig = Rig::start(|_| {}).await;
+    let console = "https://beacon.local:8443";
+    let rig = Rig::start(|c| c.configuration_url = Some(console.into())).await;
     let first = Observer::new(&[rig.discovery_filter()]).await;
     rig.wait_connected().await;
-    first.wait_count_matching(&rig.discovery_filter(), 11).await;
+    first.wait_count_matching(&rig.discovery_filter(), 12).await;
     // A call, so that every state topic (the last call too) has something retained.
     rig.raise("19:chat@thread.v2/8008", false).await;
     let state = Observer::new(&[rig.topic("last_call")]).await;
@@ -485,7 +511,9 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
         ("button", "acknowledge"),
         ("button", "test"),
         ("button", "confirm"),
+        ("event", "alarm_event"),
     ];
+    let mut event_types = Vec::new();
     let topic_re = regex::Regex::new(
         r"^(?P<prefix>.+)/(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)?(?P<object_id>[a-zA-Z0-9_-]+)/config$",
     )
@@ -545,7 +573,8 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
                     named.starts_with(&format!("beacon/{node}/")),
                     "{topic}: {key} = {named}"
                 );
-                if key != "command_topic" {
+                // Events are not retained (a new subscriber must not replay the last one).
+                if key != "command_topic" && component != "event" {
                     live.wait_for(named, "a retained state", |s| s.retained)
                         .await;
                 }
@@ -582,11 +611,48 @@ async fn discovery_payloads_follow_home_assistants_documented_schema() {
         if let Some(qos) = map.get("qos") {
             assert!(matches!(qos.as_u64(), Some(0..=2)), "{topic}: qos");
         }
+        if component == "event" {
+            event_types = config["event_types"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        // The device block's keys are Home Assistant's; `sw_version` carries the build.
+        for key in config["device"].as_object().expect("device").keys() {
+            assert!(
+                DEVICE_KEYS.contains(&key.as_str()),
+                "{topic}: `device.{key}` is not documented"
+            );
+        }
+        assert_eq!(
+            config["device"]["sw_version"],
+            beacon::build_info::version_with_revision()
+        );
+        assert_eq!(config["device"]["configuration_url"], console);
     }
     assert_eq!(
         device_blocks.len(),
         1,
         "one device block shared by every entity"
+    );
+    // The event entity: what an acknowledgement publishes is one of its event types, with
+    // `event_type` as Home Assistant reads it.
+    let events = rig.topic("event");
+    rig.alarm
+        .send(beacon::alarm::Event::Acknowledge {
+            source: beacon::alarm::Source::Web,
+            who: Some("kim".into()),
+        })
+        .await;
+    let event = live
+        .wait_for(&events, "the acknowledgement", |s| {
+            s.json()["event_type"] == "acknowledged"
+        })
+        .await;
+    assert!(!event.retained);
+    assert!(
+        event_types.contains(&event.json()["event_type"]),
+        "{event_types:?}"
     );
     rig.stop().await;
 }

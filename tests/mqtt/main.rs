@@ -9,4 +9,5 @@
 mod support;
 
 mod adapter;
+mod metrics;
 mod tls;

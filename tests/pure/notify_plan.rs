@@ -9,11 +9,12 @@ use std::path::Path;
 use beacon::alarm::{ActiveCall, AlarmState, AuditAction, AuditRecord, CallSummary, Source};
 use beacon::alarm_task::AlarmNotice;
 use beacon::config::Config;
+use beacon::local_time::Zone;
 use beacon::outputs::notify::channel::Channel;
 use beacon::outputs::notify::message_kind::MessageKind;
 use beacon::outputs::notify::plan::{plan, CallContext, Message};
 use beacon::outputs::notify::NotifyConfig;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 const TOML: &str = r#"
 [notify]
@@ -133,7 +134,7 @@ fn run(notice: &AlarmNotice, calls: &BTreeMap<String, CallContext>) -> Vec<Messa
         "desk-1",
         notice,
         calls,
-        FixedOffset::east_opt(3600).expect("offset"),
+        &Zone::named("Europe/Berlin").expect("system zoneinfo"),
     )
 }
 
@@ -164,9 +165,7 @@ fn a_call_in_a_zone_reaches_that_zones_desk_and_the_all_zone_recipients() {
     );
     assert_eq!(messages[0].subject, "911 from Ann Smith", "edited template");
     assert!(
-        messages[0]
-            .body
-            .contains("Time: 2026-11-29 18:00:00 +01:00"),
+        messages[0].body.contains("Time: 2026-11-29 18:00:00 CET"),
         "{}",
         messages[0].body
     );

@@ -103,6 +103,11 @@ impl Console {
         self.server().url()
     }
 
+    /// What the console is handed (counters, feeds), as the appliance assembled it.
+    pub fn context(&self) -> &beacon::web::context::ConsoleContext {
+        self.appliance.context()
+    }
+
     /// Hands a chat message to recognition as a notification received now; returns the call
     /// key once it is recorded.
     pub async fn post_message(

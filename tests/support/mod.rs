@@ -9,6 +9,7 @@ pub mod console;
 pub mod fake_channels;
 pub mod fake_cloud;
 pub mod kafka;
+pub mod metrics;
 pub mod mqtt;
 pub mod notifications;
 pub mod notify_harness;

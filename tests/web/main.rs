@@ -11,4 +11,6 @@ mod web_access;
 mod web_browser;
 mod web_https;
 mod web_limits;
+mod web_metrics;
 mod web_secrets;
+mod web_time_zone;

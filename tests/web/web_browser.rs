@@ -1,7 +1,8 @@
 //! The console in a real headless Chromium (Debian's chromium + chromedriver): first start
 //! with the setup code; an emergency appears on the dashboard without a reload and the
 //! Acknowledge button turns the simulated strobe off; the call's page shows the map and the raw
-//! data; a caller name made of HTML and script is shown as text and runs nothing.
+//! data, and without map tiles still says where the caller is; a caller name made of HTML and
+//! script is shown as text and runs nothing.
 //! With `BEACON_SCREENSHOTS=dir` each page is saved as a PNG (docs/screenshots/).
 
 use std::time::Duration;
@@ -282,6 +283,63 @@ async fn a_hostile_caller_name_is_shown_as_text_and_runs_nothing() {
     assert_eq!(caller, stored_name);
     assert_eq!(browser.alert_text().await, None);
     assert!(browser.find("img[src='x']").await.is_none());
+    browser.quit().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_map_tiles_the_call_page_still_says_where_and_links_to_a_map() {
+    // Tiles from a port nothing listens on: what the box sees without internet.
+    let console = Console::start_full(
+        beacon::web::WebConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            https: false,
+            tiles_url: "http://127.0.0.1:9/{z}/{x}/{y}.png".into(),
+            ..beacon::web::WebConfig::default()
+        },
+        &beacon::config::Config::default(),
+        crate::support::console::add_users,
+    )
+    .await;
+    console
+        .post_message(
+            "19:offline@thread.v2",
+            "offline-1",
+            emergency_message("Jordan Rivera"),
+        )
+        .await;
+    let browser = Browser::start().await;
+    log_in(&browser, &console, GUARD.0, GUARD.1).await;
+    browser.goto(&format!("{}/calls", console.url())).await;
+    browser.wait_for_text("#calls", "Jordan Rivera", WAIT).await;
+    browser.click_on("#calls tbody a").await;
+    // The grey square gives way to a notice in words…
+    browser
+        .wait_for("#map[data-tiles-state='unavailable']", WAIT)
+        .await;
+    browser
+        .wait_for_text("#map-offline", "tiles do not load", WAIT)
+        .await;
+    let map = browser.wait_for("#map", WAIT).await;
+    assert_eq!(browser.text(&map).await, "", "the empty map is hidden");
+    // …and where the caller is stays on the page: coordinates, address, links.
+    browser
+        .wait_for_text("#coordinates", "47.639600, -122.128300", WAIT)
+        .await;
+    browser
+        .wait_for_text("#address", "725 Example Street, Floor 4, Redmond", WAIT)
+        .await;
+    let link = browser.wait_for("#map-link", WAIT).await;
+    assert_eq!(
+        browser.attribute(&link, "href").await.as_deref(),
+        Some("https://www.openstreetmap.org/?mlat=47.639600&mlon=-122.128300#map=18/47.639600/-122.128300")
+    );
+    let geo = browser.wait_for("#geo-link", WAIT).await;
+    assert_eq!(
+        browser.attribute(&geo, "href").await.as_deref(),
+        Some("geo:47.639600,-122.128300")
+    );
+    browser.screenshot("call-detail-offline").await;
     browser.quit().await;
     console.stop().await;
 }

@@ -39,6 +39,10 @@ pub struct MqttConfig {
     pub discovery: bool,
     /// Home Assistant's discovery prefix (and `<prefix>/status`, its birth message).
     pub discovery_prefix: String,
+    /// The console's address as Home Assistant links it ("Visit" on the device page),
+    /// `http(s)://…`. Default: `https://beacon.local` (with `[web]`'s port when not 443);
+    /// none without `[web]`.
+    pub configuration_url: Option<String>,
     /// Accept the acknowledge and test commands. When off, commands are answered with a
     /// rejection and the Home Assistant buttons and siren control are not offered.
     pub commands_enabled: bool,
@@ -63,6 +67,7 @@ impl Default for MqttConfig {
             base_topic: "beacon".into(),
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            configuration_url: None,
             commands_enabled: true,
             keepalive_secs: 30,
             trouble_after_secs: 30,
@@ -117,6 +122,18 @@ impl MqttConfig {
         }
         check_topic_prefix("mqtt.base_topic", &self.base_topic)?;
         check_topic_prefix("mqtt.discovery_prefix", &self.discovery_prefix)?;
+        if let Some(url) = &self.configuration_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or_default();
+            if rest.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err((
+                    "mqtt.configuration_url",
+                    "an http:// or https:// address without spaces".into(),
+                ));
+            }
+        }
         if !(5..=3600).contains(&self.keepalive_secs) {
             return Err(("mqtt.keepalive_secs", "must be 5 to 3600".into()));
         }
@@ -264,6 +281,20 @@ mod tests {
                     ..enabled()
                 },
                 "mqtt.discovery_prefix",
+            ),
+            (
+                MqttConfig {
+                    configuration_url: Some("beacon.local".into()),
+                    ..enabled()
+                },
+                "mqtt.configuration_url",
+            ),
+            (
+                MqttConfig {
+                    configuration_url: Some("https://beacon local".into()),
+                    ..enabled()
+                },
+                "mqtt.configuration_url",
             ),
             (
                 MqttConfig {

@@ -15,14 +15,58 @@
 //! | `button` | `acknowledge` | acknowledges every active call |
 //! | `button` | `test` | starts a lamp test |
 //! | `button` | `confirm` | makes every active possible emergency the full alarm |
+//! | `event` | `alarm_event` | every alarm transition (`call_raised`, `acknowledged`, …) as it happens |
 //!
-//! Every entity shares one `device` block (identifiers `beacon_<node>`), the availability
-//! topic, and a `unique_id` of `beacon_<node>_<object>`. With commands disabled the siren and
-//! buttons are withdrawn (an empty retained config removes an entity).
+//! Every entity shares one `device` block (identifiers `beacon_<node>`, `sw_version` with the
+//! build's revision, `configuration_url` the console), the availability topic, and a
+//! `unique_id` of `beacon_<node>_<object>`. With commands disabled the siren and buttons are
+//! withdrawn (an empty retained config removes an entity).
 
 use serde_json::{json, Value};
 
 use super::topics::Topics;
+use crate::alarm::AuditAction;
+
+/// The `event_types` of the event entity: every alarm transition, as `…/event`'s
+/// `event_type` names it. A new [`AuditAction`] must be added here (see [`is_listed`]): Home
+/// Assistant drops an event whose type is not listed.
+pub const EVENT_TYPES: [AuditAction; 14] = [
+    AuditAction::CallRaised,
+    AuditAction::CallUpdated,
+    AuditAction::Confirmed,
+    AuditAction::Acknowledged,
+    AuditAction::Silenced,
+    AuditAction::AutoSilenced,
+    AuditAction::Escalated,
+    AuditAction::Cleared,
+    AuditAction::AutoCleared,
+    AuditAction::TroubleRaised,
+    AuditAction::TroubleCleared,
+    AuditAction::LampTestStarted,
+    AuditAction::LampTestEnded,
+    AuditAction::Restored,
+];
+
+/// Whether `action` is in [`EVENT_TYPES`]; its exhaustive `match` stops the build when an
+/// action is added to the alarm and not here.
+pub fn is_listed(action: AuditAction) -> bool {
+    match action {
+        AuditAction::CallRaised
+        | AuditAction::CallUpdated
+        | AuditAction::Confirmed
+        | AuditAction::Acknowledged
+        | AuditAction::Silenced
+        | AuditAction::AutoSilenced
+        | AuditAction::Escalated
+        | AuditAction::Cleared
+        | AuditAction::AutoCleared
+        | AuditAction::TroubleRaised
+        | AuditAction::TroubleCleared
+        | AuditAction::LampTestStarted
+        | AuditAction::LampTestEnded
+        | AuditAction::Restored => EVENT_TYPES.contains(&action),
+    }
+}
 
 /// One retained discovery message: `None` withdraws the entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +79,10 @@ pub struct DiscoveryMessage {
 #[derive(Debug, Clone)]
 pub struct DeviceInfo<'a> {
     pub device_id: &'a str,
-    /// Beacon's version (`sw_version`).
+    /// Beacon's version with the build's revision (`sw_version`).
     pub version: &'a str,
+    /// The console's address (`configuration_url`), when there is one.
+    pub configuration_url: Option<&'a str>,
     /// Offer the siren control and the buttons.
     pub commands_enabled: bool,
 }
@@ -138,6 +184,17 @@ pub fn messages(topics: &Topics, device: &DeviceInfo<'_>) -> Vec<DiscoveryMessag
                 "entity_category": "diagnostic",
             }),
         ),
+        entity(
+            "event",
+            "alarm_event",
+            "Alarm event",
+            json!({
+                "state_topic": topics.event(),
+                "event_types": EVENT_TYPES,
+                "qos": 1,
+                "icon": "mdi:alarm-light-outline",
+            }),
+        ),
     ];
     let controls = [
         entity(
@@ -213,7 +270,7 @@ pub fn messages(topics: &Topics, device: &DeviceInfo<'_>) -> Vec<DiscoveryMessag
 /// The keys every entity has: availability, device, origin, unique id and name.
 fn common(topics: &Topics, device: &DeviceInfo<'_>, object: &str, name: &str) -> Value {
     let node = topics.node_id();
-    json!({
+    let mut config = json!({
         "name": name,
         "unique_id": format!("beacon_{node}_{object}"),
         "availability": [{
@@ -232,7 +289,11 @@ fn common(topics: &Topics, device: &DeviceInfo<'_>, object: &str, name: &str) ->
             "name": "Beacon",
             "sw_version": device.version,
         },
-    })
+    });
+    if let Some(url) = device.configuration_url {
+        config["device"]["configuration_url"] = json!(url);
+    }
+    config
 }
 
 #[cfg(test)]
@@ -244,7 +305,8 @@ mod tests {
             &Topics::new("beacon", "desk-1", "homeassistant"),
             &DeviceInfo {
                 device_id: "desk-1",
-                version: "0.1.0",
+                version: "0.1.0 (3f2a9c1d0b7e)",
+                configuration_url: Some("https://beacon.local"),
                 commands_enabled,
             },
         )
@@ -262,9 +324,43 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), count);
-        assert_eq!(count, 11);
+        assert_eq!(count, 12);
         for config in messages.iter().filter_map(|m| m.config.as_ref()) {
             assert_eq!(config["device"]["identifiers"][0], "beacon_desk-1");
+            assert_eq!(
+                config["device"]["configuration_url"],
+                "https://beacon.local"
+            );
+            assert_eq!(config["device"]["sw_version"], "0.1.0 (3f2a9c1d0b7e)");
+        }
+    }
+
+    #[test]
+    fn the_event_entity_lists_every_alarm_transition_by_its_published_name() {
+        let messages = all(true);
+        let event = messages
+            .iter()
+            .find(|m| m.topic == "homeassistant/event/desk-1/alarm_event/config")
+            .and_then(|m| m.config.as_ref())
+            .expect("event entity");
+        assert_eq!(event["state_topic"], "beacon/desk-1/event");
+        let types: Vec<&str> = event["event_types"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        for wanted in [
+            "call_raised",
+            "acknowledged",
+            "silenced",
+            "cleared",
+            "escalated",
+        ] {
+            assert!(types.contains(&wanted), "{wanted} in {types:?}");
+        }
+        for action in EVENT_TYPES {
+            assert!(is_listed(action));
         }
     }
 

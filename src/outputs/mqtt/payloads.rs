@@ -107,6 +107,8 @@ pub struct TroubleEntry {
 /// `…/event` (not retained): one per alarm transition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPayload {
+    /// The same as `action`: the key Home Assistant's MQTT `event` entity reads.
+    pub event_type: AuditAction,
     pub device: String,
     /// `call_raised`, `call_updated`, `confirmed` (a possible call became the full alarm),
     /// `acknowledged`, `silenced`, `auto_silenced`,
@@ -199,6 +201,7 @@ pub fn trouble(view: &AlarmView) -> TroublePayload {
 pub fn event(device: &str, notice: &AlarmNotice) -> EventPayload {
     let record = &notice.record;
     EventPayload {
+        event_type: record.action,
         device: device.to_string(),
         action: record.action,
         at: record.at,

@@ -185,6 +185,8 @@ pub struct PublisherSettings {
     pub discovery: bool,
     /// Carry out commands (otherwise reject them, and withdraw the controls from discovery).
     pub commands_enabled: bool,
+    /// The console's address, for Home Assistant's device page.
+    pub configuration_url: Option<String>,
 }
 
 impl PublisherSettings {
@@ -197,6 +199,7 @@ impl PublisherSettings {
             trouble_after: config.trouble_after(),
             discovery: config.discovery,
             commands_enabled: config.commands_enabled,
+            configuration_url: config.configuration_url.clone(),
         }
     }
 }
@@ -554,9 +557,11 @@ impl Publisher {
         if !self.settings.discovery {
             return;
         }
+        let version = crate::build_info::version_with_revision();
         let device = DeviceInfo {
             device_id: &self.settings.device_id,
-            version: env!("CARGO_PKG_VERSION"),
+            version: &version,
+            configuration_url: self.settings.configuration_url.as_deref(),
             commands_enabled: self.settings.commands_enabled,
         };
         for message in discovery::messages(&self.settings.topics, &device) {

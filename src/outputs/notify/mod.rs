@@ -18,6 +18,7 @@
 //! | PagerDuty Events v2 | [`pagerduty`] | HTTP |
 //! | shared HTTP client and answer classification | [`http`] | HTTP |
 //! | the configured senders | [`send`] | — |
+//! | delivery attempts counted per channel and outcome | [`tally`] | no |
 //! | follow the alarm, enqueue, deliver, report trouble | [`task`] | tokio |
 //!
 //! Secrets (SMTP password, Twilio auth token, PagerDuty routing key, webhook URLs and HMAC
@@ -35,6 +36,7 @@ pub mod pagerduty;
 pub mod plan;
 pub mod send;
 pub mod slack;
+pub mod tally;
 pub mod task;
 pub mod teams;
 pub mod templates;

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
@@ -31,6 +31,7 @@ use crate::alarm::{
     Acknowledgement, ActiveCall, AuditAction, AuditRecord, CallLevel, DisplayModel, Source,
 };
 use crate::alarm_task::AlarmNotice;
+use crate::local_time::Zone;
 
 /// What the store knows about a call beyond the alarm's summary.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,7 +88,7 @@ pub fn plan(
     device: &str,
     notice: &AlarmNotice,
     calls: &BTreeMap<String, CallContext>,
-    offset: FixedOffset,
+    zone: &Zone,
 ) -> Vec<Message> {
     let record = &notice.record;
     let kind_of = |call: &ActiveCall| match record.action {
@@ -144,7 +145,7 @@ pub fn plan(
             _ => None,
         };
         let details = details(call, &context, who, device);
-        let vars = variables(kind, &details, offset);
+        let vars = variables(kind, &details, zone);
         let (subject, body) = templates.render(kind, &vars);
         let mut seen = Vec::new();
         for (channel, to) in targets {
@@ -259,7 +260,7 @@ pub fn map_link(context: &CallContext, location: Option<&str>) -> Option<String>
 pub fn variables(
     kind: MessageKind,
     details: &Details,
-    offset: FixedOffset,
+    zone: &Zone,
 ) -> BTreeMap<&'static str, String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     BTreeMap::from([
@@ -297,11 +298,7 @@ pub fn variables(
             "time",
             details
                 .raised_at
-                .map(|t| {
-                    t.with_timezone(&offset)
-                        .format("%Y-%m-%d %H:%M:%S %:z")
-                        .to_string()
-                })
+                .map(|t| zone.format(t))
                 .unwrap_or_default(),
         ),
         ("who", text(&details.who)),

@@ -23,6 +23,7 @@ use super::health::{Change, ChannelHealth};
 use super::outbox::{Outbox, OutboxEntry, Policy, Status};
 use super::plan::{self, CallContext};
 use super::send::Senders;
+use super::tally::{DeliveryTally, Outcome};
 use super::templates::Templates;
 use crate::alarm::{AuditAction, Event};
 use crate::alarm_task::{AlarmHandle, AlarmNotice};
@@ -39,6 +40,7 @@ pub struct Notifier {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     outbox: Arc<Outbox>,
+    tally: Arc<DeliveryTally>,
 }
 
 impl Notifier {
@@ -66,6 +68,7 @@ impl Notifier {
         let poke = Arc::new(Notify::new());
         let senders = Arc::new(senders);
         let mut tasks = Vec::new();
+        let tally = Arc::new(DeliveryTally::new(channels.clone()));
         let planner = Planner {
             config: config.clone(),
             templates,
@@ -77,9 +80,10 @@ impl Notifier {
             poke: poke.clone(),
         };
         tasks.push(tokio::spawn(planner.run(alarm.notices(), stopped.clone())));
-        for channel in channels {
+        for &channel in &channels {
             let delivery = Delivery {
                 channel,
+                tally: tally.clone(),
                 outbox: outbox.clone(),
                 senders: senders.clone(),
                 policy,
@@ -94,7 +98,13 @@ impl Notifier {
             stop,
             tasks,
             outbox,
+            tally,
         }))
+    }
+
+    /// Delivery attempts per channel and outcome since start (the console's `/metrics`).
+    pub fn deliveries(&self) -> Arc<DeliveryTally> {
+        self.tally.clone()
     }
 
     /// The outbox (tests, the console).
@@ -193,14 +203,14 @@ impl Planner {
         for call in &notice.calls {
             contexts.insert(call.key.clone(), self.context(&call.key, stopped).await);
         }
-        let offset = *chrono::Local::now().offset();
+        let zone = crate::local_time::current();
         let messages = plan::plan(
             &self.config,
             &self.templates,
             &self.device,
             &notice,
             &contexts,
-            offset,
+            &zone,
         );
         let now = Utc::now();
         let mut queued = 0;
@@ -272,6 +282,7 @@ struct Delivery {
     trouble_after: Duration,
     alarm: AlarmHandle,
     health: ChannelHealth,
+    tally: Arc<DeliveryTally>,
 }
 
 impl Delivery {
@@ -323,14 +334,17 @@ impl Delivery {
             let updated = match &result {
                 Ok(()) => {
                     tracing::info!(id = %id, channel = self.channel.name(), kind = entry.kind.name(), "notification delivered");
+                    self.tally.count(self.channel, Outcome::Delivered);
                     entry.delivered(now)
                 }
                 Err(error) => {
                     blocked.push(entry.recipient.clone());
                     let updated = entry.failed(error, now, &self.policy);
                     if updated.status == Status::Expired {
+                        self.tally.count(self.channel, Outcome::Expired);
                         tracing::error!(id = %id, channel = self.channel.name(), %error, "notification given up (expired)");
                     } else {
+                        self.tally.count(self.channel, Outcome::Failed);
                         tracing::warn!(id = %id, channel = self.channel.name(), %error, attempts = updated.attempts, "notification not delivered; will retry");
                         next =
                             Some(next.map_or(updated.next_attempt_at, |n| {

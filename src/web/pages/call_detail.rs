@@ -9,6 +9,7 @@ use warp::reply::Response;
 use super::{time, Layout};
 use crate::calls::{CallLog, CallRecord};
 use crate::emergency::{self, Kind};
+use crate::outputs::notify::plan::{map_link, CallContext};
 use crate::web::records::{call_key, chat_lines, kind_name, timeline, ChatLine};
 use crate::web::respond;
 use crate::web::respond::Audience;
@@ -17,6 +18,16 @@ use crate::web::state::{Caller, Web};
 
 /// Messages of the chat shown under the call.
 const HISTORY: usize = 50;
+
+/// Where the caller is, in words and links: shown whether or not the map's tiles load.
+struct Whereabouts {
+    /// `47.639600, -122.128300`, when known.
+    coordinates: Option<String>,
+    /// OpenStreetMap at the coordinates, else a search for the address (as in notifications).
+    map_link: String,
+    /// `geo:` URI (RFC 5870): a phone opens its own maps app, which may have the area offline.
+    geo_link: Option<String>,
+}
 
 /// The map's data attributes.
 struct MapData {
@@ -43,6 +54,7 @@ struct CallPage {
     /// The message text of a possible emergency (the guard reads it to decide).
     possible_message: Option<String>,
     map: Option<MapData>,
+    whereabouts: Option<Whereabouts>,
     /// (time, what)
     timeline: Vec<(String, String)>,
     history: Vec<ChatLine>,
@@ -78,6 +90,10 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
         }),
         _ => None,
     };
+    let whereabouts = whereabouts(
+        location.latitude.zip(location.longitude),
+        location.text.as_deref(),
+    );
     let page = CallPage {
         layout: Layout::new("Emergency call", "calls", &session),
         caller: call.caller.display_name.clone(),
@@ -101,6 +117,7 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
             .then(|| emergency::excerpt(&call.raw, POSSIBLE_MESSAGE_CHARS))
             .flatten(),
         map,
+        whereabouts,
         timeline: timeline(&web.context.store, &record)
             .into_iter()
             .map(|e| (time(e.at), e.what))
@@ -141,4 +158,19 @@ fn record_without_raw(record: &CallRecord) -> serde_json::Value {
         call.remove("raw");
     }
     value
+}
+
+/// The coordinates and links for `coordinates` and `address`; `None` with neither.
+fn whereabouts(coordinates: Option<(f64, f64)>, address: Option<&str>) -> Option<Whereabouts> {
+    let (latitude, longitude) = coordinates.unzip();
+    let context = CallContext {
+        latitude,
+        longitude,
+        ..CallContext::default()
+    };
+    Some(Whereabouts {
+        map_link: map_link(&context, address)?,
+        coordinates: coordinates.map(|(lat, lon)| format!("{lat:.6}, {lon:.6}")),
+        geo_link: coordinates.map(|(lat, lon)| format!("geo:{lat:.6},{lon:.6}")),
+    })
 }

@@ -55,7 +55,8 @@ struct CallsPage {
     /// The filter as a query string (without the page), for paging and export links.
     query: String,
     problem: Option<String>,
-    total: usize,
+    /// `1 call`, `2 calls`.
+    total_calls: String,
     page: usize,
     pages: usize,
 }
@@ -85,7 +86,7 @@ pub fn show(web: &Web, caller: &Caller, filter: CallFilter) -> Response {
         zones,
         query: query(&filter),
         problem,
-        total,
+        total_calls: crate::wording::count(total as u64, "call", "calls"),
         page: filter.page(),
         pages: total.div_ceil(PAGE_SIZE).max(1),
     };

@@ -84,8 +84,12 @@ pub fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             &caller,
             user,
             Some(format!(
-                "Too many wrong codes. Try again in {} seconds.",
-                wait.num_seconds().max(1)
+                "Too many wrong codes. Try again in {}.",
+                crate::wording::count(
+                    wait.num_seconds().max(1).unsigned_abs(),
+                    "second",
+                    "seconds"
+                )
             )),
             StatusCode::TOO_MANY_REQUESTS,
         );

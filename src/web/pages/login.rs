@@ -97,8 +97,12 @@ pub async fn submit(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             &caller,
             user,
             Some(format!(
-                "Too many failed attempts. Try again in {} seconds.",
-                wait.num_seconds().max(1)
+                "Too many failed attempts. Try again in {}.",
+                crate::wording::count(
+                    wait.num_seconds().max(1).unsigned_abs(),
+                    "second",
+                    "seconds"
+                )
             )),
             StatusCode::TOO_MANY_REQUESTS,
         );

@@ -66,7 +66,7 @@ pub fn csrf_ok(session: &Session, form: &Form) -> bool {
     csrf::matches(&session.csrf, form.get(csrf::FIELD).map(String::as_str))
 }
 
-/// `2025-03-01 10:15:23 UTC`.
+/// `2025-03-01 02:15:23 PST`: in the appliance's time zone ([`crate::local_time`]).
 pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    crate::local_time::shown(at)
 }

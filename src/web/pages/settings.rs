@@ -1,6 +1,7 @@
-//! `/settings` (admins only): the configuration in force — secrets shown only as "set" —
-//! the console's users, with a form to add a guard or admin, API tokens, and the fleet (its
-//! id, a one-time join code for a new box, the boxes that joined here, rotating its secrets, leaving it).
+//! `/settings` (admins only): the configuration in force — secrets shown only as "set" —,
+//! the time zone times are shown in (a form to choose it), the console's users with a form to
+//! add a guard or admin, API tokens, and the fleet (its id, a one-time join code for a new
+//! box, the boxes that joined here, rotating its secrets, leaving it).
 
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ struct SettingsPage {
     tokens: Vec<(String, &'static str, String, String)>,
     /// A token just made: shown this once.
     new_token: Option<String>,
+    /// The zone times are shown in (name) and a time in it, as an example.
+    time_zone: String,
+    time_zone_now: String,
     notice: Option<String>,
     problem: Option<String>,
     /// The fleet: its id, the open join code and until when, the boxes that joined here.
@@ -87,6 +91,8 @@ fn page_with_token(
                 .map(|t| (t.name, t.role.name(), super::time(t.created), t.created_by))
                 .collect(),
             new_token,
+            time_zone: crate::local_time::current().name().to_string(),
+            time_zone_now: super::time(chrono::Utc::now()),
             notice,
             problem,
             fleet_id: crate::graph::fleet::FleetSecrets::load(&web.context.store)
@@ -314,5 +320,51 @@ pub fn revoke_token(web: Arc<Web>, caller: Caller, form: Form) -> Response {
             format!("API token {name} revoked.")
         })
         .map_err(|problem| problem.to_string());
+    answer(&web, &session, outcome)
+}
+
+/// Chooses the time zone times are shown in (an IANA name; empty: the configuration file's or
+/// the system's again). Kept in the store, so it outlasts a restart and wins over the file.
+pub fn set_time_zone(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let name = field(&form, "time_zone");
+    let store = &web.context.store;
+    let outcome = if name.is_empty() {
+        store
+            .settings
+            .remove(crate::local_time::SAVED_KEY)
+            .map_err(|e| e.to_string())
+            .map(|_| {
+                crate::local_time::chosen(None, web.file_time_zone.as_deref())
+                    .unwrap_or_else(crate::local_time::Zone::system)
+            })
+    } else {
+        crate::local_time::Zone::named(name)
+            .map_err(|problem| format!("Time zone: {problem}."))
+            .and_then(|zone| {
+                store
+                    .settings
+                    .insert(
+                        crate::local_time::SAVED_KEY,
+                        &serde_json::json!(zone.name()),
+                    )
+                    .map_err(|e| e.to_string())
+                    .map(|()| zone)
+            })
+    }
+    .map(|zone| {
+        let shown = zone.format(chrono::Utc::now());
+        tracing::info!(
+            by = session.user,
+            zone = zone.name(),
+            "console: time zone set"
+        );
+        let said = format!("Times are now shown in {} (now {shown}).", zone.name());
+        crate::local_time::set_current(zone);
+        said
+    });
     answer(&web, &session, outcome)
 }

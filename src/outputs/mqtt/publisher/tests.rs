@@ -251,7 +251,7 @@ fn connecting_subscribes_first_and_goes_online_only_once_the_broker_answered() {
         .iter()
         .filter(|m| m.topic.starts_with("homeassistant/"))
         .collect();
-    assert_eq!(discovery.len(), 11);
+    assert_eq!(discovery.len(), 12);
     assert!(discovery.iter().all(|m| m.retain && !m.payload.is_empty()));
     for state in state_topics() {
         let seen = on_topic(&ready, &state);
@@ -287,6 +287,59 @@ fn without_discovery_no_discovery_is_published() {
         .iter()
         .all(|t| !t.starts_with("homeassistant/")));
     assert_eq!(on_topic(&ready, &topic("alarm")).len(), 1);
+}
+
+#[test]
+fn home_assistant_gets_the_console_link_the_build_and_an_event_for_every_transition() {
+    let mut rig = Rig::with(|c| c.configuration_url = Some("https://beacon.local:8443".into()));
+    let ready = rig.connect();
+    let event_entity = on_topic(&ready, "homeassistant/event/desk-1/alarm_event/config");
+    assert_eq!(event_entity.len(), 1);
+    let config = json(&event_entity[0]);
+    assert_eq!(
+        config["device"]["configuration_url"],
+        "https://beacon.local:8443"
+    );
+    let sw_version = config["device"]["sw_version"].as_str().unwrap_or_default();
+    assert_eq!(sw_version, crate::build_info::version_with_revision());
+    assert!(
+        sw_version.contains(crate::build_info::REVISION),
+        "{sw_version}"
+    );
+    let event_types = config["event_types"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+
+    // Raised, silenced, acknowledged: one event each, typed as the entity lists it.
+    let mut seen = Vec::new();
+    seen.extend(on_topic(&rig.raise("chat/1"), &topic("event")));
+    seen.extend(on_topic(
+        &rig.on_alarm(Event::Silence {
+            source: Source::Web,
+            who: None,
+        }),
+        &topic("event"),
+    ));
+    seen.extend(on_topic(
+        &rig.on_alarm(Event::Acknowledge {
+            source: Source::Web,
+            who: Some("kim".into()),
+        }),
+        &topic("event"),
+    ));
+    let types: Vec<Value> = seen.iter().map(|m| json(m)["event_type"].clone()).collect();
+    assert_eq!(types, ["call_raised", "silenced", "acknowledged"]);
+    for (message, event_type) in seen.iter().zip(&types) {
+        assert!(
+            !message.retain,
+            "an event is not replayed to a new subscriber"
+        );
+        assert!(
+            event_types.contains(event_type),
+            "{event_type} not in {event_types:?}"
+        );
+    }
 }
 
 #[test]
