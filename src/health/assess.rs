@@ -505,17 +505,17 @@ mod tests {
         let limits = Limits::default();
         let mut assessor = Assessor::default();
         assert!(assessor.assess(&healthy(at(0)), &limits).is_empty());
-        // Refused at 12:00:03; the supervisor looks at 12:00:10.
-        let mut obs = healthy(at(10));
+        // Refused at 12:00:03; the supervisor looks at 12:02:10 (times are shown to the minute).
+        let mut obs = healthy(at(130));
         obs.ingest.client_state_rejects = 1;
         obs.ingest.last_refused_ms = at(3).timestamp_millis();
         let faults = assessor.assess(&obs, &limits);
         assert!(
-            faults[0].detail.contains("last at 12:00:03 UTC"),
+            faults[0].detail.contains("last at 12:00 UTC"),
             "{}",
             faults[0].detail
         );
-        // Held from the refusal: 15 minutes after 12:00:03, not after 12:00:10.
+        // Held from the refusal: 15 minutes after 12:00:03, not after 12:02:10.
         obs.now = at(3 + 15 * 60);
         assert!(assessor.assess(&obs, &limits).is_empty());
     }

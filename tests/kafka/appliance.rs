@@ -278,23 +278,9 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
 
     // Supervision: push did not report the call within the window — a trouble naming the path
     // and the call; the figures per path on the status (and so /api/health).
-    let mut health = context.health.clone();
-    let trouble = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let found = health
-                .borrow_and_update()
-                .faults
-                .iter()
-                .find(|f| f.component == "chat-notifications")
-                .cloned();
-            if let Some(fault) = found {
-                return fault;
-            }
-            let _ = health.changed().await;
-        }
-    })
-    .await
-    .expect("a trouble names the path that missed the call");
+    let trouble = fault_of(&context, "chat-notifications", Duration::from_secs(30))
+        .await
+        .expect("a trouble names the path that missed the call");
     assert!(
         trouble
             .detail
@@ -359,6 +345,30 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
 }
 
 /// Writes the poll interval and the path window into the configuration at `path`.
+/// The fault the health supervisor reports for `component`, once it does (within `within`).
+async fn fault_of(
+    context: &beacon::web::ConsoleContext,
+    component: &str,
+    within: Duration,
+) -> Result<beacon::health::Fault, tokio::time::error::Elapsed> {
+    let mut health = context.health.clone();
+    tokio::time::timeout(within, async {
+        loop {
+            let found = health
+                .borrow_and_update()
+                .faults
+                .iter()
+                .find(|f| f.component == component)
+                .cloned();
+            if let Some(fault) = found {
+                return fault;
+            }
+            let _ = health.changed().await;
+        }
+    })
+    .await
+}
+
 fn set_poll(path: &std::path::Path, every: Duration, window: Duration) {
     let config = std::fs::read_to_string(path).expect("config");
     std::fs::write(
@@ -438,23 +448,9 @@ async fn a_sign_in_revoked_while_idle_becomes_a_trouble() {
     subscribed(&cloud).await;
     cloud.revoke_session(crate::support::fake_cloud::GrantFailure::PasswordChanged);
     cloud.expire_access_tokens();
-    let mut health = context.health.clone();
-    let trouble = tokio::time::timeout(Duration::from_secs(40), async {
-        loop {
-            let found = health
-                .borrow_and_update()
-                .faults
-                .iter()
-                .find(|f| f.component == "sign-in")
-                .cloned();
-            if let Some(fault) = found {
-                return fault;
-            }
-            let _ = health.changed().await;
-        }
-    })
-    .await
-    .expect("the revoked sign-in is a trouble while the box is idle");
+    let trouble = fault_of(&context, "sign-in", Duration::from_secs(40))
+        .await
+        .expect("the revoked sign-in is a trouble while the box is idle");
     assert!(
         trouble.detail.contains("AADSTS50173") || trouble.detail.to_lowercase().contains("sign"),
         "{}",

@@ -153,21 +153,9 @@ pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
 /// Gives the fleet a new clientState (a stolen box): the fleet's subscription is replaced by
 /// one with the new state, and every other box must join again.
 pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match admit(&web, &caller, &form) {
-        Ok(s) => s,
+    let (session, keeper) = match admit_with_keeper(&web, &caller, &form) {
+        Ok(admitted) => admitted,
         Err(refused) => return refused,
-    };
-    let keeper = web
-        .context
-        .cloud
-        .as_ref()
-        .and_then(|control| control.handles.borrow().keeper.clone());
-    let Some(keeper) = keeper else {
-        return answer(
-            &web,
-            &session,
-            Err("No subscription is kept on this box yet: set it up first.".into()),
-        );
     };
     let outcome = keeper
         .rotate_fleet_secrets(chrono::Utc::now())
@@ -182,21 +170,9 @@ pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response
 
 /// Leaves the fleet: this box becomes a fleet of one.
 pub async fn fleet_leave(web: Arc<Web>, caller: Caller, form: Form) -> Response {
-    let session = match admit(&web, &caller, &form) {
-        Ok(s) => s,
+    let (session, keeper) = match admit_with_keeper(&web, &caller, &form) {
+        Ok(admitted) => admitted,
         Err(refused) => return refused,
-    };
-    let keeper = web
-        .context
-        .cloud
-        .as_ref()
-        .and_then(|control| control.handles.borrow().keeper.clone());
-    let Some(keeper) = keeper else {
-        return answer(
-            &web,
-            &session,
-            Err("No subscription is kept on this box yet: set it up first.".into()),
-        );
     };
     let outcome = keeper
         .leave_fleet()
@@ -214,6 +190,30 @@ fn web_address(web: &Web) -> String {
     match web.config.listen.port() {
         443 => "https://<this box>".to_string(),
         port => format!("https://<this box>:{port}"),
+    }
+}
+
+/// [`admit`], and the running subscription keeper the fleet's actions go through (or the
+/// page saying there is none yet).
+#[allow(clippy::result_large_err)]
+fn admit_with_keeper(
+    web: &Web,
+    caller: &Caller,
+    form: &Form,
+) -> Result<(Session, Arc<crate::graph::subscription::SubscriptionKeeper>), Response> {
+    let session = admit(web, caller, form)?;
+    let keeper = web
+        .context
+        .cloud
+        .as_ref()
+        .and_then(|control| control.handles.borrow().keeper.clone());
+    match keeper {
+        Some(keeper) => Ok((session, keeper)),
+        None => Err(answer(
+            web,
+            &session,
+            Err("No subscription is kept on this box yet: set it up first.".into()),
+        )),
     }
 }
 
