@@ -1226,13 +1226,13 @@ async fn short_campaign_every_emergency_alarms_exactly_once() {
     assert!(summary.injected >= 8, "{}", summary.table());
 }
 
-/// The full campaign (`scripts/fault-campaign`): 100 kills, every fault kind with its trouble,
+/// The full campaign (`scripts/fault-campaign`): 200 kills, every fault kind with its trouble,
 /// a full disk and a burst of 10,000 notifications.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the full fault campaign takes about 15 minutes: scripts/fault-campaign"]
+#[ignore = "the full fault campaign takes about 17 minutes: scripts/fault-campaign"]
 async fn full_campaign() {
     let summary = run_campaign(Plan {
-        kills: 100,
+        kills: 200,
         burst_per_kill: 30,
         trouble_phases: true,
         disk_full: true,
