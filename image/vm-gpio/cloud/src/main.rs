@@ -66,8 +66,14 @@ fn main() -> std::process::ExitCode {
 
 fn seed(data: &Path, out: &Path) -> Result<()> {
     let store = Store::open(data).map_err(|e| e.to_string())?;
-    ClientStates::default()
-        .add(&store, SUBSCRIPTION, Secret::new(CLIENT_STATE))
+    // The fleet of one this box is: its clientState is the one the stand-in publishes with,
+    // and the seeded subscription is the fleet's.
+    let states = ClientStates::load(&store).map_err(|e| e.to_string())?;
+    let mut fleet = states.secrets().ok_or("no fleet secrets")?;
+    fleet.client_state = Secret::new(CLIENT_STATE);
+    states.replace(&store, fleet).map_err(|e| e.to_string())?;
+    states
+        .adopt(&store, SUBSCRIPTION)
         .map_err(|e| e.to_string())?;
     store
         .set_secret(REFRESH_TOKEN, &Secret::new("vm-gpio-refresh-token"))
