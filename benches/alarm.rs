@@ -3,10 +3,11 @@
 //!
 //! 1. recognised call → strobe pin: `AlarmHandle::raise` until the simulated strobe pin is on
 //!    (alarm task, output view, relay task);
-//! 2. Kafka record → strobe pin: rich notifications (no Graph fetch) through the real broker
-//!    (SASL_SSL), Beacon's consumer, ingest, recognition, alarm and relay task — measured from
-//!    the moment librdkafka delivered the record to Beacon, and from the send, beside a bare
-//!    rdkafka consumer reading the same records.
+//! 2. Kafka record → strobe pin, per source: rich chat-message notifications and Graph
+//!    emergency call events (neither needs a Graph fetch) through the real broker (SASL_SSL),
+//!    Beacon's consumer, ingest, recognition, alarm and relay task — measured from the moment
+//!    librdkafka delivered the record to Beacon, and from the send, beside a bare rdkafka
+//!    consumer reading the same chat records.
 //!
 //! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
 
@@ -114,11 +115,10 @@ fn main() {
         states
             .replace(
                 &store,
-                beacon::graph::fleet::FleetSecrets {
-                    id: "fleet-bench".into(),
-                    client_state: Secret::new(STATE),
-                    previous_client_states: Vec::new(),
-                },
+                beacon::graph::fleet::FleetSecrets::with_client_state(
+                    "fleet-bench",
+                    Secret::new(STATE),
+                ),
             )
             .expect("state");
         let keys = beacon::app::load_keys(&store).expect("keys");
@@ -214,42 +214,39 @@ fn main() {
         );
         tokio::time::sleep(Duration::from_secs(3)).await; // both groups joined
         let sender = kafka::Sender::new(&topic);
-        let (mut delivered_to_pin, mut send_to_pin, mut send_to_bare) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..n {
-            let id = format!("pin-{i}");
-            let body = json!({"value": [{
-                "subscriptionId": "sub", "changeType": "created", "clientState": STATE,
-                "resource": format!("chats('19:bench@thread.v2')/messages('{id}')"),
-                "resourceData": {"id": id},
-                "encryptedContent": serde_json::to_value(sealed(&key, &message(&id))).expect("json")
-            }]})
-            .to_string();
-            let t_send = Instant::now();
-            if let Ok(mut s) = sent.lock() {
-                s.insert(id.clone(), t_send);
+        let mut measured = Vec::new();
+        for source in [Feed::ChatMessage, Feed::CallEvent] {
+            let (mut delivered_to_pin, mut send_to_pin) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let (id, body) = source.record(i, &key);
+                let t_send = Instant::now();
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(id.clone(), t_send);
+                }
+                sender.send(None, body.as_bytes());
+                let entry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("handed on")
+                    .expect("open");
+                // `received_at` was stamped when librdkafka delivered the record to Beacon.
+                let delivered = chrono::Utc::now() - entry.received_at;
+                let t_recv = Instant::now();
+                // Recognition writes and flushes the call record after raising the alarm:
+                // watch the pin while it does.
+                let handling = {
+                    let recogniser = recogniser.clone();
+                    tokio::spawn(async move { recogniser.handle(&entry).await })
+                };
+                until(&lamps.strobe, true).await;
+                let t_pin = switched_on(&lamps.strobe);
+                handling.await.expect("join").expect("recognised");
+                delivered_to_pin.push(delivered.to_std().unwrap_or_default() + (t_pin - t_recv));
+                send_to_pin.push(t_pin - t_send);
+                reset(&alarm, &lamps.strobe).await;
             }
-            sender.send(None, body.as_bytes());
-            let entry = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("handed on")
-                .expect("open");
-            // `received_at` was stamped when librdkafka delivered the record to Beacon.
-            let delivered = chrono::Utc::now() - entry.received_at;
-            let t_recv = Instant::now();
-            // Recognition writes and flushes the call record after raising the alarm: watch
-            // the pin while it does.
-            let handling = {
-                let recogniser = recogniser.clone();
-                tokio::spawn(async move { recogniser.handle(&entry).await })
-            };
-            until(&lamps.strobe, true).await;
-            let t_pin = switched_on(&lamps.strobe);
-            handling.await.expect("join").expect("recognised");
-            delivered_to_pin.push(delivered.to_std().unwrap_or_default() + (t_pin - t_recv));
-            send_to_pin.push(t_pin - t_send);
-            reset(&alarm, &lamps.strobe).await;
+            measured.push((source, delivered_to_pin, send_to_pin));
         }
+        let mut send_to_bare = Vec::new();
         sender.flush();
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.store(true, Ordering::Relaxed);
@@ -262,14 +259,69 @@ fn main() {
         tokio::task::spawn_blocking(move || handle.shutdown())
             .await
             .expect("shutdown");
-        println!("Kafka record → strobe pin, {n} rich notifications one at a time (SASL_SSL):");
-        report(
-            "librdkafka delivered → strobe pin (Beacon)",
-            delivered_to_pin,
-        );
-        report("sent → strobe pin (Beacon)", send_to_pin);
-        report("sent → received (bare rdkafka consumer)", send_to_bare);
+        println!("Kafka record → strobe pin, {n} rich notifications per source, one at a time (SASL_SSL):");
+        for (source, delivered_to_pin, send_to_pin) in measured {
+            let name = source.name();
+            report(
+                &format!("{name}: librdkafka delivered → strobe pin"),
+                delivered_to_pin,
+            );
+            report(&format!("{name}: sent → strobe pin"), send_to_pin);
+        }
+        report("chat message: sent → received (bare rdkafka)", send_to_bare);
     });
+}
+
+/// Which source's records the second part sends.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    /// A rich chat-message notification (the security-desk message).
+    ChatMessage,
+    /// A Graph emergency call event (always rich), each of another caller so that none is
+    /// taken for a second report of an earlier call.
+    CallEvent,
+}
+
+impl Feed {
+    fn name(self) -> &'static str {
+        match self {
+            Feed::ChatMessage => "chat message",
+            Feed::CallEvent => "call event",
+        }
+    }
+
+    /// The id and the Event Hub record body of alarm `i`.
+    fn record(self, i: usize, key: &beacon::graph::crypto::EncryptionKey) -> (String, String) {
+        match self {
+            Feed::ChatMessage => {
+                let id = format!("pin-{i}");
+                let body = json!({"value": [{
+                    "subscriptionId": "sub", "changeType": "created", "clientState": STATE,
+                    "resource": format!("chats('19:bench@thread.v2')/messages('{id}')"),
+                    "resourceData": {"id": id},
+                    "encryptedContent": sealed(key, &message(&id))
+                }]});
+                (id, body.to_string())
+            }
+            Feed::CallEvent => {
+                let id = format!("event-{i}");
+                let event = json!({
+                    "id": id, "callEventType": "callStarted", "policyName": "HQ",
+                    "eventDateTime": chrono::Utc::now().to_rfc3339(),
+                    "emergencyNumberDialed": "911",
+                    "callerInfo": {"displayName": format!("Caller {i}"),
+                                   "upn": format!("caller{i}@contoso.com")}
+                });
+                let resource = "communications/calls/getEmergencyEventsByPolicy(policyName='HQ')";
+                let body = json!({"value": [{
+                    "subscriptionId": "sub", "changeType": "updated", "clientState": STATE,
+                    "resource": resource,
+                    "encryptedContent": sealed(key, &event)
+                }]});
+                (id, body.to_string())
+            }
+        }
+    }
 }
 
 fn sealed(

@@ -78,11 +78,10 @@ fn appliance() -> Appliance {
     states
         .replace(
             &store,
-            beacon::graph::fleet::FleetSecrets {
-                id: "fleet-bench".into(),
-                client_state: Secret::new(STATE),
-                previous_client_states: Vec::new(),
-            },
+            beacon::graph::fleet::FleetSecrets::with_client_state(
+                "fleet-bench",
+                Secret::new(STATE),
+            ),
         )
         .expect("state");
     Appliance {

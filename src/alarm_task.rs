@@ -210,34 +210,32 @@ impl Task {
 
     /// Carries out the effects; `before` are the calls active before the event.
     fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall]) {
-        let mut persist = false;
+        let mut audits = Vec::new();
+        let mut state = None;
         for effect in effects {
             match effect {
                 Effect::Audit(record) => {
                     self.notify(&record, before);
                     tracing::info!(action = ?record.action, source = ?record.source, keys = ?record.keys, "alarm");
-                    let key = self.store.next_id().map(|id| format!("{id:020}"));
-                    let written =
-                        key.and_then(|k| self.store.audit.insert(&k, &serde_json::json!(record)));
-                    if let Err(e) = written {
-                        tracing::error!(error = %e, "cannot write the audit record");
-                    }
+                    audits.push(record);
                 }
-                Effect::StateChanged { persist: state, .. } => {
-                    if let Err(e) = self
-                        .store
-                        .settings
-                        .insert(STATE_KEY, &serde_json::json!(state))
-                    {
-                        tracing::error!(error = %e, "cannot save the alarm state");
-                    }
-                    persist = true;
-                }
+                Effect::StateChanged { persist, .. } => state = Some(persist),
                 Effect::Escalate { keys, since } => {
                     tracing::warn!(?keys, %since, "no acknowledgement in time: escalating");
                     self.escalations.send_replace(keys);
                 }
                 Effect::Refused(refusal) => tracing::info!(%refusal, "alarm request refused"),
+            }
+        }
+        let persist = state.is_some();
+        if !audits.is_empty() || persist {
+            // One transaction: a raise in the audit is never without the state that remembers
+            // its key (else the next start would raise it again).
+            let written = self
+                .store
+                .record_alarm_step(&audits, state.as_ref().map(|state| (STATE_KEY, state)));
+            if let Err(e) = written {
+                tracing::error!(error = %e, "cannot write the alarm's audit records and state");
             }
         }
         if persist {

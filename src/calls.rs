@@ -42,6 +42,13 @@ pub struct CallRecord {
     /// paths were kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Sighting>,
+    /// When the call ended, as Graph's emergency call events said (`callEnded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The Graph emergency call event (`callStarted`, decrypted) that reported the call, when
+    /// one did; `call` then holds what it and the chat message say together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_event: Option<Value>,
 }
 
 /// A way a call reaches the appliance.
@@ -52,17 +59,20 @@ pub enum Path {
     ChatNotification,
     /// Reading the chats from Graph: the reconciliation poll, or the resync after a gap.
     ChatPoll,
+    /// A Graph emergency call event (`getEmergencyEventsByPolicy`) through the Event Hub.
+    CallEvent,
 }
 
 impl Path {
     /// Every path, in the order they are shown.
-    pub const ALL: [Path; 2] = [Path::ChatNotification, Path::ChatPoll];
+    pub const ALL: [Path; 3] = [Path::ChatNotification, Path::ChatPoll, Path::CallEvent];
 
     /// The path's name in words, as troubles and pages say it.
     pub fn words(self) -> &'static str {
         match self {
             Path::ChatNotification => "chat notifications",
             Path::ChatPoll => "the chat poll",
+            Path::CallEvent => "emergency call events",
         }
     }
 
@@ -71,6 +81,7 @@ impl Path {
         match self {
             Path::ChatNotification => "chat_notification",
             Path::ChatPoll => "chat_poll",
+            Path::CallEvent => "call_event",
         }
     }
 }
@@ -101,12 +112,25 @@ impl CallRecord {
     pub fn first_path(&self) -> Option<Path> {
         self.sources.iter().min_by_key(|s| s.at).map(|s| s.path)
     }
+
+    /// The paths that reported the call, first first, in words ("emergency call events, then
+    /// chat notifications"); empty for records written before paths were kept.
+    pub fn sources_in_words(&self) -> String {
+        let mut sightings = self.sources.clone();
+        sightings.sort_by_key(|s| s.at);
+        sightings
+            .iter()
+            .map(|s| s.path.words())
+            .collect::<Vec<_>>()
+            .join(", then ")
+    }
 }
 
 /// The `calls` tree, typed. Cheap to clone; every clone sees the same tree.
 #[derive(Clone)]
 pub struct CallLog {
     tree: Typed<CallRecord>,
+    aliases: Typed<String>,
 }
 
 impl CallLog {
@@ -114,6 +138,7 @@ impl CallLog {
     pub fn of(store: &Store) -> CallLog {
         CallLog {
             tree: store.calls.read_as(),
+            aliases: store.call_aliases.clone(),
         }
     }
 
@@ -122,20 +147,34 @@ impl CallLog {
         self.tree.get(key)
     }
 
+    /// The key the record of the call reported as `key` is kept under: `key` itself, or the
+    /// key of the first report when `key` is a later source's report of the same call.
+    pub fn resolve(&self, key: &str) -> Result<String, StoreError> {
+        Ok(self.aliases.get(key)?.unwrap_or_else(|| key.to_string()))
+    }
+
+    /// Notes that the report `alias` (another source's key) is the call kept as `key`.
+    pub fn alias(&self, alias: &str, key: &str) -> Result<(), StoreError> {
+        if alias != key {
+            self.aliases.insert(alias, &key.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Writes `record` under its key (flushing is the writer's business).
     pub fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
         self.tree.insert(&record.key, record)
     }
 
-    /// Notes on call `key`'s record that `path` reported it at `at` (a later report of a call
-    /// another path brought first). False when there is no such call or `path` had already.
+    /// Notes on call `key`'s record (or the record `key` is an alias of) that `path` reported
+    /// it at `at` (a later report of a call another path brought first). False when there is no such call or `path` had already.
     pub fn add_sighting(
         &self,
         key: &str,
         path: Path,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let Some(mut record) = self.get(key)? else {
+        let Some(mut record) = self.get(&self.resolve(key)?)? else {
             return Ok(false);
         };
         if !record.add_sighting(path, at) {

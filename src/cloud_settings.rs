@@ -24,6 +24,7 @@ const HUB_KEY: &str = "wizard/eventhub";
 const CLIENT_SECRET: &str = "wizard/graph.client_secret";
 const CONNECTION_STRING: &str = "wizard/eventhub.connection_string";
 const SUBSCRIBE_KEY: &str = "wizard/subscribe";
+const CALL_EVENTS_KEY: &str = "wizard/call_events.policies";
 
 /// The app registration the service account signs in with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,6 +345,33 @@ fn stored_client_secret(store: &Store) -> Option<Secret> {
     store.secret(CLIENT_SECRET).ok().flatten()
 }
 
+/// The emergency calling policies typed on the setup page (one a line, or separated by
+/// commas), checked like `[call_events] policies` in the file. Empty: call events off.
+pub fn check_call_event_policies(text: &str, config: &Config) -> Result<Vec<String>, FieldError> {
+    let policies: Vec<String> = text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let section = crate::graph::call_events::CallEventsConfig {
+        policies: policies.clone(),
+        ..config.call_events.clone()
+    };
+    section
+        .validate(&config.graph)
+        .map_err(|(_, reason)| wrong("policies", "Emergency calling policies", reason))?;
+    Ok(policies)
+}
+
+/// Saves the emergency calling policies (empty: call events off).
+pub fn save_call_event_policies(store: &Store, policies: &[String]) -> Result<(), StoreError> {
+    store
+        .settings
+        .insert(CALL_EVENTS_KEY, &serde_json::json!(policies))?;
+    store.flush()
+}
+
 /// `config` with what the wizard saved laid over it.
 pub fn overlay(config: &Config, store: &Store) -> Config {
     let mut config = config.clone();
@@ -358,6 +386,15 @@ pub fn overlay(config: &Config, store: &Store) -> Config {
         config.eventhub.connection_string = Some(cs);
         config.eventhub.hub = Some(hub.hub);
         config.eventhub.consumer_group = hub.consumer_group;
+    }
+    if let Some(policies) = store
+        .settings
+        .get(CALL_EVENTS_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+    {
+        config.call_events.policies = policies;
     }
     config
 }
@@ -381,6 +418,9 @@ pub fn overridden_keys(kept: &crate::store::keepsake::Keepsake) -> Vec<&'static 
             "eventhub.hub",
             "eventhub.consumer_group",
         ]);
+    }
+    if kept.settings.contains_key(CALL_EVENTS_KEY) {
+        keys.push("call_events.policies");
     }
     keys
 }
@@ -522,6 +562,27 @@ mod tests {
         let (choice, new) = check_hub(&HubForm::default(), Some(&stored)).unwrap();
         assert_eq!(choice.hub, "teams");
         assert!(new.is_none());
+    }
+
+    #[test]
+    fn emergency_calling_policies_typed_on_the_page_replace_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut file = Config::default();
+        file.graph.tenant_id = Some("contoso.com".into());
+        file.graph.client_id = Some("0a1b2c3d-0000-4000-8000-000000000001".into());
+        file.call_events.policies = vec!["From-File".into()];
+        assert_eq!(overlay(&file, &store).call_events.policies, ["From-File"]);
+        let typed = check_call_event_policies(" HQ-Emergency\r\nBranch, East ", &file).unwrap();
+        assert_eq!(typed, ["HQ-Emergency", "Branch", "East"]);
+        let twice = check_call_event_policies("HQ\nhq", &file).unwrap_err();
+        assert_eq!(twice.field, "policies");
+        assert!(twice.reason.contains("listed twice"), "{twice}");
+        save_call_event_policies(&store, &typed).unwrap();
+        assert_eq!(overlay(&file, &store).call_events.policies, typed);
+        // Emptied on the page: off, whatever the file says.
+        save_call_event_policies(&store, &check_call_event_policies(" ", &file).unwrap()).unwrap();
+        assert!(!overlay(&file, &store).call_events.enabled());
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::eventhub::consumer::ConsumerStatus;
 use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
-use crate::outputs::display::{LastCall, ScreenContext, SetupInfo, SignInCode, StatusTicks};
+use crate::outputs::display::{
+    JoinCodeInfo, LastCall, ScreenContext, SetupInfo, SignInCode, StatusTicks,
+};
 use crate::outputs::mqtt::MqttStatus;
 use tokio::sync::watch;
 
@@ -25,6 +27,8 @@ pub struct StatusFeeds {
     pub hub: Arc<ConsumerStatus>,
     /// The reconciliation poll; `None` without the cloud feed.
     pub poll: Option<watch::Receiver<PollStatus>>,
+    /// The emergency-event subscriptions; `None` without the cloud feed, empty when off.
+    pub call_events: Option<watch::Receiver<crate::graph::call_events::CallEventsStatus>>,
     /// The newest call (the ready screen's "Last call").
     pub last_call: watch::Receiver<Option<LastCall>>,
     /// MQTT broker link; `None` when MQTT is off.
@@ -35,6 +39,13 @@ pub struct StatusFeeds {
     /// The SHA-256 fingerprint of the console's certificate, while it serves HTTPS (the
     /// console sets it; the setup screen shows its start).
     pub certificate: Arc<watch::Sender<Option<String>>>,
+    /// A fleet join code while one is open (the console sets it; the display shows it).
+    pub join_code: Arc<watch::Sender<Option<JoinCodeInfo>>>,
+}
+
+/// A join-code feed with no code in it.
+pub fn no_join_code() -> Arc<watch::Sender<Option<JoinCodeInfo>>> {
+    Arc::new(watch::channel(None).0)
 }
 
 /// A setup-code feed with no code in it.
@@ -80,6 +91,7 @@ impl StatusFeeds {
             },
             last_call: self.last_call.borrow().clone(),
             setup,
+            join_code: self.join_code.borrow().clone(),
         }
     }
 }

@@ -27,13 +27,16 @@
 //! [`graph::tokens`] (token keeper), [`graph::account`] (`GET /me`), [`graph::schedule`]
 //! (pure subscription schedule) and [`graph::subscription`] (the keeper, leaderless: every box
 //! of a fleet creates, adopts on 409 and renews the one subscription), [`graph::fleet`] (the
-//! secrets the boxes of one organisation share; joined with [`web::join_code`] and
-//! `beacon fleet-join`), [`graph::resync`] (reading the chats from Graph),
+//! secrets the boxes of one organisation share; joined with [`web::join_code`], the settings
+//! page or `beacon fleet-join`; the members' last seen and shared acknowledgements travel
+//! console to console through [`outputs::peers`]), [`graph::resync`] (reading the chats from Graph),
 //! [`graph::reconcile`] (the poll that reads them every 30 s and after gaps: push is never
 //! trusted alone), [`graph::retry`] (Retry-After, backoff), [`graph::aadsts`] (errors in
-//! words). The second source, not wired yet: [`graph::emergency_events`] (Graph emergency call
-//! events: subscription and decoding) and [`recognise::correlate`] (one call, one incident,
-//! whichever source comes first).
+//! words). The second source: [`graph::emergency_events`] (Graph emergency call events:
+//! subscription body and decoding), [`graph::call_events`] (its cloud side: `[call_events]`,
+//! the app-only token with the appliance's certificate or the secret, the keeper of one
+//! subscription per emergency calling policy) and, not wired yet, [`recognise::correlate`]
+//! (one call, one incident, whichever source comes first).
 //!
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
 //! unknown keys left out by the tolerant load), [`trust`] (the CAs every TLS client trusts:
@@ -47,7 +50,8 @@
 //! [`hw::failsafe`] (outputs de-energised on a panic), [`logging`] (journald natively under
 //! systemd, plain lines elsewhere).
 //!
-//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics).
+//! Beside the call path: [`web`] (the console: setup, dashboard, calls, API, SSE, metrics,
+//! floor plans with the caller's zone marked).
 //!
 //! On top: [`app`], the one assembly of the appliance ([`app::Appliance`], used by `beacon
 //! run`, `beacon demo` and the tests; shutdown passed in as a future; one start-failure

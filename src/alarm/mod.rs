@@ -144,6 +144,9 @@ pub enum Source {
     System,
     /// State brought back after a restart.
     Restore,
+    /// Another desk of the fleet (`who` names the person and the desk); only when the office
+    /// chose that an acknowledgement there acknowledges here too.
+    Fleet,
 }
 
 /// The alarm's state, derived from the active calls.

@@ -131,6 +131,8 @@ pub struct Appliance {
     notifier: Option<Notifier>,
     console: Option<WebServer>,
     context: ConsoleContext,
+    /// The peer channel's sender (it holds an alarm handle: ended before the alarm).
+    peers_task: JoinHandle<()>,
     feed: RunningFeed,
 }
 
@@ -175,6 +177,8 @@ impl Appliance {
         let (subscription, subscription_feed) = watch::channel(SubscriptionStatus::default());
         let (handles, handles_feed) = watch::channel(LinkHandles::default());
         let (poll, poll_feed) = watch::channel(PollStatus::default());
+        let (call_events, call_events_feed) =
+            watch::channel(crate::graph::call_events::CallEventsStatus::default());
         let cloud = options.feed == Feed::Cloud;
         if !cloud {
             hub.connected
@@ -185,14 +189,17 @@ impl Appliance {
             subscription: cloud.then_some(subscription_feed),
             hub: hub.clone(),
             poll: cloud.then_some(poll_feed),
+            call_events: cloud.then_some(call_events_feed),
             last_call: crate::outputs::display::last_call::follow(&core.store, &alarm),
             mqtt: None,
             setup_code: crate::feeds::no_setup_code(),
             certificate: crate::feeds::no_setup_code(),
+            join_code: crate::feeds::no_join_code(),
         };
         let systemd = SystemdNotifier::from_env();
         let watchdog = Watchdog::spawn_from_env(&systemd, hub.clone(), &alarm);
 
+        let (health_report, health) = watch::channel(HealthReport::default());
         let mqtt = if config.mqtt.enabled {
             let mut mqtt = config.mqtt.clone();
             if mqtt.configuration_url.is_none() {
@@ -203,6 +210,7 @@ impl Appliance {
                 &core.device_id,
                 core.store.clone(),
                 alarm.clone(),
+                health.clone(),
             )
             .map_err(|e| format!("MQTT cannot start: {e}"));
             or_trouble(&alarm, crate::outputs::mqtt::TROUBLE_COMPONENT, started).await
@@ -211,7 +219,6 @@ impl Appliance {
         };
         status.mqtt = mqtt.as_ref().map(|m| m.status());
 
-        let (health_report, health) = watch::channel(HealthReport::default());
         let supervisor = tokio::spawn(
             Supervisor {
                 store: core.store.clone(),
@@ -249,6 +256,17 @@ impl Appliance {
         };
 
         let (control, restart_requests) = LinkControl::new(handles_feed, config.clone());
+        // The other boxes of the fleet (none until this box joins one or one joins it).
+        let (peers, peers_task) = crate::outputs::peers::Peers::start(
+            &core.device_id,
+            config
+                .web
+                .as_ref()
+                .and_then(|web| web.certificate_file(&config.data_dir)),
+            core.store.clone(),
+            alarm.clone(),
+            status.subscription.clone(),
+        );
         let context = ConsoleContext {
             store: core.store.clone(),
             device_id: core.device_id.clone(),
@@ -259,6 +277,7 @@ impl Appliance {
             display_png: display_mirror,
             health,
             cloud: cloud.then_some(control),
+            peers: Some(peers),
         };
         let console = match &config.web {
             Some(web) => {
@@ -271,6 +290,12 @@ impl Appliance {
                         demo_call: options.demo_call,
                         sections: crate::web::settings_view::sections(&config),
                         file_time_zone: config.time_zone.clone(),
+                        zones: config
+                            .emergency
+                            .zones
+                            .iter()
+                            .map(|zone| zone.name.trim().to_string())
+                            .collect(),
                     },
                 )
                 .await;
@@ -291,6 +316,7 @@ impl Appliance {
                 hub,
                 handles,
                 poll,
+                call_events,
             };
             let link = CloudLink::start(&config, &core, &alarm, &reports).await;
             RunningFeed::Cloud {
@@ -321,6 +347,7 @@ impl Appliance {
             notifier,
             console,
             context,
+            peers_task,
             feed,
         };
         appliance.systemd.ready(&appliance.readiness());
@@ -396,6 +423,8 @@ impl Appliance {
                     if let Some(old) = link.take() {
                         old.stop(&self.core.store).await;
                     }
+                    // A join from the settings page stored the fleet's secrets and keys.
+                    reload_fleet(&mut self.core);
                     *link = Some(
                         CloudLink::start(&self.config, &self.core, &self.alarm, reports).await,
                     );
@@ -422,6 +451,7 @@ impl Appliance {
             notifier,
             console,
             context,
+            peers_task,
             feed,
         } = self;
         tracing::info!("shutting down");
@@ -455,6 +485,8 @@ impl Appliance {
             notifier.shutdown().await;
         }
         drop(context);
+        peers_task.abort();
+        let _ = peers_task.await;
         supervisor.abort();
         let _ = supervisor.await;
         // MQTT publishes `offline` and lets go of its alarm handle.
@@ -474,6 +506,20 @@ impl Appliance {
         }
         core.store.flush()?;
         Ok(())
+    }
+}
+
+/// Reads the fleet's secrets and the rich-notification keys again (the running link loaded
+/// them once; a join from the settings page replaced them). On a failure the old ones stay.
+fn reload_fleet(core: &mut Core) {
+    if let Err(error) = core.client_states.reload(&core.store) {
+        tracing::error!(%error, "the fleet's secrets cannot be read again: the old ones stay");
+    }
+    match super::load_keys(&core.store) {
+        Ok(keys) => core.keys = keys,
+        Err(error) => {
+            tracing::error!(%error, "the rich-notification keys cannot be read again: the old ones stay")
+        }
     }
 }
 

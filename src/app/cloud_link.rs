@@ -21,6 +21,7 @@ use crate::alarm_task::AlarmHandle;
 use crate::config::Config;
 use crate::eventhub::consumer::{self, ConsumerHandle, ConsumerSettings, ConsumerStatus};
 use crate::graph::auth::{OAuthSettings, DEFAULT_SCOPES};
+use crate::graph::call_events::CallEventsStatus;
 use crate::graph::client::GraphClient;
 use crate::graph::notification::LifecycleEvent;
 use crate::graph::reconcile::{self, PollHandle, PollStatus};
@@ -43,6 +44,8 @@ pub struct LinkReports {
     pub hub: Arc<ConsumerStatus>,
     pub handles: watch::Sender<LinkHandles>,
     pub poll: watch::Sender<PollStatus>,
+    /// The emergency-event subscriptions (empty when call events are off).
+    pub call_events: watch::Sender<CallEventsStatus>,
 }
 
 /// A running link.
@@ -99,6 +102,29 @@ impl CloudLink {
         reports
             .subscription
             .send_replace(SubscriptionStatus::default());
+        // The second source: independent of the service account's sign-in.
+        let mut call_event_keeper = None;
+        match super::call_events::keeper(&config, core, target.as_ref().ok()) {
+            Ok(Some(keeper)) => {
+                tasks.push(forward(keeper.status(), reports.call_events.clone()));
+                tasks.push(tokio::spawn(
+                    keeper.clone().run(std::future::pending::<()>()),
+                ));
+                call_event_keeper = Some(keeper);
+            }
+            Ok(None) => {
+                reports
+                    .call_events
+                    .send_replace(CallEventsStatus::default());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "emergency call events cannot start");
+                reports
+                    .call_events
+                    .send_replace(super::call_events::not_started(&config, &e));
+                handles.missing.push(e);
+            }
+        }
         let mut subscription = None;
         let poll_handle = PollHandle::default();
         reports.poll.send_replace(PollStatus::default());
@@ -127,19 +153,6 @@ impl CloudLink {
                         lifetime_minutes: config.graph.subscription_minutes,
                     },
                 );
-                let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
-                recogniser = recogniser.forward_lifecycle(lifecycle_tx);
-                let forward_to = keeper.clone();
-                let poll = poll_handle.clone();
-                tasks.push(tokio::spawn(async move {
-                    while let Some((id, event)) = lifecycle_rx.recv().await {
-                        if event == LifecycleEvent::Missed {
-                            // Graph lost notifications: read the chats now, not at the next poll.
-                            poll.read_now();
-                        }
-                        forward_to.lifecycle(&id, event).await;
-                    }
-                }));
                 tasks.push(forward(keeper.status(), reports.subscription.clone()));
                 if crate::cloud_settings::subscribe_wanted(&core.store) {
                     tasks.push(tokio::spawn(
@@ -161,6 +174,29 @@ impl CloudLink {
             }
             _ => {}
         }
+        // Lifecycle events go to the keeper of the subscription they name: the emergency-event
+        // keeper takes its own, the chat keeper the rest (one it does not hold makes it look
+        // at Graph's list again).
+        let (lifecycle_tx, mut lifecycle_rx) = mpsc::channel(16);
+        recogniser = recogniser.forward_lifecycle(lifecycle_tx);
+        let chat_keeper = handles.keeper.clone();
+        let poll = poll_handle.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((id, event)) = lifecycle_rx.recv().await {
+                if let Some(keeper) = &call_event_keeper {
+                    if keeper.lifecycle(&id, event).await {
+                        continue;
+                    }
+                }
+                if event == LifecycleEvent::Missed {
+                    // Graph lost chat notifications: read the chats now, not at the next poll.
+                    poll.read_now();
+                }
+                if let Some(keeper) = &chat_keeper {
+                    keeper.lifecycle(&id, event).await;
+                }
+            }
+        }));
         if let Some(warning) = config.secret_expiry_warning(Utc::now().date_naive()) {
             tracing::warn!("{warning}");
         }
@@ -367,10 +403,9 @@ pub(crate) fn recogniser(
     let checked = config
         .checked()
         .map_err(|e| AppError::Config(e.to_string()))?;
-    Ok(Recogniser::new(
-        core.store.clone(),
-        checked.rules.clone(),
-        alarm,
-        source,
-    ))
+    Ok(
+        Recogniser::new(core.store.clone(), checked.rules.clone(), alarm, source).correlate_within(
+            chrono::Duration::seconds(config.ingest.path_window_secs.into()),
+        ),
+    )
 }

@@ -7,6 +7,7 @@
 //! | `start.rs` | the one start-failure policy ("start it, or show the trouble"); the board's GPIO and I2C opened under it |
 //! | `core.rs` | [`Core`]: the store, device id, keys, client states and counters every command shares |
 //! | `cloud_link.rs` | sign-in, subscription, recognition and consumer as one restartable unit |
+//! | `call_events.rs` | the emergency-event subscriptions' keeper and app-only token, from the settings |
 //! | `error.rs` | [`AppError`]: why a start or a command failed |
 //! | `fallback.rs` | which configuration `beacon run` starts with when the file does not load (the last good one, or the safe defaults) |
 //! | `signals.rs` | SIGTERM / Ctrl-C as a future |
@@ -14,6 +15,7 @@
 //! | `fleet_join.rs` | `beacon fleet-join`: the fleet's secrets fetched from another box over pinned HTTPS |
 
 mod appliance;
+mod call_events;
 mod cloud_link;
 mod core;
 pub mod demo;

@@ -48,6 +48,8 @@ pub struct Config {
     pub eventhub: EventHubConfig,
     /// Microsoft Graph and identity platform.
     pub graph: GraphConfig,
+    /// Graph emergency call events (the second source); off without policies.
+    pub call_events: crate::graph::call_events::CallEventsConfig,
     /// The durable ingest stage.
     pub ingest: IngestConfig,
     /// How a chat message is recognised as an emergency (phrases, numbers, zones).
@@ -93,6 +95,7 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/beacon"),
             eventhub: EventHubConfig::default(),
             graph: GraphConfig::default(),
+            call_events: crate::graph::call_events::CallEventsConfig::default(),
             ingest: IngestConfig::default(),
             emergency: crate::emergency::RulesConfig::default(),
             alarm: crate::alarm::AlarmConfig::default(),
@@ -344,6 +347,7 @@ impl Config {
                 "must be at least 5 (seconds between polls of the chats)".into(),
             ));
         }
+        self.call_events.validate(&self.graph)?;
         if self.ingest.queue == 0 {
             return Err(("ingest.queue", "must be at least 1".into()));
         }

@@ -1,4 +1,5 @@
-//! Classifying a Teams `chatMessage` as an emergency-call notification and extracting the call.
+//! Classifying a Teams `chatMessage` as an emergency-call notification and extracting the call;
+//! the call a Graph emergency call event reports ([`call_event`]).
 //!
 //! Pure: no IO, no clock reads (time, when needed, comes in through [`Context`]). The entry
 //! point is [`classify`]; [`merge_update`] folds later edits of the same message into an
@@ -27,9 +28,11 @@
 //! | `extract` | building the `EmergencyCall` |
 //! | `classify` | the decision and the `Classification` |
 //! | `update` | merging a later edit of the message |
+//! | `call_event` | a Graph emergency call event as a call, and the call two sources make |
 //! | `report` | the `beacon parse` output and exit code |
 
 mod address;
+pub mod call_event;
 pub mod card;
 
 mod coordinates;

@@ -23,6 +23,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::assignment::{AssignmentWatch, Step};
 use super::connection::{EventHubTarget, SASL_USERNAME};
 use crate::ingest::{Ingest, Record};
 
@@ -34,6 +35,10 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 pub const STATS_INTERVAL_MS: u32 = 10_000;
 /// Wait before retrying a record the store could not take.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often records kept unverified are looked at again (see [`reread_unverified`]).
+const REREAD_EVERY: Duration = Duration::from_secs(30);
+/// How often the poll loop looks at its partition assignment (a local read).
+const ASSIGNMENT_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything the consumer needs to know.
 #[derive(Debug, Clone)]
@@ -71,6 +76,11 @@ pub struct ConsumerStatus {
     /// Whether a consumer runs at all (false on an appliance not set up yet, and while the
     /// link restarts): the service watchdog only follows the heartbeat while this is set.
     pub running: AtomicBool,
+    /// Since when the running consumer holds no partition of the hub (it reads nothing);
+    /// `None` while it holds some or runs not at all (see [`super::assignment`]).
+    pub unassigned_since: Mutex<Option<chrono::DateTime<Utc>>>,
+    /// The consumer group of the running consumer.
+    pub group: Mutex<Option<String>>,
 }
 
 impl Default for ConsumerStatus {
@@ -81,6 +91,8 @@ impl Default for ConsumerStatus {
             heartbeat: Mutex::new(None),
             lag: AtomicI64::new(-1),
             running: AtomicBool::new(false),
+            unassigned_since: Mutex::new(None),
+            group: Mutex::new(None),
         }
     }
 }
@@ -282,6 +294,9 @@ pub fn spawn_reporting(
             errors: Mutex::new(Default::default()),
         })?;
     consumer.subscribe(&[settings.target.topic()])?;
+    if let Ok(mut group) = status.group.lock() {
+        *group = Some(settings.group_id.clone());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     status.beat(Instant::now());
     status.running.store(true, Ordering::Relaxed);
@@ -311,6 +326,13 @@ fn run(
     status: Arc<ConsumerStatus>,
 ) {
     let consumer = Arc::new(consumer);
+    // Records kept unverified (the fleet's secrets lost with a damaged store) are read again
+    // as soon as the secrets are back: at start (a join restarts the consumer) and every
+    // REREAD_EVERY (a box alone made its subscription again).
+    reread_unverified(&ingest);
+    let mut last_reread = Instant::now();
+    let mut watch = AssignmentWatch::default();
+    let mut last_assignment_look: Option<Instant> = None;
     // Flushing (an fsync) and committing happen on their own thread, so a record never waits
     // behind the previous batch's fsync on its way to the alarm.
     let (to_committer, from_poller) = std::sync::mpsc::channel::<Pending>();
@@ -325,6 +347,14 @@ fn run(
     let mut poll_errors = super::repeats::Repeats::default();
     'poll: while !stop.load(Ordering::Relaxed) {
         status.beat(Instant::now());
+        if last_reread.elapsed() >= REREAD_EVERY {
+            reread_unverified(&ingest);
+            last_reread = Instant::now();
+        }
+        if last_assignment_look.is_none_or(|at| at.elapsed() >= ASSIGNMENT_EVERY) {
+            look_at_assignment(&consumer, &settings, &mut watch, &status);
+            last_assignment_look = Some(Instant::now());
+        }
         let mut taken = 0;
         let mut wait = POLL_WAIT;
         while taken < settings.max_batch {
@@ -390,6 +420,58 @@ fn run(
         }
     }
     consumer.unsubscribe();
+    if let Ok(mut since) = status.unassigned_since.lock() {
+        *since = None;
+    }
+}
+
+/// Follows whether the consumer holds a partition; rejoins its group when it has held none
+/// for long (see [`super::assignment`]).
+fn look_at_assignment(
+    consumer: &BaseConsumer<Context>,
+    settings: &ConsumerSettings,
+    watch: &mut AssignmentWatch,
+    status: &ConsumerStatus,
+) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let now = Instant::now();
+    let step = watch.observe(assignment.count(), now);
+    if let Ok(mut since) = status.unassigned_since.lock() {
+        // The watch notices an empty assignment at this very look: the wall clock's "since" is
+        // taken now and kept while it lasts.
+        let kept = *since;
+        *since = watch.empty_since().map(|_| kept.unwrap_or_else(Utc::now));
+    }
+    if step == Step::Rejoin {
+        let topic = settings.target.topic();
+        tracing::warn!(
+            topic,
+            group = settings.group_id,
+            "this box holds no partition of the hub: leaving its consumer group and joining again"
+        );
+        consumer.unsubscribe();
+        if let Err(e) = consumer.subscribe(&[topic]) {
+            tracing::error!(error = %e, topic, "cannot subscribe to the hub again");
+        }
+    }
+}
+
+/// Reads the records kept unverified again, when there are any and the fleet's secrets are
+/// back ([`Ingest::reread_unverified`]), and flushes what that wrote.
+fn reread_unverified(ingest: &Ingest) {
+    match ingest.reread_unverified() {
+        Ok(0) => {}
+        Ok(_) => {
+            if let Err(e) = ingest.store().flush() {
+                tracing::error!(error = %e, "cannot flush the store after reading unverified records again");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the unverified records again; they stay kept")
+        }
+    }
 }
 
 /// Merges the offsets the poller hands over, and at most every [`COMMIT_INTERVAL`] flushes

@@ -1,6 +1,7 @@
 //! Azure Event Hubs over the Kafka protocol: the `[eventhub]` section ([`config`]), the
 //! connection string and the consumer.
 
+pub mod assignment;
 pub mod config;
 pub mod connection;
 pub mod consumer;

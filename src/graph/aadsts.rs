@@ -68,6 +68,25 @@ pub fn classify(error: &str, description: Option<&str>) -> TokenFailure {
     }
 }
 
+/// Classifies a token-endpoint error of the app-only (client-credentials) sign-in, where the
+/// app registration's own credential is at fault rather than a person's sign-in.
+pub fn classify_app(error: &str, description: Option<&str>) -> TokenFailure {
+    let code = description.and_then(aadsts_code);
+    let text = match code {
+        Some(7000215) => "Microsoft refused the client secret (AADSTS7000215): it is not the secret's value, or not this app registration's. Enter the secret's Value from Entra (Certificates & secrets), not its ID.",
+        Some(7000222) => "The app registration's client secret has expired (AADSTS7000222). Create a new one in Entra and enter it, or use the certificate.",
+        Some(700027) => "Microsoft did not accept Beacon's certificate (AADSTS700027): upload the certificate shown on the setup page to the app registration (Certificates & secrets → Certificates), and check its thumbprint.",
+        Some(700024) => "Microsoft refused Beacon's signed assertion as outside its valid time (AADSTS700024): check the appliance's clock (network time).",
+        Some(700016) => "Microsoft does not know the app registration (AADSTS700016): check the client id and the tenant on the setup page.",
+        Some(90002) => "Microsoft does not know the tenant (AADSTS90002): check the tenant id on the setup page.",
+        _ => return classify(error, description),
+    };
+    TokenFailure::SignInRequired {
+        code,
+        sentence: text.to_string(),
+    }
+}
+
 fn sentence(code: Option<u32>, error: &str) -> String {
     let text = match code {
         Some(70008) | Some(700082) => "The sign-in expired because it was not used for too long (90 days of inactivity). Sign the service account in again.",
@@ -128,6 +147,28 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn app_credential_refusals_name_the_credential() {
+        for (code, words) in [
+            (7000215, "client secret"),
+            (7000222, "expired"),
+            (700027, "certificate"),
+            (700024, "clock"),
+            (700016, "client id"),
+        ] {
+            match classify_app("invalid_client", Some(&format!("AADSTS{code}: text"))) {
+                TokenFailure::SignInRequired { sentence, .. } => {
+                    assert!(sentence.contains(words), "{code}: {sentence}")
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            classify_app("temporarily_unavailable", None),
+            TokenFailure::Transient { .. }
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::auth::AuthError;
+use super::call_events::app_token::AppToken;
 use super::retry::{parse_retry_after, Attempt, Decision, RetryPolicy};
 use super::tokens::TokenKeeper;
 
@@ -46,12 +47,37 @@ impl GraphError {
     }
 }
 
+/// Whose token a client sends: the service account's (delegated: chats, subscriptions to
+/// them) or the app registration's own (app-only: emergency call events). One client never
+/// sends the other's.
+#[derive(Clone)]
+enum Bearer {
+    Delegated(Arc<TokenKeeper>),
+    AppOnly(Arc<AppToken>),
+}
+
+impl Bearer {
+    async fn access_token(&self) -> Result<crate::secret::Secret, AuthError> {
+        match self {
+            Bearer::Delegated(keeper) => keeper.access_token().await,
+            Bearer::AppOnly(app) => app.access_token().await,
+        }
+    }
+
+    async fn reject(&self, used: &crate::secret::Secret) {
+        match self {
+            Bearer::Delegated(keeper) => keeper.reject(used).await,
+            Bearer::AppOnly(app) => app.reject(used).await,
+        }
+    }
+}
+
 /// See the module docs. Cheap to clone.
 #[derive(Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
     base: String,
-    tokens: Arc<TokenKeeper>,
+    tokens: Bearer,
     policy: RetryPolicy,
 }
 
@@ -60,6 +86,28 @@ impl GraphClient {
     pub fn new(
         base: &str,
         tokens: Arc<TokenKeeper>,
+        policy: RetryPolicy,
+    ) -> Result<GraphClient, GraphError> {
+        GraphClient::with_bearer(base, Bearer::Delegated(tokens), policy)
+    }
+
+    /// A client that sends the app registration's app-only token (emergency call events).
+    pub fn app_only(
+        base: &str,
+        app: Arc<AppToken>,
+        policy: RetryPolicy,
+    ) -> Result<GraphClient, GraphError> {
+        GraphClient::with_bearer(base, Bearer::AppOnly(app), policy)
+    }
+
+    /// Whether this client sends the app-only token.
+    pub fn is_app_only(&self) -> bool {
+        matches!(self.tokens, Bearer::AppOnly(_))
+    }
+
+    fn with_bearer(
+        base: &str,
+        tokens: Bearer,
         policy: RetryPolicy,
     ) -> Result<GraphClient, GraphError> {
         let http = crate::trust::current()

@@ -9,12 +9,19 @@
 //!   fleet's, since only a fleet subscription echoes the fleet's state);
 //! * naming a subscription the fleet keeps, with another or no state → refused: a forgery, or
 //!   a Beacon outside the fleet on the same service account — a trouble either way;
-//! * naming any other subscription → foreign: someone else's, counted and let be.
+//! * naming any other subscription → foreign: someone else's, counted and let be;
+//! * except while this box cannot tell: its store was damaged and renewed without the fleet's
+//!   secrets (`keepsake-secrets.json` lost too) and it knows no subscription yet. The fleet's
+//!   own subscription is then a stranger to it, so a notification of an unknown subscription
+//!   is *unverifiable*: kept whole and read again once the secrets are back (a join, a
+//!   replacement), never let be — the power-cut campaign lost 212 emergencies to exactly
+//!   that.
 //!
 //! The subscription keeper records the subscriptions it creates or adopts; the set is kept in
 //! the store's settings tree (ids are not secret), the states in [`super::fleet`].
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::fleet::FleetSecrets;
@@ -23,12 +30,16 @@ use crate::store::{Store, StoreError};
 
 /// Where the fleet's known subscription ids are kept (settings tree).
 const SUBSCRIPTIONS_KEY: &str = "fleet/subscriptions";
+/// When the fleet's secrets were last replaced on purpose (a join, a rotation, leaving).
+const REPLACED_AT_KEY: &str = "fleet/replaced-at";
 
 /// The fleet's secrets and subscriptions, shared by the keeper and the ingest stage.
 #[derive(Clone)]
 pub struct ClientStates {
     fleet: Arc<RwLock<FleetSecrets>>,
     subscriptions: Arc<RwLock<BTreeSet<String>>>,
+    /// The secrets were made new by a store recovery that could not keep them.
+    lost: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ClientStates {
@@ -51,6 +62,9 @@ pub enum Verdict {
     Mismatch,
     /// It names a subscription that is not the fleet's, without the fleet's state.
     Foreign,
+    /// It names a subscription this box does not know, and this box lost the fleet's secrets
+    /// with a damaged store: it may be the fleet's own.
+    Unverifiable,
 }
 
 impl ClientStates {
@@ -75,7 +89,38 @@ impl ClientStates {
         Ok(ClientStates {
             fleet: Arc::new(RwLock::new(fleet)),
             subscriptions: Arc::new(RwLock::new(subscriptions)),
+            lost: Arc::new(AtomicBool::new(secrets_lost(store)?)),
         })
+    }
+
+    /// Reads the fleet's secrets and subscriptions again from `store` into this (shared)
+    /// value: another part of the appliance stored new ones (a join from the settings page),
+    /// and every holder — ingest, the keeper — sees them from the next notification on.
+    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let fresh = ClientStates::load(store)?;
+        let (Some(fleet), ids) = (fresh.secrets(), fresh.subscriptions()) else {
+            return Ok(());
+        };
+        if let Ok(mut current) = self.fleet.write() {
+            *current = fleet;
+        }
+        if let Ok(mut current) = self.subscriptions.write() {
+            *current = ids.into_iter().collect();
+        }
+        self.lost
+            .store(fresh.lost.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether this box cannot tell the fleet's notifications from strangers' (see the module
+    /// doc): its secrets were lost with a damaged store and it knows no subscription yet.
+    pub fn unverifiable(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+            && self
+                .subscriptions
+                .read()
+                .map(|ids| ids.is_empty())
+                .unwrap_or(true)
     }
 
     /// The fleet's id.
@@ -97,6 +142,10 @@ impl ClientStates {
     /// subscriptions are forgotten when the fleet changes: they are the old fleet's.
     pub fn replace(&self, store: &Store, secrets: FleetSecrets) -> Result<(), StoreError> {
         secrets.save(store)?;
+        store
+            .settings
+            .insert(REPLACED_AT_KEY, &serde_json::json!(chrono::Utc::now()))?;
+        self.lost.store(false, Ordering::Relaxed);
         let changed_fleet = self.fleet_id() != secrets.id;
         if let Ok(mut fleet) = self.fleet.write() {
             *fleet = secrets;
@@ -148,17 +197,30 @@ impl ClientStates {
             .unwrap_or_default()
     }
 
-    /// Checks a notification of `subscription_id` carrying `presented`. Each comparison is
-    /// constant-time and the loop does not stop at the first match.
+    /// Checks a notification of `subscription_id` carrying `presented`, now.
     pub fn verify(&self, subscription_id: &str, presented: Option<&str>) -> Verdict {
+        self.verify_at(subscription_id, presented, chrono::Utc::now())
+    }
+
+    /// Checks a notification of `subscription_id` carrying `presented` at `now` (a state of
+    /// before a rotation is accepted only for a while). Each comparison is constant-time and
+    /// the loop does not stop at the first match.
+    pub fn verify_at(
+        &self,
+        subscription_id: &str,
+        presented: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Verdict {
         let matched = match (presented, self.fleet.read()) {
-            (Some(presented), Ok(fleet)) => fleet.accepted_states().fold(false, |acc, state| {
+            (Some(presented), Ok(fleet)) => fleet.accepted_states(now).fold(false, |acc, state| {
                 acc | constant_time_eq(presented.as_bytes(), state.expose().as_bytes())
             }),
             _ => false,
         };
         if matched {
             Verdict::Accepted
+        } else if !self.knows(subscription_id) && self.unverifiable() {
+            Verdict::Unverifiable
         } else if !self.knows(subscription_id) {
             Verdict::Foreign
         } else if presented.is_none() {
@@ -167,6 +229,29 @@ impl ClientStates {
             Verdict::Mismatch
         }
     }
+}
+
+/// Whether the last store recovery made a fresh store without the fleet's secrets, and they
+/// were not replaced on purpose since.
+fn secrets_lost(store: &Store) -> Result<bool, StoreError> {
+    use crate::store::RecoveryAction;
+    let Some(recovery) = store.last_recovery() else {
+        return Ok(false);
+    };
+    let RecoveryAction::FreshStore { restored, .. } = &recovery.action else {
+        return Ok(false);
+    };
+    if restored
+        .iter()
+        .any(|name| name == super::fleet::SECRETS_KEY)
+    {
+        return Ok(false);
+    }
+    let replaced_at = store
+        .settings
+        .get(REPLACED_AT_KEY)?
+        .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v).ok());
+    Ok(replaced_at.is_none_or(|at| at < recovery.at))
 }
 
 fn save_ids(store: &Store, ids: &BTreeSet<String>) -> Result<(), StoreError> {
@@ -189,9 +274,8 @@ mod tests {
         let store = Store::open(&dir.path().join("data")).expect("store");
         let states = ClientStates::load(&store).expect("load");
         let fleet = FleetSecrets {
-            id: "fleet-1".into(),
-            client_state: Secret::new("state-one"),
             previous_client_states: vec![Secret::new("state-old")],
+            ..FleetSecrets::with_client_state("fleet-1", Secret::new("state-one"))
         };
         states.replace(&store, fleet).expect("replace");
         states.adopt(&store, "sub-1").expect("adopt");
@@ -221,9 +305,24 @@ mod tests {
         let store = Store::open(&dir.path().join("data")).expect("store");
         let states = ClientStates::load(&store).expect("load");
         states.adopt(&store, "old-sub").expect("adopt");
-        let rotated = states.secrets().expect("secrets").rotated();
+        let before = states.secrets().expect("secrets");
+        let now = chrono::Utc::now();
+        let rotated = before.rotated(now);
         states.replace(&store, rotated).expect("rotate");
         assert!(states.knows("old-sub"), "a rotation keeps the fleet");
+        // The stolen state: accepted for the hour notifications take through the hub, then a
+        // forgery like any other.
+        let old = Some(before.client_state.expose());
+        let minutes = chrono::Duration::minutes;
+        let limit = crate::graph::fleet::PREVIOUS_ACCEPTED_MINUTES;
+        assert_eq!(
+            states.verify_at("old-sub", old, now + minutes(limit - 1)),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            states.verify_at("old-sub", old, now + minutes(limit)),
+            Verdict::Mismatch
+        );
         states
             .replace(&store, FleetSecrets::generate())
             .expect("join");

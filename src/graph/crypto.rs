@@ -101,28 +101,11 @@ pub enum DecryptError {
 impl EncryptionKey {
     /// Generates an RSA-2048 key and a self-signed certificate valid from `now` for `days`.
     pub fn generate(id: &str, now: DateTime<Utc>, days: u32) -> Result<EncryptionKey, KeyError> {
-        let private_key = PKey::from_rsa(Rsa::generate(2048)?)?;
-        let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_text("CN", &format!("Beacon rich notifications {id}"))?;
-        let name = name.build();
-        let mut serial = BigNum::new()?;
-        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-        let not_after = now + chrono::Duration::days(i64::from(days));
-        let mut builder = X509::builder()?;
-        builder.set_version(2)?;
-        let serial = serial.to_asn1_integer()?;
-        let not_before = Asn1Time::from_unix(now.timestamp())?;
-        let not_after_asn1 = Asn1Time::from_unix(not_after.timestamp())?;
-        builder.set_serial_number(&serial)?;
-        builder.set_subject_name(&name)?;
-        builder.set_issuer_name(&name)?;
-        builder.set_pubkey(&private_key)?;
-        builder.set_not_before(&not_before)?;
-        builder.set_not_after(&not_after_asn1)?;
-        builder.sign(&private_key, MessageDigest::sha256())?;
+        let (private_key, certificate, not_after) =
+            self_signed(&format!("Beacon rich notifications {id}"), now, days)?;
         Ok(EncryptionKey {
             id: id.to_string(),
-            certificate_der: builder.build().to_der()?,
+            certificate_der: certificate.to_der()?,
             private_key,
             not_after,
         })
@@ -250,6 +233,36 @@ impl KeyRing {
             })?
             .decrypt(content)
     }
+}
+
+/// A new RSA-2048 key and a self-signed certificate for it (SHA-256, common name
+/// `common_name`), valid from `now` for `days`; with its end of validity. Used for the
+/// rich-notification key and for the app registration's certificate credential.
+pub fn self_signed(
+    common_name: &str,
+    now: DateTime<Utc>,
+    days: u32,
+) -> Result<(PKey<Private>, X509, DateTime<Utc>), KeyError> {
+    let private_key = PKey::from_rsa(Rsa::generate(2048)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", common_name)?;
+    let name = name.build();
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    let not_after = now + chrono::Duration::days(i64::from(days));
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    let serial = serial.to_asn1_integer()?;
+    let not_before = Asn1Time::from_unix(now.timestamp())?;
+    let not_after_asn1 = Asn1Time::from_unix(not_after.timestamp())?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(&name)?;
+    builder.set_issuer_name(&name)?;
+    builder.set_pubkey(&private_key)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after_asn1)?;
+    builder.sign(&private_key, MessageDigest::sha256())?;
+    Ok((private_key, builder.build(), not_after))
 }
 
 /// Encrypts `plaintext` for the holder of `certificate_der`, exactly as Graph does.

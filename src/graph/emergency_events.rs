@@ -10,8 +10,8 @@
 //!   nested under `"emergencyCallEvent"` (concept page example); coordinates come as numbers
 //!   (the type) or strings (the example). Both shapes are accepted.
 //!
-//! Not wired yet: the app-only token, the keeper that creates / renews / adopts these
-//! subscriptions, and the hand-off into recognition and correlation (issue 16 items 1–2).
+//! The app-only token and the keeper that creates, renews and adopts these subscriptions are
+//! in [`super::call_events`].
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,14 @@ pub fn resource(policy_name: &str) -> String {
         "communications/calls/getEmergencyEventsByPolicy(policyName='{}')",
         policy_name.replace('\'', "''")
     )
+}
+
+/// Whether `resource` (as Graph lists it) is an emergency-events resource of any policy.
+pub fn is_resource(resource: &str) -> bool {
+    resource
+        .trim_start_matches('/')
+        .to_ascii_lowercase()
+        .starts_with("communications/calls/getemergencyeventsbypolicy(")
 }
 
 /// The body of `POST /subscriptions` for `policy_name` (B.5, B.7, B.10): rich, `updated`,
@@ -289,6 +297,8 @@ mod tests {
             "communications/calls/getEmergencyEventsByPolicy(policyName='O''Brien HQ')"
         );
         assert_eq!(body["changeType"], "updated");
+        assert!(is_resource(body["resource"].as_str().unwrap_or_default()));
+        assert!(!is_resource("/users/x/chats/getAllMessages"));
         assert_eq!(body["includeResourceData"], true);
         assert_eq!(body["expirationDateTime"], "2026-12-06T11:59:00Z");
         assert_eq!(

@@ -6,6 +6,7 @@
 pub mod aadsts;
 pub mod account;
 pub mod auth;
+pub mod call_events;
 pub mod client;
 pub mod client_state;
 pub mod config;

@@ -15,6 +15,8 @@ pub enum Item {
     Change(ChangeNotification),
     /// `reauthorizationRequired`, `subscriptionRemoved` or `missed`.
     Lifecycle(LifecycleNotification),
+    /// A Graph emergency call event (graph-teams.md B.10): always rich.
+    CallEvent(CallEventNotification),
     /// Graph's Event Hubs reachability test at subscription creation: ignored.
     Validation,
 }
@@ -32,6 +34,19 @@ pub struct ChangeNotification {
     pub message_id: String,
     /// Present for rich notifications (`includeResourceData`).
     pub encrypted: Option<EncryptedContent>,
+}
+
+/// A change notification of an emergency-event subscription
+/// (`communications/calls/getEmergencyEventsByPolicy(policyName='…')`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEventNotification {
+    pub subscription_id: String,
+    pub tenant_id: Option<String>,
+    /// Echo of the subscription's secret `clientState`; compare, never log.
+    pub client_state: Option<String>,
+    pub resource: String,
+    /// The event, encrypted: these subscriptions are rich only.
+    pub encrypted: EncryptedContent,
 }
 
 /// The kind of change.
@@ -105,6 +120,8 @@ pub enum ItemError {
     NotAChatMessage(String),
     #[error("encryptedContent has no {0}")]
     IncompleteEncryptedContent(&'static str),
+    #[error("an emergency call event without encryptedContent (these are rich only)")]
+    CallEventNotEncrypted,
 }
 
 /// Decodes one record body.
@@ -160,6 +177,19 @@ fn decode_item(value: &Value) -> Result<Item, ItemError> {
         .or_else(|| resource_data.and_then(|d| text(d, "@odata.id")))
         .ok_or(ItemError::Missing("resource"))?
         .to_string();
+    if is_call_event_resource(&resource) {
+        let encrypted = match get(item, "encryptedContent") {
+            None | Some(Value::Null) => return Err(ItemError::CallEventNotEncrypted),
+            Some(v) => decode_encrypted(v)?,
+        };
+        return Ok(Item::CallEvent(CallEventNotification {
+            subscription_id,
+            tenant_id,
+            client_state,
+            resource,
+            encrypted,
+        }));
+    }
     let (chat_id, mut message_id) =
         parse_resource(&resource).ok_or_else(|| ItemError::NotAChatMessage(clip(&resource)))?;
     if message_id.is_empty() {
@@ -261,6 +291,15 @@ pub fn kept_item(body: &[u8], index: usize) -> Option<Value> {
         }
     }
     Some(Value::Object(item))
+}
+
+/// Whether `resource` is an emergency-event subscription's
+/// (`communications/calls/getEmergencyEventsByPolicy(…)`, any casing, optional leading `/`).
+pub fn is_call_event_resource(resource: &str) -> bool {
+    resource
+        .trim_start_matches('/')
+        .to_ascii_lowercase()
+        .starts_with("communications/calls/getemergencyeventsbypolicy")
 }
 
 /// `chats('19:x@thread.v2')/messages('123')` (also `chats/…/messages/…`, any casing, with

@@ -60,10 +60,7 @@ impl SubscriptionSettings {
 
     /// `EventHub:https://<ns>.servicebus.windows.net/eventhubname/<hub>?tenantId=<tenant>`
     pub fn notification_url(&self) -> String {
-        format!(
-            "EventHub:https://{}.servicebus.windows.net/eventhubname/{}?tenantId={}",
-            self.namespace, self.hub, self.hub_tenant
-        )
+        event_hub_url(&self.namespace, &self.hub, &self.hub_tenant)
     }
 
     /// The body of `POST /subscriptions` (B.5, B.7).
@@ -99,6 +96,14 @@ impl SubscriptionSettings {
         };
         same_resource && same_hub && same_certificate
     }
+}
+
+/// The `notificationUrl` of Event Hubs delivery (B.4):
+/// `EventHub:https://<ns>.servicebus.windows.net/eventhubname/<hub>?tenantId=<tenant>`.
+pub fn event_hub_url(namespace: &str, hub: &str, tenant: &str) -> String {
+    format!(
+        "EventHub:https://{namespace}.servicebus.windows.net/eventhubname/{hub}?tenantId={tenant}"
+    )
 }
 
 /// For the web page and the health supervisor.
@@ -266,6 +271,15 @@ impl SubscriptionKeeper {
         for item in &listed {
             let id = id_of(item);
             if keep.as_ref().is_some_and(|k| k.id == id) {
+                continue;
+            }
+            let resource = item
+                .get("resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if super::emergency_events::is_resource(resource) {
+                // The emergency-event subscriptions are the call-event keeper's (app-only), and
+                // carry the fleet's clientState too: never this keeper's to delete.
                 continue;
             }
             if !self.client_states.knows(&id) {
@@ -458,12 +472,23 @@ impl SubscriptionKeeper {
             .client_states
             .secrets()
             .ok_or_else(|| GraphError::Body("the fleet's secrets are unreadable".into()))?
-            .rotated();
+            .rotated(now);
         self.client_states
             .replace(&self.store, rotated)
             .map_err(|e| GraphError::Body(e.to_string()))?;
+        self.replace_subscription(now).await.map(|_| ())
+    }
+
+    /// Deletes the subscription this box keeps and creates it again with the fleet's current
+    /// clientState. For a rotation, and for an admin's deliberate choice on the settings page
+    /// when the subscription is a stray whose clientState was lost (it fits, so it is adopted,
+    /// but every notification of it is refused). Returns the deleted subscription's id.
+    pub async fn replace_subscription(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, GraphError> {
         let old = self.state.lock().await.subscription.clone();
-        if let Some(old) = old {
+        if let Some(old) = &old {
             match self
                 .graph
                 .send(Method::DELETE, &format!("/subscriptions/{}", old.id), None)
@@ -473,12 +498,13 @@ impl SubscriptionKeeper {
                 Err(e) if e.status() == Some(404) => {}
                 Err(e) => return Err(e),
             }
+            tracing::warn!(id = old.id, "subscription deleted to be made again");
             self.forget(&old.id);
             self.state.lock().await.removed = true;
         }
         let result = self.create(now).await;
         self.wake.notify_one();
-        result
+        result.map(|()| old.map(|o| o.id))
     }
 
     /// Leaves the fleet: this box becomes a fleet of one with new secrets and looks at Graph's

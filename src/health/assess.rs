@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::paths::{self, PathHealth};
 use super::IngestSnapshot;
 use crate::calls::{CallRecord, Path};
+use crate::graph::call_events::CallEventsStatus;
 use crate::graph::reconcile::PollStatus;
 use crate::graph::subscription::SubscriptionStatus;
 use crate::graph::tokens::AuthStatus;
@@ -24,7 +25,11 @@ pub mod component {
     pub const SIGN_IN: &str = "sign-in";
     pub const SUBSCRIPTION: &str = "subscription";
     pub const EVENT_HUB: &str = "event-hub";
+    /// Connected to the hub but assigned none of its partitions: reading nothing.
+    pub const HUB_ASSIGNMENT: &str = "hub-assignment";
     pub const REFUSED: &str = "refused-notifications";
+    /// Notifications kept unverified: the fleet's secrets were lost with a damaged store.
+    pub const UNVERIFIED: &str = "unverified-notifications";
     pub const WAITING: &str = "waiting-for-graph";
     pub const STORAGE: &str = "storage";
     pub const CLOCK: &str = "clock";
@@ -32,6 +37,10 @@ pub mod component {
     pub const CHAT_POLL: &str = "chat-poll";
     /// Chat notifications missed a call another path reported.
     pub const CHAT_NOTIFICATIONS: &str = "chat-notifications";
+    /// Graph's emergency call events missed a call another path reported.
+    pub const CALL_EVENT_MISSES: &str = "call-event-misses";
+    /// The emergency-event subscriptions (the second source) are failing.
+    pub const CALL_EVENTS: &str = "call-events";
 }
 
 /// One fault.
@@ -46,6 +55,9 @@ pub struct Fault {
 pub struct Limits {
     /// The hub may be unreachable this long before it is a trouble (reconnects are normal).
     pub hub_grace: Duration,
+    /// The consumer may hold no partition this long (a join, or the wait for a member killed
+    /// by a power cut to expire) before it is a trouble.
+    pub assignment_grace: Duration,
     /// A refresh or renewal may keep failing this long (they are retried) before it is one.
     pub retry_grace: Duration,
     /// A notification may wait for its Graph fetch this long.
@@ -66,6 +78,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             hub_grace: Duration::seconds(30),
+            assignment_grace: Duration::seconds(40),
             retry_grace: Duration::seconds(40),
             waiting_grace: Duration::seconds(40),
             refused_hold: Duration::minutes(15),
@@ -91,16 +104,26 @@ pub struct Observation {
     pub hub_connected: bool,
     /// The hub's last error in words.
     pub hub_error: Option<String>,
+    /// Since when the consumer holds none of the hub's partitions (`None`: it holds some, or
+    /// no consumer runs).
+    pub hub_unassigned_since: Option<DateTime<Utc>>,
+    /// The consumer group, for the words of that trouble.
+    pub hub_group: Option<String>,
     pub ingest: IngestSnapshot,
     /// Notifications in the inbox (waiting for recognition), and the oldest one's arrival.
     pub waiting: usize,
     pub oldest_waiting: Option<DateTime<Utc>>,
+    /// Records kept unverified (the fleet's secrets lost with a damaged store): how many, and
+    /// since when.
+    pub unverified: Option<(usize, DateTime<Utc>)>,
     /// Free and total bytes on the data directory's filesystem, when known.
     pub disk_free: Option<u64>,
     /// The result of a small write to the store.
     pub store_write: Result<(), String>,
     /// The reconciliation poll; `None` without the cloud feed.
     pub poll: Option<PollStatus>,
+    /// The emergency-event subscriptions; `None` without the cloud feed, empty when off.
+    pub call_events: Option<CallEventsStatus>,
     /// The call records (which paths reported each call).
     pub calls: Vec<CallRecord>,
     /// The zone the times in the fault texts are shown in.
@@ -147,26 +170,31 @@ impl Assessor {
         if let Some(detail) = poll(obs.poll.as_ref(), now, limits, &obs.zone) {
             fault(component::CHAT_POLL, detail);
         }
+        if let Some(detail) = call_events(obs, limits) {
+            fault(component::CALL_EVENTS, detail);
+        }
         // Push is held to every call while a subscription is live.
         let push_expected = obs
             .subscription
             .as_ref()
             .is_some_and(|s| s.subscription_id.is_some());
-        let expected: &[Path] = if push_expected {
-            &[Path::ChatNotification]
-        } else {
-            &[]
-        };
-        let (figures, misses) = paths::assess(&obs.calls, expected, now, limits.path_window);
+        let expected: Vec<Path> = [
+            (push_expected, Path::ChatNotification),
+            (call_events_live(obs), Path::CallEvent),
+        ]
+        .into_iter()
+        .filter_map(|(live, path)| live.then_some(path))
+        .collect();
+        let (figures, misses) = paths::assess(&obs.calls, &expected, now, limits.path_window);
         self.paths = figures;
-        if let Some(detail) = paths::trouble(
-            &misses,
-            Path::ChatNotification,
-            now,
-            limits.missed_hold,
-            &obs.zone,
-        ) {
-            fault(component::CHAT_NOTIFICATIONS, detail);
+        for (path, name) in [
+            (Path::ChatNotification, component::CHAT_NOTIFICATIONS),
+            (Path::CallEvent, component::CALL_EVENT_MISSES),
+        ] {
+            if let Some(detail) = paths::trouble(&misses, path, now, limits.missed_hold, &obs.zone)
+            {
+                fault(name, detail);
+            }
         }
 
         if obs.hub_connected {
@@ -180,6 +208,26 @@ impl Assessor {
                     format!(
                         "Event Hub unreachable since {}: {why}",
                         hhmm(since, &obs.zone)
+                    ),
+                );
+            }
+        }
+
+        if let (true, Some(since)) = (obs.hub_connected, obs.hub_unassigned_since) {
+            if now - since >= limits.assignment_grace {
+                fault(
+                    component::HUB_ASSIGNMENT,
+                    format!(
+                        "connected to the Event Hub but reading none of its partitions since {}: \
+                         another consumer may use this box's consumer group{} (give each box its \
+                         own, Setup → 2. Event Hub settings), or the hub assigned it none; this \
+                         box leaves the group and joins again, a minute after it lost them and \
+                         then every few minutes",
+                        hhmm(since, &obs.zone),
+                        obs.hub_group
+                            .as_deref()
+                            .map(|g| format!(" \"{g}\""))
+                            .unwrap_or_default(),
                     ),
                 );
             }
@@ -204,12 +252,28 @@ impl Assessor {
                     format!(
                         "notifications of this fleet's subscription refused (wrong clientState or \
                          signature), last at {}: a Beacon that has not joined this fleet uses its \
-                         service account (join it, Settings → Fleet), or someone is sending \
-                         forged notifications",
+                         service account (join it, Settings → Fleet), no box holds the \
+                         subscription's clientState any more (delete it and make it again, \
+                         Settings → Fleet), or someone is sending forged notifications",
                         hhmm(at, &obs.zone)
                     ),
                 );
             }
+        }
+
+        if let Some((count, since)) = obs.unverified {
+            fault(
+                component::UNVERIFIED,
+                format!(
+                    "{count} notification(s) kept unverified since {}: this box's store was \
+                     damaged and renewed without the fleet's secrets, so it cannot tell the \
+                     fleet's notifications from strangers'. Join the fleet again from one of its \
+                     boxes (Settings → Fleet); a box alone: sign in, then delete the \
+                     subscription and make it again (Settings → Fleet). They are read again \
+                     when the secrets are back; the chat poll reads the chats meanwhile",
+                    hhmm(since, &obs.zone)
+                ),
+            );
         }
 
         if let Some(oldest) = obs.oldest_waiting {
@@ -310,6 +374,44 @@ fn subscription(obs: &Observation, limits: &Limits) -> Option<String> {
     None
 }
 
+/// The emergency-event subscriptions: one failing past the retry grace, or expired, in
+/// words per policy ("emergency call events for HQ-Emergency: …").
+fn call_events(obs: &Observation, limits: &Limits) -> Option<String> {
+    let status = obs.call_events.as_ref()?;
+    let now = obs.now;
+    let words: Vec<String> = status
+        .policies
+        .iter()
+        .filter_map(|p| {
+            let failing = match (&p.problem, p.problem_since) {
+                (Some(problem), Some(since)) if now - since >= limits.retry_grace => {
+                    Some(format!("{problem} (since {})", hhmm(since, &obs.zone)))
+                }
+                _ => None,
+            };
+            let expired = p
+                .expires_at
+                .filter(|at| *at <= now)
+                .map(|at| format!("the subscription expired at {}", hhmm(at, &obs.zone)));
+            failing
+                .or(expired)
+                .map(|w| format!("emergency call events for {}: {w}", p.policy))
+        })
+        .collect();
+    (!words.is_empty()).then(|| words.join("; "))
+}
+
+/// Whether an emergency-event subscription is live, so that every call is expected from the
+/// call events too.
+fn call_events_live(obs: &Observation) -> bool {
+    obs.call_events.as_ref().is_some_and(|status| {
+        status
+            .policies
+            .iter()
+            .any(|p| p.subscription_id.is_some() && p.expires_at.is_some_and(|at| at > obs.now))
+    })
+}
+
 /// `14:02 PST`: a moment in a fault text, in the appliance's zone.
 fn hhmm(at: DateTime<Utc>, zone: &Zone) -> String {
     zone.format_time(at)
@@ -340,12 +442,16 @@ mod tests {
             }),
             hub_connected: true,
             hub_error: None,
+            hub_unassigned_since: None,
+            hub_group: None,
             ingest: IngestSnapshot::default(),
             waiting: 0,
             oldest_waiting: None,
+            unverified: None,
             disk_free: Some(10 << 30),
             store_write: Ok(()),
             poll: None,
+            call_events: None,
             calls: Vec::new(),
             zone: Arc::new(Zone::utc()),
         }
@@ -381,6 +487,38 @@ mod tests {
         assert!(assessor.assess(&healthy(at(40)), &limits).is_empty());
         // Down again: the grace starts over.
         assert!(assessor.assess(&down(50), &limits).is_empty());
+    }
+
+    #[test]
+    fn a_box_reading_no_partition_is_a_trouble_after_its_grace_naming_its_group() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let unassigned = |secs| Observation {
+            hub_unassigned_since: Some(at(0)),
+            hub_group: Some("desk-a".into()),
+            ..healthy(at(secs))
+        };
+        assert!(
+            assessor.assess(&unassigned(30), &limits).is_empty(),
+            "a join"
+        );
+        let faults = assessor.assess(&unassigned(40), &limits);
+        assert_eq!(components(&faults), [component::HUB_ASSIGNMENT]);
+        assert!(
+            faults[0].detail.contains("\"desk-a\""),
+            "{}",
+            faults[0].detail
+        );
+        assert!(
+            faults[0].detail.contains("since 12:00"),
+            "{}",
+            faults[0].detail
+        );
+        // The hub down as well: that trouble says it, not this one.
+        let mut down = unassigned(100);
+        down.hub_connected = false;
+        assert!(!components(&assessor.assess(&down, &limits)).contains(&component::HUB_ASSIGNMENT));
+        assert!(assessor.assess(&healthy(at(200)), &limits).is_empty());
     }
 
     #[test]
@@ -480,6 +618,50 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_call_event_subscription_is_a_trouble_naming_the_policy() {
+        use crate::graph::call_events::PolicyStatus;
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let with = |policies| Observation {
+            call_events: Some(CallEventsStatus { policies }),
+            ..healthy(at(100))
+        };
+        let consent = |since| {
+            PolicyStatus {
+            policy: "HQ-Emergency".into(),
+            problem: Some("Admin consent for the application permission CallEvents-Emergency.Read.All is missing or was revoked".into()),
+            problem_since: Some(at(since)),
+            ..PolicyStatus::default()
+        }
+        };
+        let fine = PolicyStatus {
+            policy: "Branch".into(),
+            subscription_id: Some("s".into()),
+            expires_at: Some(at(40_000)),
+            ..PolicyStatus::default()
+        };
+        // A passing blip is not a trouble; a lasting refusal is, in words, per policy.
+        assert!(assessor
+            .assess(&with(vec![consent(90), fine.clone()]), &limits)
+            .is_empty());
+        let faults = assessor.assess(&with(vec![consent(50), fine.clone()]), &limits);
+        assert_eq!(components(&faults), [component::CALL_EVENTS]);
+        assert_eq!(
+            faults[0].detail,
+            "emergency call events for HQ-Emergency: Admin consent for the application permission CallEvents-Emergency.Read.All is missing or was revoked (since 12:00 UTC)"
+        );
+        let expired = PolicyStatus {
+            expires_at: Some(at(99)),
+            ..fine.clone()
+        };
+        assert!(assessor.assess(&with(vec![expired]), &limits)[0]
+            .detail
+            .contains("Branch: the subscription expired"));
+        // Off (no policies) or no cloud feed: nothing.
+        assert!(assessor.assess(&with(Vec::new()), &limits).is_empty());
+    }
+
+    #[test]
     fn refused_notifications_hold_a_trouble_for_a_while() {
         let limits = Limits::default();
         let mut assessor = Assessor::default();
@@ -498,6 +680,25 @@ mod tests {
         assert!(assessor
             .assess(&refused(10 + 15 * 60, 4), &limits)
             .is_empty());
+    }
+
+    #[test]
+    fn notifications_kept_unverified_are_a_trouble_that_says_what_to_do_until_read_again() {
+        let limits = Limits::default();
+        let mut assessor = Assessor::default();
+        let mut obs = healthy(at(600));
+        obs.unverified = Some((3, at(5)));
+        let faults = assessor.assess(&obs, &limits);
+        assert_eq!(components(&faults), [component::UNVERIFIED]);
+        let detail = &faults[0].detail;
+        assert!(
+            detail.starts_with("3 notification(s) kept unverified since 12:00 UTC"),
+            "{detail}"
+        );
+        assert!(detail.contains("Join the fleet again"), "{detail}");
+        // Read again (the tree is empty): no trouble, however long ago they were kept.
+        obs.unverified = None;
+        assert!(assessor.assess(&obs, &limits).is_empty());
     }
 
     #[test]

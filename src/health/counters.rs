@@ -20,6 +20,9 @@ pub struct IngestCounters {
     /// Items of subscriptions that are not the fleet's (another application or Beacon sharing
     /// the hub): let be, not a trouble.
     pub foreign: AtomicU64,
+    /// Records that could not be told the fleet's or a stranger's (the fleet's secrets were
+    /// lost with a damaged store): kept whole to be read again.
+    pub unverifiable: AtomicU64,
     /// Rich notifications whose HMAC did not match (possible tampering).
     pub signature_rejects: AtomicU64,
     /// Rich notifications for a certificate we do not hold (handed on for a fetch).
@@ -45,6 +48,7 @@ pub struct IngestSnapshot {
     pub rejected_items: u64,
     pub client_state_rejects: u64,
     pub foreign: u64,
+    pub unverifiable: u64,
     pub signature_rejects: u64,
     pub unknown_certificate: u64,
     pub validations: u64,
@@ -68,6 +72,7 @@ impl IngestCounters {
             rejected_items: get(&self.rejected_items),
             client_state_rejects: get(&self.client_state_rejects),
             foreign: get(&self.foreign),
+            unverifiable: get(&self.unverifiable),
             signature_rejects: get(&self.signature_rejects),
             unknown_certificate: get(&self.unknown_certificate),
             validations: get(&self.validations),

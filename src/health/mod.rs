@@ -23,5 +23,6 @@ pub mod supervisor;
 
 pub use assess::{Assessor, Fault, Limits, Observation};
 pub use counters::{IngestCounters, IngestSnapshot};
+pub use paths::PathHealth;
 pub use report::HealthReport;
 pub use supervisor::Supervisor;

@@ -85,7 +85,7 @@ impl Supervisor {
     /// Gathers one observation. The store probe and the disk query run on the blocking pool.
     async fn observe(&self) -> Observation {
         let store = self.store.clone();
-        let (store_write, disk_free, waiting, oldest_waiting, calls) =
+        let (store_write, disk_free, waiting, oldest_waiting, calls, unverified) =
             tokio::task::spawn_blocking(move || {
                 let write = store
                     .settings
@@ -94,10 +94,18 @@ impl Supervisor {
                     .map_err(|e| e.to_string());
                 let (waiting, oldest) = inbox_age(&store);
                 let calls = crate::calls::CallLog::of(&store).all("health supervision");
-                (write, free_bytes(store.dir()), waiting, oldest, calls)
+                let unverified = unverified_kept(&store);
+                (
+                    write,
+                    free_bytes(store.dir()),
+                    waiting,
+                    oldest,
+                    calls,
+                    unverified,
+                )
             })
             .await
-            .unwrap_or_else(|e| (Err(e.to_string()), None, 0, None, Vec::new()));
+            .unwrap_or_else(|e| (Err(e.to_string()), None, 0, None, Vec::new(), None));
         let hub = &self.status.hub;
         Observation {
             now: Utc::now(),
@@ -109,16 +117,27 @@ impl Supervisor {
                 .map(|s| s.borrow().clone()),
             hub_connected: hub.connected.load(std::sync::atomic::Ordering::Relaxed),
             hub_error: hub.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            hub_unassigned_since: hub.unassigned_since.lock().map(|s| *s).unwrap_or_default(),
+            hub_group: hub.group.lock().map(|g| g.clone()).unwrap_or_default(),
             ingest: self.counters.snapshot(),
             waiting,
             oldest_waiting,
+            unverified,
             disk_free,
             store_write,
             poll: self.status.poll.as_ref().map(|p| p.borrow().clone()),
+            call_events: self.status.call_events.as_ref().map(|c| c.borrow().clone()),
             calls,
             zone: crate::local_time::current(),
         }
     }
+}
+
+/// Records kept unverified, and the first one's arrival (keys increase); `None` when none.
+fn unverified_kept(store: &crate::store::Store) -> Option<(usize, DateTime<Utc>)> {
+    let count = store.unverified.len();
+    let first = store.unverified.iter().find_map(|(_, kept)| kept.ok())?;
+    Some((count, first.at))
 }
 
 /// Entries waiting in the inbox, and the oldest arrival among them.

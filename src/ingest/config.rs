@@ -12,8 +12,10 @@ pub struct IngestConfig {
     pub dedupe_days: u32,
     /// Records taken from the hub before one flush and commit.
     pub max_batch: usize,
-    /// Seconds after one path reported a call within which another path (chat notifications)
-    /// must report it too, or it counts as missed by that path and is a trouble.
+    /// Seconds within which two sources' reports of one caller are one call (the chat message
+    /// and the Graph emergency call event: the first alarms, the second enriches), and after
+    /// which a path held to every call (chat notifications, call events) that has not reported
+    /// it counts as missed by that path and is a trouble.
     pub path_window_secs: u32,
 }
 

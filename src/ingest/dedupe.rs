@@ -8,6 +8,7 @@
 //!   dropped, while a second edit is handed on. Downstream handling of an update is idempotent
 //!   (it re-reads the message and never raises a second alarm), so a Graph-side duplicate of a
 //!   basic update costs one extra fetch, not a second alarm.
+//! * emergency call events: event id + `callEventType` + `eventDateTime`.
 //! * lifecycle events: subscription + event + position (each one asks for an action).
 
 use crate::graph::notification::{ChangeType, LifecycleEvent};
@@ -35,6 +36,13 @@ pub fn message_key(
             format!("msg{SEP}{chat_id}{SEP}{message_id}{SEP}updated{SEP}{version}")
         }
     }
+}
+
+/// Key for an emergency call event: the event's id, what happened and when. Graph sends one
+/// event once; a redelivery of it maps to the same key, a `callEnded` of the same call to
+/// another.
+pub fn call_event_key(event_id: &str, event_type: &str, at: &str) -> String {
+    format!("event{SEP}{event_id}{SEP}{event_type}{SEP}{at}")
 }
 
 /// Key for a lifecycle event.

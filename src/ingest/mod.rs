@@ -3,7 +3,10 @@
 //!
 //! For each record: decode ([`crate::graph::notification`]) → ignore validation messages →
 //! check `clientState` (a notification of a subscription that is not the fleet's is counted
-//! as foreign and let be) → decrypt rich content → derive the de-duplication key ([`dedupe`]) →
+//! as foreign and let be; one this box cannot tell, having lost the fleet's secrets with a
+//! damaged store, is kept whole in the `unverified` tree and read again by
+//! [`Ingest::reread_unverified`] when the consumer starts and every 30 s after) → decrypt rich content (a Graph emergency call event is always rich,
+//! and is admitted only when it reads as one) → derive the de-duplication key ([`dedupe`]) →
 //! atomically mark it seen and put it in the store's inbox → hand it on through a bounded
 //! channel. Hand-off does not wait for the disk; the caller flushes the store once per batch
 //! and only then commits the Kafka offsets ([`crate::eventhub::consumer`]). Anything refused is
@@ -42,6 +45,12 @@ pub enum Notification {
         change_type: ChangeType,
         /// The decrypted `chatMessage` of a rich notification; `None` means fetch it.
         message: Option<serde_json::Value>,
+    },
+    /// A Graph emergency call event, decrypted (the `emergencyCallEvent` as Graph sent it;
+    /// [`crate::graph::emergency_events::decode`] reads it).
+    CallEvent {
+        subscription_id: String,
+        event: serde_json::Value,
     },
     /// A subscription needs attention (for the subscription keeper).
     Lifecycle {
@@ -130,6 +139,43 @@ impl Ingest {
         &self.store
     }
 
+    /// Reads the records kept unverified again (see the module doc): each is taken out and
+    /// processed as it first arrived, so one that is now the fleet's is handed on (a
+    /// duplicate if the chat poll found its message meanwhile), a stranger's is let be, and
+    /// one that still cannot be told is kept again. Returns how many were read. Blocks like
+    /// [`Ingest::process`]; the caller flushes.
+    pub fn reread_unverified(&self) -> Result<usize, StoreError> {
+        if self.store.unverified.is_empty() || self.client_states.unverifiable() {
+            return Ok(0);
+        }
+        let mut read = 0;
+        // Collected first: a record kept again must not be met again in this pass.
+        let all: Vec<_> = self.store.unverified.iter().collect();
+        for (key, kept) in all {
+            let kept = match kept {
+                Ok(kept) => kept,
+                Err(e) => {
+                    tracing::error!(error = %e, key, "an unverified record is unreadable; left where it is");
+                    continue;
+                }
+            };
+            self.process(Record {
+                body: kept.body.as_bytes(),
+                position: &kept.position,
+                received_at: kept.at,
+            })?;
+            self.store.unverified.remove(&key)?;
+            read += 1;
+        }
+        if read > 0 {
+            tracing::info!(
+                read,
+                "records kept unverified were read again with the fleet's secrets"
+            );
+        }
+        Ok(read)
+    }
+
     /// Takes one record. Errors only when the store cannot be written: then nothing may be
     /// committed, and the same record must be offered again.
     ///
@@ -156,6 +202,7 @@ impl Ingest {
             }
         };
         let many = items.len() > 1;
+        let mut unverifiable = false;
         for (index, item) in items.into_iter().enumerate() {
             let position = if many {
                 format!("{}#{index}", record.position)
@@ -167,7 +214,17 @@ impl Ingest {
                 Admitted::Duplicate => outcome.duplicates += 1,
                 Admitted::Rejected => outcome.rejected += 1,
                 Admitted::Ignored => outcome.ignored += 1,
+                Admitted::Unverifiable => {
+                    outcome.rejected += 1;
+                    unverifiable = true;
+                }
             }
+        }
+        if unverifiable {
+            // The whole record once, however many of its items could not be told: read
+            // again, the ones admitted meanwhile are duplicates.
+            self.store
+                .keep_unverified(record.received_at, record.position, record.body)?;
         }
         Ok(outcome)
     }
@@ -197,6 +254,7 @@ impl Ingest {
             }
             Item::Lifecycle(l) => (l.subscription_id.as_str(), l.client_state.as_deref()),
             Item::Change(c) => (c.subscription_id.as_str(), c.client_state.as_deref()),
+            Item::CallEvent(e) => (e.subscription_id.as_str(), e.client_state.as_deref()),
         };
         match self.client_states.verify(subscription_id, presented) {
             Verdict::Accepted => {
@@ -212,6 +270,15 @@ impl Ingest {
                     "notification of a subscription that is not this fleet's"
                 );
                 return Ok(Admitted::Ignored);
+            }
+            Verdict::Unverifiable => {
+                IngestCounters::bump(&self.counters.unverifiable);
+                tracing::warn!(
+                    position,
+                    "notification of an unknown subscription kept unverified: this box lost \
+                     its fleet's secrets with a damaged store"
+                );
+                return Ok(Admitted::Unverifiable);
             }
             Verdict::Missing => {
                 return self.refuse_as_forged(
@@ -239,43 +306,53 @@ impl Ingest {
                     event: l.event,
                 },
             ),
+            Item::CallEvent(e) => {
+                let event = match self.decrypt(&e.encrypted, position, record)? {
+                    Decrypted::Json(event) => event,
+                    // There is no GET for a call event: what cannot be read is kept refused
+                    // (the chat path still reports the call).
+                    Decrypted::UnknownCertificate(id) => {
+                        return self.refuse(
+                            &self.counters.rejected_items,
+                            &format!("emergency call event encrypted for certificate {id}, which this appliance does not hold"),
+                            position,
+                            record,
+                        )
+                    }
+                    Decrypted::Refused(refused) => return Ok(refused),
+                };
+                let decoded = match crate::graph::emergency_events::decode(&event) {
+                    Ok(decoded) => decoded,
+                    Err(error) => {
+                        return self.refuse(
+                            &self.counters.rejected_items,
+                            &error.to_string(),
+                            position,
+                            record,
+                        )
+                    }
+                };
+                (
+                    dedupe::call_event_key(
+                        &decoded.id,
+                        &format!("{:?}", decoded.event_type),
+                        &decoded.at.to_rfc3339(),
+                    ),
+                    Notification::CallEvent {
+                        subscription_id: e.subscription_id,
+                        event,
+                    },
+                )
+            }
             Item::Change(c) => {
                 let message = match &c.encrypted {
                     None => None,
-                    Some(content) => match self.keys.decrypt(content) {
-                        Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {
-                            Ok(message) => Some(message),
-                            Err(_) => {
-                                return self.refuse(
-                                    &self.counters.rejected_items,
-                                    "decrypted content is not JSON",
-                                    position,
-                                    record,
-                                )
-                            }
-                        },
+                    Some(content) => match self.decrypt(content, position, record)? {
+                        Decrypted::Json(message) => Some(message),
                         // Not for a certificate we hold (lost key, rotation race): the message
                         // can still be fetched from Graph, the source of truth.
-                        Err(DecryptError::UnknownCertificate(_)) => {
-                            IngestCounters::bump(&self.counters.unknown_certificate);
-                            None
-                        }
-                        Err(e @ DecryptError::SignatureMismatch) => {
-                            return self.refuse_as_forged(
-                                &self.counters.signature_rejects,
-                                &e.to_string(),
-                                position,
-                                record,
-                            )
-                        }
-                        Err(e) => {
-                            return self.refuse(
-                                &self.counters.rejected_items,
-                                &e.to_string(),
-                                position,
-                                record,
-                            )
-                        }
+                        Decrypted::UnknownCertificate(_) => None,
+                        Decrypted::Refused(refused) => return Ok(refused),
                     },
                 };
                 let last_modified = message
@@ -303,7 +380,7 @@ impl Ingest {
         // Kept for messages only (lifecycle events are not shown per call); after the
         // clientState check, so what is kept came from our own subscription.
         let raw = match notification {
-            Notification::Message { .. } => {
+            Notification::Message { .. } | Notification::CallEvent { .. } => {
                 crate::graph::notification::kept_item(record.body, index)
             }
             Notification::Lifecycle { .. } => None,
@@ -324,6 +401,43 @@ impl Ingest {
         // A closed channel means shutdown: the entry is in the inbox and resumes on restart.
         let _ = self.handoff.blocking_send(entry);
         Ok(Admitted::HandedOff)
+    }
+
+    /// Decrypts rich content into JSON; refusals are kept and counted here.
+    fn decrypt(
+        &self,
+        content: &notification::EncryptedContent,
+        position: &str,
+        record: Record<'_>,
+    ) -> Result<Decrypted, StoreError> {
+        let refused = match self.keys.decrypt(content) {
+            Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {
+                Ok(value) => return Ok(Decrypted::Json(value)),
+                Err(_) => self.refuse(
+                    &self.counters.rejected_items,
+                    "decrypted content is not JSON",
+                    position,
+                    record,
+                )?,
+            },
+            Err(DecryptError::UnknownCertificate(id)) => {
+                IngestCounters::bump(&self.counters.unknown_certificate);
+                return Ok(Decrypted::UnknownCertificate(id));
+            }
+            Err(e @ DecryptError::SignatureMismatch) => self.refuse_as_forged(
+                &self.counters.signature_rejects,
+                &e.to_string(),
+                position,
+                record,
+            )?,
+            Err(e) => self.refuse(
+                &self.counters.rejected_items,
+                &e.to_string(),
+                position,
+                record,
+            )?,
+        };
+        Ok(Decrypted::Refused(refused))
     }
 
     /// A notification of a message seen before (found by the poll first, or redelivered):
@@ -372,9 +486,20 @@ impl Ingest {
     }
 }
 
+/// Rich content, decrypted or not.
+enum Decrypted {
+    Json(serde_json::Value),
+    /// For a certificate this appliance does not hold (its id).
+    UnknownCertificate(String),
+    /// Refused (kept and counted already).
+    Refused(Admitted),
+}
+
 enum Admitted {
     HandedOff,
     Duplicate,
     Rejected,
     Ignored,
+    /// Not told the fleet's or a stranger's: the record is kept to be read again.
+    Unverifiable,
 }

@@ -5,10 +5,12 @@
 //! framebuffer, screens, I2C driver, PNG mirror). [`mqtt`] publishes the alarm to a broker and
 //! Home Assistant and takes acknowledge and test commands from it; messages beyond the
 //! appliance — e-mail, SMS, webhooks, PagerDuty — go through a durable outbox ([`notify`]).
+//! The other boxes of the fleet hear of this box and its acknowledgements through [`peers`].
 
 pub mod button;
 pub mod config;
 pub mod display;
 pub mod mqtt;
 pub mod notify;
+pub mod peers;
 pub mod relays;

@@ -1,10 +1,16 @@
 //! One call, one incident, whichever source reports it first (pure; issue 16 item 2): the
 //! chat notification of a call and its Graph emergency call event are one incident when they
-//! name the same caller — Entra object id, or user principal name compared without case — and
-//! are at most a window apart (default 3 minutes). The first raises the alarm; the second
-//! is matched to the first's record by [`same_call`], enriches it and never alarms again.
+//! name the same caller and are at most a window apart (default 3 minutes,
+//! `ingest.path_window_secs`). The first raises the alarm; the second is matched to the
+//! first's record through [`Incidents`], enriches it and never alarms again.
 //!
-//! Not wired yet: recognition does not receive call events until the second source is.
+//! The same caller: the Entra object id when both reports carry one, else the user principal
+//! name (without case) when both do; a pair that differs means two people. Graph's event names
+//! the caller by UPN and display name only, and a chat message often by object id and display
+//! name only: when no id or UPN can be compared, the display names are (without case or extra
+//! spaces; an unnamed caller matches nobody). Two people of one name calling within the window
+//! stay two incidents as far as possible, because an incident takes at most one report of each
+//! source.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -18,23 +24,151 @@ pub struct Report<'a> {
     pub caller_id: Option<&'a str>,
     /// User principal name, when the source names it.
     pub upn: Option<&'a str>,
+    /// Display name, when the source names one (not a placeholder).
+    pub name: Option<&'a str>,
     pub at: DateTime<Utc>,
 }
 
 /// Whether two reports are of one call.
 pub fn same_call(a: &Report<'_>, b: &Report<'_>, window: Duration) -> bool {
-    let equal = |x: Option<&str>, y: Option<&str>, fold: bool| match (x, y) {
-        (Some(x), Some(y)) if !x.trim().is_empty() => {
-            if fold {
-                x.trim().eq_ignore_ascii_case(y.trim())
+    same_caller(a, b) && (a.at - b.at).abs() <= window
+}
+
+fn same_caller(a: &Report<'_>, b: &Report<'_>) -> bool {
+    fn present(x: Option<&str>) -> Option<&str> {
+        x.map(str::trim).filter(|x| !x.is_empty())
+    }
+    let pairs = [
+        (present(a.caller_id), present(b.caller_id), false),
+        (present(a.upn), present(b.upn), true),
+    ];
+    let mut compared = false;
+    for (x, y, fold) in pairs {
+        if let (Some(x), Some(y)) = (x, y) {
+            compared = true;
+            let equal = if fold {
+                x.eq_ignore_ascii_case(y)
             } else {
-                x.trim() == y.trim()
+                x == y
+            };
+            if !equal {
+                return false;
             }
         }
-        _ => false,
+    }
+    if compared {
+        return true;
+    }
+    let name = |x: Option<&str>| {
+        present(x).map(|n| {
+            n.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        })
     };
-    let same_caller = equal(a.caller_id, b.caller_id, false) || equal(a.upn, b.upn, true);
-    same_caller && (a.at - b.at).abs() <= window
+    matches!((name(a.name), name(b.name)), (Some(x), Some(y)) if x == y)
+}
+
+/// A source of reports, as correlation tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The security-desk chat message (notified or found by the poll).
+    Chat,
+    /// The Graph emergency call event.
+    Event,
+}
+
+/// One incident: the key its record is kept under, its caller, when, which sources reported it.
+#[derive(Debug, Clone)]
+struct Incident {
+    key: String,
+    caller_id: Option<String>,
+    upn: Option<String>,
+    name: Option<String>,
+    at: DateTime<Utc>,
+    chat: bool,
+    event: bool,
+}
+
+impl Incident {
+    fn report(&self) -> Report<'_> {
+        Report {
+            caller_id: self.caller_id.as_deref(),
+            upn: self.upn.as_deref(),
+            name: self.name.as_deref(),
+            at: self.at,
+        }
+    }
+
+    fn has(&self, source: Source) -> bool {
+        match source {
+            Source::Chat => self.chat,
+            Source::Event => self.event,
+        }
+    }
+}
+
+/// The incidents of the last two windows, to match a second source's report to the first's.
+#[derive(Debug, Clone)]
+pub struct Incidents {
+    window: Duration,
+    recent: Vec<Incident>,
+}
+
+impl Incidents {
+    /// No incidents yet; reports at most `window` apart may be one call.
+    pub fn new(window: Duration) -> Incidents {
+        Incidents {
+            window,
+            recent: Vec::new(),
+        }
+    }
+
+    /// The key of the incident `report` (from `source`) belongs to: the nearest in time of the
+    /// same caller within the window that `source` has not reported yet.
+    pub fn find(&self, report: &Report<'_>, source: Source) -> Option<&str> {
+        self.recent
+            .iter()
+            .filter(|i| !i.has(source) && same_call(&i.report(), report, self.window))
+            .min_by_key(|i| (i.at - report.at).abs())
+            .map(|i| i.key.as_str())
+    }
+
+    /// Notes that `source` reported the incident kept as `key` (a new one, or the one
+    /// [`Incidents::find`] gave), and forgets incidents older than two windows before `now`.
+    pub fn note(&mut self, key: &str, report: &Report<'_>, source: Source, now: DateTime<Utc>) {
+        let horizon = now - self.window * 2;
+        self.recent.retain(|i| i.at >= horizon);
+        let owned = |x: Option<&str>| x.map(str::to_string);
+        let index = match self.recent.iter().position(|i| i.key == key) {
+            Some(found) => found,
+            None => {
+                self.recent.push(Incident {
+                    key: key.to_string(),
+                    caller_id: None,
+                    upn: None,
+                    name: None,
+                    at: report.at,
+                    chat: false,
+                    event: false,
+                });
+                self.recent.len() - 1
+            }
+        };
+        let incident = &mut self.recent[index];
+        incident.caller_id = incident
+            .caller_id
+            .take()
+            .or_else(|| owned(report.caller_id));
+        incident.upn = incident.upn.take().or_else(|| owned(report.upn));
+        incident.name = incident.name.take().or_else(|| owned(report.name));
+        incident.at = incident.at.min(report.at);
+        match source {
+            Source::Chat => incident.chat = true,
+            Source::Event => incident.event = true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -49,7 +183,15 @@ mod tests {
         Report {
             caller_id: id,
             upn,
+            name: None,
             at: at(secs),
+        }
+    }
+
+    fn named(name: &'static str, secs: i64) -> Report<'static> {
+        Report {
+            name: Some(name),
+            ..report(None, None, secs)
         }
     }
 
@@ -94,5 +236,60 @@ mod tests {
             &report(None, Some("sam@contoso.com"), 0),
             DEFAULT_WINDOW
         ));
+    }
+
+    #[test]
+    fn names_decide_only_when_no_id_or_upn_can_be_compared() {
+        // The chat message names the object id, the event the UPN: only the names compare.
+        let chat = Report {
+            name: Some("Jordan  Rivera"),
+            ..report(Some("oid-1"), None, 0)
+        };
+        let event = Report {
+            name: Some("jordan rivera"),
+            ..report(None, Some("jordan.rivera@contoso.com"), 30)
+        };
+        assert!(same_call(&chat, &event, DEFAULT_WINDOW));
+        assert!(!same_call(&chat, &named("Sam Okafor", 30), DEFAULT_WINDOW));
+        // Comparable ids that differ are two people, whatever their names.
+        let other = Report {
+            name: Some("Jordan Rivera"),
+            ..report(Some("oid-2"), None, 30)
+        };
+        assert!(!same_call(&chat, &other, DEFAULT_WINDOW));
+        assert!(!same_call(&named(" ", 0), &named(" ", 0), DEFAULT_WINDOW));
+    }
+
+    #[test]
+    fn an_incident_takes_one_report_of_each_source_and_is_forgotten_after_two_windows() {
+        let mut incidents = Incidents::new(DEFAULT_WINDOW);
+        let first = named("Jordan Rivera", 0);
+        assert_eq!(incidents.find(&first, Source::Event), None);
+        incidents.note("chat/1", &first, Source::Chat, at(0));
+        let event = named("Jordan Rivera", 60);
+        assert_eq!(incidents.find(&event, Source::Event), Some("chat/1"));
+        assert_eq!(
+            incidents.find(&named("Jordan Rivera", 10), Source::Chat),
+            None,
+            "a second chat message of the same name is another call"
+        );
+        incidents.note("chat/1", &event, Source::Event, at(60));
+        assert_eq!(
+            incidents.find(&named("Jordan Rivera", 70), Source::Event),
+            None,
+            "the incident has its event"
+        );
+        // A second person of the same name: a new incident, matched to its own event.
+        incidents.note("chat/2", &named("Jordan Rivera", 90), Source::Chat, at(90));
+        assert_eq!(
+            incidents.find(&named("Jordan Rivera", 100), Source::Event),
+            Some("chat/2")
+        );
+        incidents.note("x", &named("Sam", 1000), Source::Chat, at(1000));
+        assert_eq!(
+            incidents.find(&named("Jordan Rivera", 100), Source::Event),
+            None,
+            "forgotten after two windows"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The recognition stage: an inbox entry becomes a chat message (decrypted already, or fetched
 //! from Graph, or read from a fixture directory for drills), is classified, raises the alarm,
-//! and is recorded in the `calls` tree. Then the inbox entry is done.
+//! and is recorded in the `calls` tree. Then the inbox entry is done. A Graph emergency call
+//! event is the same call from a second source: the chat message and the event of one call are
+//! one incident, the first alarms, the second enriches (`incident.rs`, `correlate`).
 //!
 //! * The alarm is raised *before* the record is written (outputs never wait for the disk); the
 //!   alarm itself refuses a key it has raised before, and the `calls` tree is checked first, so
@@ -22,6 +24,7 @@
 //! it must escape it.
 
 pub mod correlate;
+mod incident;
 mod lanes;
 
 use std::future::Future;
@@ -41,6 +44,7 @@ use crate::graph::client::GraphClient;
 use crate::graph::notification::{ChangeType, LifecycleEvent};
 use crate::ingest::{InboxEntry, Notification};
 use crate::store::{Store, StoreError};
+use correlate::{Incidents, Source};
 use lanes::Lanes;
 
 /// A call notification older than this when it arrives is flagged late.
@@ -115,6 +119,10 @@ pub enum Handled {
     NotEmergency,
     Deleted,
     Lifecycle,
+    /// A call's end was noted (Graph's `callEnded`).
+    Ended {
+        key: String,
+    },
     /// Stays in the inbox; tried again later.
     Deferred(String),
 }
@@ -131,6 +139,9 @@ pub struct Recogniser {
     pub service_account_id: Option<String>,
     /// Where lifecycle events go (the subscription keeper), when one runs.
     pub lifecycle: Option<mpsc::Sender<(String, LifecycleEvent)>>,
+    /// The recent incidents, to make the chat message and the call event of one call one
+    /// incident (`correlate`); locked from the decision to the alarm taking the call.
+    pub incidents: Arc<tokio::sync::Mutex<Incidents>>,
 }
 
 impl Recogniser {
@@ -145,15 +156,25 @@ impl Recogniser {
         source: MessageSource,
     ) -> Recogniser {
         let service_account_id = crate::graph::account::stored(&store).map(|a| a.id);
+        let calls = CallLog::of(&store);
+        let incidents = incident::recent(&calls, correlate::DEFAULT_WINDOW, Utc::now());
         Recogniser {
-            calls: CallLog::of(&store),
+            calls,
             store,
             rules,
             alarm,
             source,
             service_account_id,
             lifecycle: None,
+            incidents: Arc::new(tokio::sync::Mutex::new(incidents)),
         }
+    }
+
+    /// Makes reports of one caller at most `window` apart one incident (default 3 minutes).
+    pub fn correlate_within(mut self, window: chrono::Duration) -> Self {
+        let incidents = incident::recent(&self.calls, window, Utc::now());
+        self.incidents = Arc::new(tokio::sync::Mutex::new(incidents));
+        self
     }
 
     /// Sends the subscriptions' lifecycle events to `keeper`.
@@ -174,6 +195,7 @@ impl Recogniser {
                 }
                 Handled::Lifecycle
             }
+            Notification::CallEvent { event, .. } => self.call_event(event, entry).await?,
             Notification::Message {
                 chat_id,
                 message_id,
@@ -224,7 +246,9 @@ impl Recogniser {
             received_at: Some(entry.received_at),
         };
         let now = Utc::now();
-        if let Some(mut record) = self.known_call(key) {
+        // The message may be a later report of a call its event brought first.
+        let kept_as = self.calls.resolve(key)?;
+        if let Some(mut record) = self.known_call(&kept_as) {
             // An edit of a known call: merge, update the text, never raise again.
             if let Ok(outcome) =
                 emergency::merge_update(&record.call, message, &context, &self.rules)
@@ -236,7 +260,7 @@ impl Recogniser {
                     if record.alarmed_locally {
                         self.alarm
                             .send(Event::CallUpdated {
-                                key: key.to_string(),
+                                key: record.key.clone(),
                                 summary: summary(&record.call, record.kind, &self.rules),
                             })
                             .await;
@@ -245,22 +269,58 @@ impl Recogniser {
                     self.flush().await?;
                 }
             }
-            return Ok(Handled::Updated {
-                key: key.to_string(),
-            });
+            return Ok(Handled::Updated { key: record.key });
         }
         let classification = emergency::classify(message, &context, &self.rules);
         let Some(call) = classification.call() else {
             return Ok(Handled::NotEmergency);
         };
-        let zone = self.rules.zones().decide(call);
         let kind = classification.kind();
-        let alarms = match kind {
-            Kind::Emergency | Kind::Test => true,
-            Kind::Possible => self.rules.possible_raises_alarm(),
-            Kind::NotEmergency => false,
-        };
-        let locally = alarms && zone.alarm_locally;
+        let report = incident::report_of(call);
+        let mut incidents = self.incidents.lock().await;
+        if let Some(first) = incidents.find(&report, Source::Chat).map(str::to_string) {
+            incidents.note(&first, &report, Source::Chat, entry.received_at);
+            drop(incidents);
+            if let Some(handled) = self.join_chat(&first, key, call, kind, entry).await? {
+                return Ok(handled);
+            }
+            incidents = self.incidents.lock().await;
+        }
+        incidents.note(key, &report, Source::Chat, entry.received_at);
+        self.raise_and_release(
+            incidents,
+            NewCall {
+                key,
+                kind,
+                reason: reason_of(&classification),
+                call,
+                path: path_of(entry),
+                entry,
+                call_event: None,
+            },
+        )
+        .await
+    }
+
+    /// Alarms for a call no other source has reported (unless zones or the kind say not
+    /// here), lets go of `incidents` once the alarm has taken it, then records it.
+    async fn raise_new(
+        &self,
+        new: NewCall<'_>,
+        incidents: Option<tokio::sync::MutexGuard<'_, Incidents>>,
+    ) -> Result<Handled, StoreError> {
+        let NewCall {
+            key,
+            kind,
+            reason,
+            call,
+            path,
+            entry,
+            call_event,
+        } = new;
+        let now = Utc::now();
+        let zone = self.rules.zones().decide(call);
+        let locally = self.alarms_for(kind) && zone.alarm_locally;
         if locally {
             // First the outputs (the alarm task publishes them before it writes anything) …
             // and wait until it has taken the call in: its audit record and state are then
@@ -274,13 +334,14 @@ impl Recogniser {
                 })
                 .await;
         }
+        drop(incidents);
         // … then the record.
         let late = entry.position == "resync"
             || entry.received_at - call.created > chrono::Duration::minutes(LATE_AFTER_MINUTES);
         let record = CallRecord {
             key: key.to_string(),
             kind,
-            reason: reason_of(&classification),
+            reason,
             call: call.clone(),
             zone: zone.zone.clone(),
             alarmed_locally: locally,
@@ -292,17 +353,35 @@ impl Recogniser {
             deleted: false,
             notification: entry.raw.clone(),
             sources: vec![Sighting {
-                path: path_of(entry),
+                path,
                 at: entry.received_at,
             }],
+            ended_at: None,
+            call_event,
         };
-        tracing::warn!(key, ?kind, locally, late, "emergency call recognised");
+        tracing::warn!(
+            key,
+            ?kind,
+            locally,
+            late,
+            source = path.name(),
+            "emergency call recognised"
+        );
         self.calls.put(&record)?;
         self.flush().await?;
         Ok(Handled::Raised {
             key: key.to_string(),
             locally,
         })
+    }
+
+    /// Whether a call of `kind` sounds the alarm at all (zones aside).
+    fn alarms_for(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Emergency | Kind::Test => true,
+            Kind::Possible => self.rules.possible_raises_alarm(),
+            Kind::NotEmergency => false,
+        }
     }
 
     /// Makes the record durable without blocking an executor thread (the relay and display
@@ -329,7 +408,7 @@ impl Recogniser {
     }
 
     fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
-        if let Some(mut record) = self.known_call(key) {
+        if let Some(mut record) = self.known_call(&self.calls.resolve(key)?) {
             record.deleted = true;
             self.calls.put(&record)?;
         }
@@ -429,6 +508,18 @@ fn path_of(entry: &InboxEntry) -> Path {
     } else {
         Path::ChatNotification
     }
+}
+
+/// A call about to be raised and recorded for the first time.
+struct NewCall<'a> {
+    key: &'a str,
+    kind: Kind,
+    reason: String,
+    call: &'a EmergencyCall,
+    path: Path,
+    entry: &'a InboxEntry,
+    /// The Graph emergency call event, when it reported the call.
+    call_event: Option<Value>,
 }
 
 /// Longest message text a possible call carries to the display, console and notifications.

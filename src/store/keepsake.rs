@@ -9,9 +9,14 @@
 //! (`super::recovery`), the kept settings are written into the fresh store before anything
 //! reads it, so an unacknowledged call alarms again and the device keeps its name.
 //!
-//! Secrets are never kept here: only the *names* of the secrets the store held, so that
-//! `beacon check-config` can say which settings the wizard overrides without opening the
-//! store (which the running service holds locked).
+//! Secrets are never kept in `keepsake.json`: only the *names* of the secrets the store held,
+//! so that `beacon check-config` can say which settings the wizard overrides without opening
+//! the store (which the running service holds locked). The values of the few secrets that
+//! keep the cloud link whole — the fleet's clientState, the rich-notification keys, the app
+//! certificate and the sign-in ([`KEPT_SECRETS`]) — go into a file of their own,
+//! `keepsake-secrets.json` (0600, written the same way). Without them a fresh store after
+//! damage took every later notification of the fleet's own subscription for a stranger's and
+//! let it be, committed: the power-cut campaign lost 212 emergencies that way.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,6 +40,43 @@ pub const KEPT_SETTINGS: &[&str] = &[
     "wizard/eventhub",
     "wizard/subscribe",
 ];
+
+/// The secrets' file's name in the data directory (mode 0600, like the store).
+pub const SECRETS_FILE_NAME: &str = "keepsake-secrets.json";
+
+/// The secrets whose values are kept beside the store, by the names their owners store them
+/// under (a trailing `/` keeps every secret under that prefix): the fleet's clientState
+/// (`graph::fleet`), the rich-notification keys (`graph::crypto`), the app certificate of the
+/// emergency call events (`graph::call_events`) and the sign-in (`graph::tokens`).
+pub const KEPT_SECRETS: &[&str] = &[
+    "fleet/secrets",
+    "rich-key/",
+    "app-credential/certificate",
+    "graph/refresh-token",
+    "graph/client-mode",
+];
+
+/// Whether the secret `name` is one of the [`KEPT_SECRETS`].
+pub fn is_kept_secret(name: &str) -> bool {
+    KEPT_SECRETS
+        .iter()
+        .any(|kept| match kept.strip_suffix('/') {
+            Some(prefix) => name.starts_with(prefix) && name[prefix.len()..].starts_with('/'),
+            None => name == *kept,
+        })
+}
+
+/// The kept secrets' values in `dir`, by name; empty when there is no such file.
+pub fn read_secrets(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+    let path = dir.join(SECRETS_FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|_| format!("{}: unreadable", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
 
 /// The file's content.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,6 +116,9 @@ impl Keepsake {
 pub struct Keeper {
     dir: PathBuf,
     last: Mutex<Option<Keepsake>>,
+    last_secrets: Mutex<Option<BTreeMap<String, String>>>,
+    /// The stored bytes the keepsakes were last refreshed from (`Store::flush` compares).
+    fingerprint: Mutex<Option<Vec<u8>>>,
 }
 
 impl Keeper {
@@ -82,7 +127,32 @@ impl Keeper {
         Keeper {
             dir: dir.to_path_buf(),
             last: Mutex::new(Keepsake::read(dir).ok().flatten()),
+            last_secrets: Mutex::new(read_secrets(dir).ok()),
+            fingerprint: Mutex::new(None),
         }
+    }
+
+    /// The fingerprint of the last refresh, locked: the caller reads the store, refreshes and
+    /// sets it while holding it, so refreshes happen one at a time in the order of the store.
+    pub(super) fn fingerprint(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.fingerprint
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the kept secrets' values (durably, 0600) unless the file already holds them.
+    pub fn refresh_secrets(&self, current: BTreeMap<String, String>) -> std::io::Result<bool> {
+        let mut last = self
+            .last_secrets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.as_ref() == Some(&current) {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec(&current).map_err(std::io::Error::other)?;
+        write_durably(&self.dir.join(SECRETS_FILE_NAME), &bytes)?;
+        *last = Some(current);
+        Ok(true)
     }
 
     /// Writes `current` (durably) unless the file already holds the same content.
@@ -153,6 +223,26 @@ mod tests {
         assert!(!Keeper::new(dir.path())
             .refresh(sample("b"), now)
             .expect("same"));
+    }
+
+    #[test]
+    fn the_kept_secrets_are_written_0600_only_when_they_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keeper = Keeper::new(dir.path());
+        let secrets = BTreeMap::from([("fleet/secrets".to_string(), "{}".to_string())]);
+        assert!(keeper.refresh_secrets(secrets.clone()).expect("write"));
+        assert!(!keeper.refresh_secrets(secrets.clone()).expect("same"));
+        assert_eq!(read_secrets(dir.path()), Ok(secrets));
+        let mode = std::fs::metadata(dir.path().join(SECRETS_FILE_NAME))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(is_kept_secret("rich-key/beacon-1"));
+        assert!(is_kept_secret("graph/refresh-token"));
+        assert!(!is_kept_secret("rich-keys"));
+        assert!(!is_kept_secret("wizard/graph.client_secret"));
     }
 
     #[test]

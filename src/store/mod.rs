@@ -2,14 +2,19 @@
 //!
 //! Trees: `seen` (de-duplication keys), `inbox` (notifications accepted from the hub and not yet
 //! fully handled — the Kafka offset is committed once a notification is here *and flushed*),
-//! `rejected` (records and items refused, with the reason), `calls`, `messages`, `outbox`,
-//! `audit`, `settings` (including the schema version) and `secrets`. The data directory is
-//! created 0700 and every file in it is 0600.
+//! `rejected` (records and items refused, with the reason), `unverified` (records that could
+//! not be told the fleet's or a stranger's, kept whole to be read again), `calls`, `messages`, `outbox`,
+//! `audit`, `settings` (including the schema version), `secrets` and `floor_plans` (raw bytes:
+//! the console's floor-plan images and their descriptions). The data directory is created 0700
+//! and every file in it is 0600.
 
+mod blobs;
+mod durable;
 pub mod keepsake;
 mod recovery;
 mod typed;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+pub use blobs::Blobs;
 pub use recovery::{Recovery, RecoveryAction};
 pub use typed::Typed;
 
@@ -66,6 +72,17 @@ pub struct Rejected {
     pub body: String,
 }
 
+/// A record that could not be verified (the fleet's secrets were lost with a damaged store),
+/// kept whole until it can be read again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Unverified {
+    pub at: DateTime<Utc>,
+    /// Where it came from (`topic/partition@offset`).
+    pub position: String,
+    /// The record body as it arrived (UTF-8: Graph's notifications are JSON).
+    pub body: String,
+}
+
 /// The open store.
 #[derive(Clone)]
 pub struct Store {
@@ -75,13 +92,21 @@ pub struct Store {
     /// Raw here; `ingest::inbox` reads it as inbox entries (the store knows no domain types).
     pub inbox: Typed<serde_json::Value>,
     pub rejected: Typed<Rejected>,
+    pub unverified: Typed<Unverified>,
     pub calls: Typed<serde_json::Value>,
+    /// Another report's key of a call → the key its record is kept under (one incident
+    /// reported by two sources).
+    pub call_aliases: Typed<String>,
     pub messages: Typed<serde_json::Value>,
     pub outbox: Typed<serde_json::Value>,
     pub audit: Typed<serde_json::Value>,
     pub settings: Typed<serde_json::Value>,
+    /// Raw here; `web::floor_plan` reads it (images are not JSON).
+    pub floor_plans: Blobs,
     secrets: sled::Tree,
     keeper: std::sync::Arc<Keeper>,
+    /// sled's files made durable by [`Store::flush`] (see [`durable`]).
+    durability: std::sync::Arc<durable::Durability>,
 }
 
 impl Store {
@@ -110,18 +135,24 @@ impl Store {
             .cache_capacity(CACHE_BYTES)
             .open()?;
         restrict(&dir.join("db")).map_err(|e| dir_error(e.to_string()))?;
+        let durability = durable::Durability::open(&dir.join("db"))
+            .map_err(|e| dir_error(format!("cannot open the store's log to sync it: {e}")))?;
         let tree = |name: &str| db.open_tree(name);
         let store = Store {
             seen: Typed::new(tree("seen")?, "seen"),
             inbox: Typed::new(tree("inbox")?, "inbox"),
             rejected: Typed::new(tree("rejected")?, "rejected"),
+            unverified: Typed::new(tree("unverified")?, "unverified"),
             calls: Typed::new(tree("calls")?, "calls"),
+            call_aliases: Typed::new(tree("call_aliases")?, "call_aliases"),
             messages: Typed::new(tree("messages")?, "messages"),
             outbox: Typed::new(tree("outbox")?, "outbox"),
             audit: Typed::new(tree("audit")?, "audit"),
             settings: Typed::new(tree("settings")?, "settings"),
+            floor_plans: Blobs::new(tree("floor_plans")?),
             secrets: tree("secrets")?,
             keeper: std::sync::Arc::new(Keeper::new(dir)),
+            durability: std::sync::Arc::new(durability),
             dir: dir.to_path_buf(),
             db,
         };
@@ -135,6 +166,10 @@ impl Store {
                 // Not `flush`: that would refresh the keepsake from a store that may have
                 // opened empty after damage, before recovery has read the keepsake.
                 store.db.flush()?;
+                store
+                    .durability
+                    .sync()
+                    .map_err(|e| dir_error(e.to_string()))?;
                 true
             }
         };
@@ -147,9 +182,26 @@ impl Store {
     }
 
     /// Writes everything so far to disk (fsync). Returns when it is durable. Then refreshes
-    /// the keepsake (see [`keepsake`]) when a kept setting changed.
+    /// the keepsake (see [`keepsake`]) when a kept setting changed: what it would hold is
+    /// compared as the stored bytes first, so a flush that changed none of them (most: every
+    /// batch of notifications, every call record) decodes nothing and writes nothing more.
+    ///
+    /// sled 0.34's flush alone does not make what it wrote durable on Linux (its log's
+    /// metadata, its blob files, its snapshot renames): [`durable::Durability::sync`] does,
+    /// right after it. (The power-cut campaign lost committed emergencies with sled's flush
+    /// alone and with only the log fsynced: see image/README.md, Power cuts.)
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.durability.sync().map_err(|e| StoreError::Directory {
+            path: self.dir.join("db"),
+            reason: format!("fsync of the store's files failed: {e}"),
+        })?;
+        // Held while the keepsake is read and written: the newest content is written last.
+        let mut last = self.keeper.fingerprint();
+        let fingerprint = self.kept_fingerprint()?;
+        if last.as_ref() == Some(&fingerprint) {
+            return Ok(());
+        }
         let current = self.keepsake()?;
         self.keeper
             .refresh(current, Utc::now())
@@ -157,7 +209,52 @@ impl Store {
                 path: self.dir.join(keepsake::FILE_NAME),
                 reason: e.to_string(),
             })?;
+        let secrets = self.kept_secrets()?;
+        self.keeper
+            .refresh_secrets(secrets)
+            .map_err(|e| StoreError::Directory {
+                path: self.dir.join(keepsake::SECRETS_FILE_NAME),
+                reason: e.to_string(),
+            })?;
+        *last = Some(fingerprint);
         Ok(())
+    }
+
+    /// The stored bytes of everything the keepsakes hold (kept settings, secret names, kept
+    /// secrets' values), length-prefixed: equal bytes, equal keepsakes.
+    fn kept_fingerprint(&self) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::new();
+        let mut push = |part: &[u8]| {
+            bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(part);
+        };
+        for name in KEPT_SETTINGS {
+            match self.settings.tree().get(name)? {
+                Some(value) => push(&value),
+                None => push(b"-"),
+            }
+        }
+        for entry in self.secrets.iter() {
+            let (name, value) = entry?;
+            push(&name);
+            if keepsake::is_kept_secret(&String::from_utf8_lossy(&name)) {
+                push(&value);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The values of the secrets kept beside the store ([`keepsake::KEPT_SECRETS`]).
+    fn kept_secrets(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut kept = BTreeMap::new();
+        for entry in self.secrets.iter() {
+            let (name, value) = entry?;
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if keepsake::is_kept_secret(&name) {
+                kept.insert(name, String::from_utf8_lossy(&value).into_owned());
+            }
+        }
+        Ok(kept)
     }
 
     /// What the keepsake should hold now.
@@ -202,6 +299,35 @@ impl Store {
         )
     }
 
+    /// Keeps a record that could not be verified, whole, to be read again when the fleet's
+    /// secrets are back (see `ingest::Ingest::reread_unverified`). Records larger than an
+    /// Event Hub message may be (1 MiB) are not records of Graph and are refused instead.
+    pub fn keep_unverified(
+        &self,
+        at: DateTime<Utc>,
+        position: &str,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        const LIMIT: usize = 1024 * 1024;
+        if body.len() > LIMIT {
+            return self.reject(
+                at,
+                Some(position),
+                "unverifiable and larger than 1 MiB",
+                body,
+            );
+        }
+        let key = format!("{:020}", self.next_id()?);
+        self.unverified.insert(
+            &key,
+            &Unverified {
+                at,
+                position: position.to_string(),
+                body: String::from_utf8_lossy(body).into_owned(),
+            },
+        )
+    }
+
     /// Atomically marks `key` as seen and puts `entry` in the inbox, unless `key` was seen
     /// before. Returns whether it was new.
     pub fn admit<E: Serialize>(
@@ -224,6 +350,44 @@ impl Store {
             Ok(new) => Ok(new),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
             Err(TransactionError::Abort(())) => Ok(false),
+        }
+    }
+
+    /// Writes the alarm's audit records (each under a new id) and, when given, its state under
+    /// `state.0` in the settings, in one transaction: a power cut leaves both or neither, so a
+    /// raise the audit shows is never missing from the state that keeps its key from being
+    /// raised again at the next start.
+    pub fn record_alarm_step<A: Serialize, S: Serialize + ?Sized>(
+        &self,
+        audits: &[A],
+        state: Option<(&str, &S)>,
+    ) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(audits.len());
+        for audit in audits {
+            let key = format!("{:020}", self.next_id()?);
+            let bytes = serde_json::to_vec(audit).map_err(|e| self.corrupt("audit", &key, e))?;
+            records.push((key, bytes));
+        }
+        let state = match state {
+            None => None,
+            Some((key, value)) => Some((
+                key,
+                serde_json::to_vec(value).map_err(|e| self.corrupt("settings", key, e))?,
+            )),
+        };
+        let result =
+            (self.audit.tree(), self.settings.tree()).transaction(|(audit_tx, settings_tx)| {
+                for (key, bytes) in &records {
+                    audit_tx.insert(key.as_str(), bytes.as_slice())?;
+                }
+                if let Some((key, bytes)) = &state {
+                    settings_tx.insert(*key, bytes.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) | Err(TransactionError::Abort(())) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
         }
     }
 
@@ -342,6 +506,61 @@ mod tests {
             }
         }
         assert!(files > 0);
+    }
+
+    #[test]
+    fn the_keepsake_follows_kept_settings_and_secrets_and_only_them() {
+        let tmp = tempfile::tempdir().expect("dir");
+        let store = open(tmp.path());
+        let kept = || {
+            Keepsake::read(tmp.path())
+                .expect("readable")
+                .unwrap_or_default()
+        };
+        store
+            .settings
+            .insert("alarm/state", &serde_json::json!({"calls": ["one"]}))
+            .expect("state");
+        store.flush().expect("flush");
+        let first = kept();
+        assert_eq!(
+            first.settings.get("alarm/state"),
+            Some(&serde_json::json!({"calls": ["one"]}))
+        );
+        // Writes the keepsake holds nothing of: flushed, the file is left as it was.
+        store
+            .calls
+            .insert("call-1", &serde_json::json!({"caller": "x"}))
+            .expect("call");
+        store.flush().expect("flush");
+        assert_eq!(kept().saved_at, first.saved_at, "rewritten for nothing");
+        // A kept setting changes: the keepsake follows at the next flush.
+        store
+            .settings
+            .insert("alarm/state", &serde_json::json!({"calls": ["one", "two"]}))
+            .expect("state");
+        store.flush().expect("flush");
+        assert_eq!(
+            kept().settings.get("alarm/state"),
+            Some(&serde_json::json!({"calls": ["one", "two"]}))
+        );
+        // So does a kept secret, and the names of the others.
+        store
+            .set_secret("fleet/secrets", &Secret::new("fleet-state"))
+            .expect("secret");
+        store
+            .set_secret("wizard/graph.client_secret", &Secret::new("s"))
+            .expect("secret");
+        store.flush().expect("flush");
+        let secrets = keepsake::read_secrets(tmp.path()).expect("secrets");
+        assert_eq!(
+            secrets.get("fleet/secrets").map(String::as_str),
+            Some("fleet-state")
+        );
+        assert!(!secrets.contains_key("wizard/graph.client_secret"));
+        assert!(kept()
+            .secrets_set
+            .contains(&"wizard/graph.client_secret".to_string()));
     }
 
     #[test]

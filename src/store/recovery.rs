@@ -68,11 +68,17 @@ impl Recovery {
                 } else {
                     "no saved alarm state was found"
                 };
+                let signed_in = restored.iter().any(|name| name == "graph/refresh-token");
+                let todo = if signed_in {
+                    "the sign-in and the subscription's secrets were kept too; re-enter on the \
+                     setup page what was set there (Event Hub connection string, client secret)"
+                } else {
+                    "sign the service account in again, and re-enter on the setup page what \
+                     was set there (Event Hub connection string, client secret)"
+                };
                 format!(
                     "the store was damaged ({}) and is kept in {} for diagnosis; Beacon started \
-                     with a new store ({alarm}): sign the service account in again, and \
-                     re-enter on the setup page what was set there (Event Hub connection \
-                     string, client secret)",
+                     with a new store ({alarm}): {todo}",
                     self.cause,
                     kept_at.display()
                 )
@@ -131,6 +137,16 @@ impl Store {
         let mut restored = Vec::new();
         for (name, value) in kept.map(|k| k.settings).unwrap_or_default() {
             store.settings.insert(&name, &value)?;
+            restored.push(name);
+        }
+        // The fleet's clientState, the keys and the sign-in: the subscription's notifications
+        // are still this box's, and still readable.
+        let secrets = super::keepsake::read_secrets(dir).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the kept secrets are unreadable");
+            Default::default()
+        });
+        for (name, value) in secrets {
+            store.set_secret(&name, &crate::secret::Secret::new(value))?;
             restored.push(name);
         }
         let recovery = Recovery {

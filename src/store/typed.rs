@@ -53,6 +53,13 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
 
     /// Sets `key` to `value`.
     pub fn insert(&self, key: &str, value: &V) -> Result<(), StoreError> {
+        self.insert_as(key, value)
+    }
+
+    /// Sets `key` to any value that reads back as a `V`, serialized straight to JSON bytes
+    /// (no `V` built on the way: the alarm's state goes into the settings tree this way at
+    /// every change, without a `serde_json::Value` tree made and dropped each time).
+    pub fn insert_as<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             tree: self.name.into(),
             key: key.into(),

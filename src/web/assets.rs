@@ -25,6 +25,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/map.js"),
     ),
     (
+        "floor_plan_editor.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/floor_plan_editor.js"),
+    ),
+    (
         "leaflet/leaflet.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/vendor/leaflet/leaflet.js"),

@@ -61,6 +61,18 @@ impl WebConfig {
         }
     }
 
+    /// The certificate file the console serves (`None` over plain HTTP): the configured one,
+    /// or the self-signed one kept in `<data_dir>/web/` (made and renewed by the console).
+    pub fn certificate_file(&self, data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        if !self.https {
+            return None;
+        }
+        Some(match &self.certificate {
+            Some(configured) => configured.clone(),
+            None => super::tls::self_signed_files(data_dir).0,
+        })
+    }
+
     /// Values that parse but cannot work. Returns (key, reason).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !self.https && !self.listen.ip().is_loopback() {

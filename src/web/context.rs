@@ -1,6 +1,6 @@
 //! What the console is handed by the appliance: the store, the alarm, the ingest and delivery
 //! counters, the status feeds it shows, the display mirror, the health report and (where a
-//! cloud link runs) the link's control for the setup wizard. Cheap to clone.
+//! cloud link runs) the link's control for the setup wizard, and the fleet's peer channel. Cheap to clone.
 
 use std::sync::Arc;
 
@@ -31,4 +31,7 @@ pub struct ConsoleContext {
     /// The link to the cloud, for the setup wizard; `None` where no link runs (`beacon demo`,
     /// tests of the console).
     pub cloud: Option<LinkControl>,
+    /// The other boxes of the fleet: what they said and what was acknowledged on them; `None`
+    /// where no peer channel runs (`beacon demo`, tests of the console).
+    pub peers: Option<crate::outputs::peers::Peers>,
 }

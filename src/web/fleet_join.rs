@@ -3,8 +3,11 @@
 //! certificate against the code's pin first — and gets the fleet's secrets and keys
 //! ([`crate::graph::fleet::Bundle`]). No session: the code is the authentication, and only
 //! over HTTPS. Refusals are in words; the members who joined are kept for the settings page.
+//! The joining box says where its console is (port and certificate pin; the address is the
+//! one it connects from) and gets this box's name and the other members it knows, so the
+//! members reach each other ([`crate::outputs::peers`]).
 
-use std::path::Path;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::join_code::JoinCodes;
 use super::respond;
 use super::state::{Caller, Web};
-use crate::graph::fleet::Bundle;
+use crate::graph::fleet::{Bundle, MemberAddress};
+use crate::outputs::display::JoinCodeInfo;
 use crate::store::Store;
 
 /// Where the boxes that joined through this one are listed (settings tree).
@@ -27,6 +32,11 @@ pub struct JoinRequest {
     pub code: String,
     /// The joining box's name (its device id), for the members list.
     pub name: String,
+    /// Its console's port and certificate pin, when it serves HTTPS.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub pin: Option<String>,
 }
 
 /// A box that joined through this one.
@@ -57,16 +67,27 @@ fn add_member(store: &Store, member: Member) -> Result<(), crate::store::StoreEr
     store.flush()
 }
 
-/// SHA-256 of the first certificate in a PEM file (what a join code pins).
-pub fn certificate_sha256(pem_file: &Path) -> Option<[u8; 32]> {
-    let pem = std::fs::read(pem_file).ok()?;
-    let der = openssl::x509::X509::from_pem(&pem).ok()?.to_der().ok()?;
-    Some(openssl::sha::sha256(&der))
+/// Puts the open join code (or none, once used or burnt) on the display.
+pub fn show_on_display(web: &Web, codes: &JoinCodes, now: DateTime<Utc>) {
+    web.context.status.join_code.send_replace(
+        codes
+            .open(now)
+            .map(|(code, expires)| JoinCodeInfo { code, expires }),
+    );
+}
+
+/// SHA-256 of the certificate the console serves now (what a join code pins); `None` over
+/// plain HTTP or when the file cannot be read. Read each time: a renewal replaces it while
+/// the console runs.
+pub fn served_certificate_sha256(web: &Web) -> Option<[u8; 32]> {
+    web.certificate_file
+        .as_deref()
+        .and_then(crate::outputs::peers::pinned::certificate_sha256)
 }
 
 /// See the module docs.
 pub fn join(web: Arc<Web>, caller: Caller, body: hyper::body::Bytes) -> Response {
-    if !caller.peer.tls || web.certificate_sha256.is_none() {
+    if !caller.peer.tls || served_certificate_sha256(&web).is_none() {
         return respond::text(
             StatusCode::FORBIDDEN,
             "Joining a fleet needs this Beacon's console over HTTPS.",
@@ -86,7 +107,11 @@ pub fn join(web: Arc<Web>, caller: Caller, body: hyper::body::Bytes) -> Response
         .collect();
     let now = Utc::now();
     let redeemed = match web.join_codes.lock() {
-        Ok(mut codes) => codes.redeem(&request.code, now),
+        Ok(mut codes) => {
+            let redeemed = codes.redeem(&request.code, now);
+            show_on_display(&web, &codes, now);
+            redeemed
+        }
         Err(_) => Err(super::join_code::JoinRefusal::NoneOpen),
     };
     if let Err(refusal) = redeemed {
@@ -94,7 +119,7 @@ pub fn join(web: Arc<Web>, caller: Caller, body: hyper::body::Bytes) -> Response
         return respond::text(StatusCode::FORBIDDEN, &format!("Refused: {refusal}."));
     }
     let store = &web.context.store;
-    let bundle = match Bundle::of(store) {
+    let mut bundle = match Bundle::of(store) {
         Ok(bundle) => bundle,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the fleet's secrets for a joining box");
@@ -104,6 +129,38 @@ pub fn join(web: Arc<Web>, caller: Caller, body: hyper::body::Bytes) -> Response
             );
         }
     };
+    let address = request
+        .port
+        .zip(
+            request
+                .pin
+                .filter(|p| p.len() == 26 && p.chars().all(|c| c.is_ascii_alphanumeric())),
+        )
+        .map(|(port, pin)| MemberAddress {
+            name: name.clone(),
+            url: format!("https://{}", SocketAddr::new(caller.peer.addr.ip(), port)),
+            pin: pin.to_ascii_uppercase(),
+        });
+    bundle.name = Some(web.context.device_id.clone());
+    bundle.members = match &web.context.peers {
+        Some(peers) => peers.addresses(),
+        None => crate::outputs::peers::link::load_members(store).addresses(),
+    };
+    bundle.members.retain(|m| m.name != name);
+    if let Some(address) = address {
+        let learnt = match &web.context.peers {
+            Some(peers) => peers.learn(address),
+            None => crate::outputs::peers::link::remember_members(
+                store,
+                &web.context.device_id,
+                vec![address],
+                false,
+            ),
+        };
+        if let Err(e) = learnt {
+            tracing::error!(error = %e, "cannot record where the fleet member is");
+        }
+    }
     if let Err(e) = add_member(
         store,
         Member {

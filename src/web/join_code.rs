@@ -124,6 +124,11 @@ pub fn pin(fingerprint: &[u8; 32]) -> String {
     out
 }
 
+/// Whether `text` has a pin's form (26 characters of the code alphabet).
+pub fn is_pin(text: &str) -> bool {
+    text.len() == 26 && text.bytes().all(|b| ALPHABET.contains(&b))
+}
+
 /// Splits a code as a person copied it into (secret, pin); `None` when it has no pin.
 pub fn split(code: &str) -> Option<(String, String)> {
     let (secret, pin) = code.trim().split_once('.')?;

@@ -10,7 +10,8 @@
 //! Routes: `/login`, `/logout`, `/first-run`, `/` (dashboard), `/live`, `/acknowledge`, `/confirm`,
 //! `/display.png`, `/calls`, `/calls.csv`, `/calls/{id}`, `/chats`, `/settings`,
 //! `/settings/users`, `/settings/tokens`, `/settings/tokens/revoke`, `/settings/time-zone`, `/settings/fleet/code`,
-//! `/settings/fleet/rotate`, `/settings/fleet/leave`, `/fleet/join` (a joining box, authenticated by a join code), `/setup` and its steps' `/setup/…` forms, `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
+//! `/settings/fleet/rotate`, `/settings/fleet/leave`, `/settings/fleet/acknowledgements`, `/settings/fleet/join`, `/settings/fleet/replace-subscription`, `/settings/floor-plans` (and `/remove`),
+//! `/floor-plans/{id}` (a plan's image), `/fleet/join` (a joining box, authenticated by a join code), `/fleet/peer` (another member, authenticated by the fleet's peer key), `/setup` and its steps' `/setup/…` forms, `/setup/call-events` (emergency call events: policies, the certificate to upload), `/demo/call`, `/api/calls`, `/api/calls/{id}`, `/api/health`,
 //! `/api/events`, `/metrics`, `/static/…`. All but the login, first-run and static ones need a
 //! session.
 
@@ -23,6 +24,8 @@ pub mod connection_limit;
 pub mod context;
 pub mod csrf;
 pub mod fleet_join;
+pub mod fleet_peer;
+pub mod floor_plan;
 pub mod join_code;
 pub mod link;
 pub mod metrics;
@@ -39,6 +42,7 @@ pub mod sse;
 pub mod state;
 pub mod status;
 pub mod tls;
+pub mod upload;
 pub mod wizard;
 
 use std::convert::Infallible;
@@ -64,6 +68,8 @@ use state::{Caller, Web};
 
 /// Largest form accepted.
 const FORM_LIMIT: u64 = 16 * 1024;
+/// Largest fleet message taken (a status with 64 members and 256 acknowledgements fits).
+const PEER_LIMIT: u64 = 256 * 1024;
 
 /// Why the console could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +92,8 @@ pub struct Options {
     /// The configuration file's `time_zone`: in force again when the settings page's choice
     /// is cleared.
     pub file_time_zone: Option<String>,
+    /// The configured zones' names (`[[emergency.zones]]`): what floor plans outline.
+    pub zones: Vec<String>,
 }
 
 /// The running console.
@@ -165,13 +173,13 @@ pub async fn start(
         demo_call: options.demo_call,
         sections: options.sections,
         file_time_zone: options.file_time_zone,
+        zones: options.zones,
         tokens: api_tokens::ApiTokens::new(context.store.clone()),
         setup_code_file: setup_code::provisioned_file(data_dir),
         wizard: Default::default(),
         join_codes: Default::default(),
-        certificate_sha256: certificate
-            .as_ref()
-            .and_then(|(cert, _)| fleet_join::certificate_sha256(cert)),
+        certificate_file: certificate.as_ref().map(|(cert, _)| cert.clone()),
+        port: std::sync::OnceLock::new(),
     });
     let mut renewals = None;
     let tls = match &certificate {
@@ -197,6 +205,7 @@ pub async fn start(
         addr: config.listen,
         reason: e.to_string(),
     })?;
+    let _ = web.port.set(addr.port());
     let listeners = Listeners::default();
     let mut redirect_addr = None;
     if let Some(redirect) = config.redirect_http.filter(|_| config.https) {
@@ -412,7 +421,32 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(form)
         .then(pages::setup::test_alarm);
+    let call_events_page = get
+        .and(warp::path!("setup" / "call-events"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::call_events::show(&w, &c));
+    let call_events_save = post
+        .and(warp::path!("setup" / "call-events"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::call_events::save);
+    let call_events_pem = get
+        .and(warp::path!("setup" / "call-events" / "certificate.pem"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::call_events::certificate(&w, &c, "pem"));
+    let call_events_cer = get
+        .and(warp::path!("setup" / "call-events" / "certificate.cer"))
+        .and(ctx.clone())
+        .map(|w: Arc<Web>, c: Caller| pages::call_events::certificate(&w, &c, "cer"));
     let setup = setup_page
+        .or(call_events_page)
+        .unify()
+        .or(call_events_save)
+        .unify()
+        .or(call_events_pem)
+        .unify()
+        .or(call_events_cer)
+        .unify()
         .or(setup_oauth)
         .unify()
         .or(setup_hub)
@@ -463,6 +497,27 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .and(warp::body::content_length_limit(FORM_LIMIT))
         .and(warp::body::bytes())
         .map(fleet_join::join);
+    let peer = post
+        .and(warp::path!("fleet" / "peer"))
+        .and(ctx.clone())
+        .and(warp::body::content_length_limit(PEER_LIMIT))
+        .and(warp::body::bytes())
+        .map(fleet_peer::receive);
+    let peer_silence = post
+        .and(warp::path!("settings" / "fleet" / "acknowledgements"))
+        .and(ctx.clone())
+        .and(form)
+        .map(pages::settings::fleet_acknowledgements);
+    let replace_subscription = post
+        .and(warp::path!("settings" / "fleet" / "replace-subscription"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::settings::fleet_replace_subscription);
+    let join_here = post
+        .and(warp::path!("settings" / "fleet" / "join"))
+        .and(ctx.clone())
+        .and(form)
+        .then(pages::settings::fleet_join);
     let history = calls
         .or(join_code)
         .unify()
@@ -471,6 +526,14 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(leave)
         .unify()
         .or(join)
+        .unify()
+        .or(peer)
+        .unify()
+        .or(peer_silence)
+        .unify()
+        .or(join_here)
+        .unify()
+        .or(replace_subscription)
         .unify()
         .or(csv)
         .unify()
@@ -522,6 +585,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
 
+    let floor_plans = pages::floor_plans::routes(ctx.clone());
+
     let statics = get
         .and(warp::path("static"))
         .and(warp::path::tail())
@@ -535,6 +600,8 @@ pub fn routes(web: Arc<Web>) -> BoxedFilter<(Response,)> {
         .or(history)
         .unify()
         .or(machine)
+        .unify()
+        .or(floor_plans)
         .unify()
         .or(statics)
         .unify()

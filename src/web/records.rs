@@ -127,30 +127,44 @@ pub struct TimelineEntry {
 /// A call's timeline, oldest first: received, recognised, every alarm transition that names
 /// it (audit), every delivery of the outbox for it.
 pub fn timeline(store: &Store, record: &CallRecord) -> Vec<TimelineEntry> {
-    let mut entries = vec![
-        TimelineEntry {
+    let mut entries: Vec<TimelineEntry> = record
+        .sources
+        .iter()
+        .map(|sighting| TimelineEntry {
+            at: sighting.at,
+            what: format!("Reported by {}", sighting.path.words()),
+        })
+        .collect();
+    if entries.is_empty() {
+        entries.push(TimelineEntry {
             at: record.received_at,
             what: "Notification received".into(),
-        },
-        TimelineEntry {
-            at: record.recognised_at,
-            what: format!(
-                "Recognised: {} ({}){}",
-                kind_name(record),
-                record.reason,
-                if record.alarmed_locally {
-                    ", alarm raised here"
-                } else {
-                    ", not alarmed here (other zone)"
-                }
-            ),
-        },
-    ];
+        });
+    }
+    if let Some(at) = record.ended_at {
+        entries.push(TimelineEntry {
+            at,
+            what: "Call ended (Graph emergency call event)".into(),
+        });
+    }
+    entries.extend([TimelineEntry {
+        at: record.recognised_at,
+        what: format!(
+            "Recognised: {} ({}){}",
+            kind_name(record),
+            record.reason,
+            if record.alarmed_locally {
+                ", alarm raised here"
+            } else {
+                ", not alarmed here (other zone)"
+            }
+        ),
+    }]);
     if let Some(at) = record.updated_at {
         entries.push(TimelineEntry {
             at,
             what: format!(
-                "Message edited ({} merged)",
+                "Updated ({} merged: edits, or another source's report)",
                 crate::wording::count(record.updates, "update", "updates")
             ),
         });

@@ -36,14 +36,19 @@ pub struct Web {
     pub sections: Vec<super::settings_view::Section>,
     /// The configuration file's `time_zone`.
     pub file_time_zone: Option<String>,
+    /// The configured zones' names: what floor plans outline.
+    pub zones: Vec<String>,
     /// API tokens for machines.
     pub tokens: super::api_tokens::ApiTokens,
     /// The setup wizard's last outcomes.
     pub wizard: super::wizard::WizardState,
     /// The one-time code for a box joining this box's fleet.
     pub join_codes: Mutex<super::join_code::JoinCodes>,
-    /// SHA-256 of the console's certificate (what a join code pins); `None` over plain HTTP.
-    pub certificate_sha256: Option<[u8; 32]>,
+    /// The console's certificate (PEM); `None` over plain HTTP. Read whenever its fingerprint
+    /// is wanted (`web::fleet_join::served_certificate_sha256`): a renewal replaces it while the console runs.
+    pub certificate_file: Option<std::path::PathBuf>,
+    /// The port the console listens on (the configured one, or the one given for port 0).
+    pub port: std::sync::OnceLock<u16>,
 }
 
 /// What a route knows of the request before it looks at the body.

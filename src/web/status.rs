@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alarm::{AlarmState, Output};
+use crate::graph::call_events::CallEventsStatus;
 use crate::graph::reconcile::PollStatus;
 use crate::graph::tokens::AuthStatus;
 use crate::health::paths::PathHealth;
@@ -45,6 +46,8 @@ pub struct Status {
     pub paths: Vec<PathHealth>,
     /// The reconciliation poll; `None` without the cloud feed.
     pub poll: Option<PollStatus>,
+    /// The emergency-event subscriptions, per policy; `None` without the cloud feed.
+    pub call_events: Option<CallEventsStatus>,
 }
 
 impl Status {
@@ -174,6 +177,14 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
     if let Some(poll) = &poll {
         lines.push(poll_line(poll));
     }
+    let call_events = context
+        .status
+        .call_events
+        .as_ref()
+        .map(|c| c.borrow().clone());
+    for policy in call_events.iter().flat_map(|c| &c.policies) {
+        lines.push(call_events_line(policy));
+    }
     let paths = context.health.borrow().paths.clone();
     for path in &paths {
         lines.push(path_line(path));
@@ -242,6 +253,26 @@ pub fn read(context: &ConsoleContext, now: DateTime<Utc>) -> Status {
         lines,
         paths,
         poll,
+        call_events,
+    }
+}
+
+/// One emergency calling policy's subscription, its refusal in words at once (the trouble
+/// follows after the grace period).
+fn call_events_line(policy: &crate::graph::call_events::PolicyStatus) -> StatusLine {
+    let name = "Emergency call events";
+    match (&policy.problem, &policy.expires_at) {
+        (Some(problem), _) => line(name, "fault", format!("{}: {problem}", policy.policy)),
+        (None, Some(expires)) => line(
+            name,
+            "ok",
+            format!(
+                "{}: subscribed until {}",
+                policy.policy,
+                crate::local_time::shown(*expires)
+            ),
+        ),
+        (None, None) => line(name, "warn", format!("{}: subscribing", policy.policy)),
     }
 }
 
@@ -272,6 +303,7 @@ fn path_line(path: &PathHealth) -> StatusLine {
     let name = match path.path {
         crate::calls::Path::ChatNotification => "Calls by chat notification",
         crate::calls::Path::ChatPoll => "Calls by chat poll",
+        crate::calls::Path::CallEvent => "Calls by emergency call event",
     };
     let last = path.last_event.map_or_else(
         || "none yet".to_string(),

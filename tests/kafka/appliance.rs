@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use beacon::app::{Appliance, Board, Core, Feed, Options};
 use beacon::calls::CallLog;
-use beacon::config::Config;
-use beacon::store::Store;
 
+use crate::support::in_process::{
+    appliance, fault_of, set_poll, start, start_with_context, subscribed,
+};
 use crate::support::notifications::emergency_message;
 use crate::support::process::{hub_and_cloud, sign_in, write_cloud_config};
 
@@ -22,19 +22,7 @@ async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
     let (path, data) = write_cloud_config(dir.path(), "in-process", &hub, &cloud);
     sign_in(&path, &cloud).await;
 
-    let config = Config::load(&path).expect("valid configuration");
-    let core = Core::open(&config).expect("store");
-    let appliance = Appliance::start(
-        config,
-        core,
-        Options {
-            board: Board::Simulated,
-            feed: Feed::Cloud,
-            demo_call: None,
-        },
-    )
-    .await
-    .expect("starts");
+    let appliance = appliance(&path).await;
     let lamps = appliance.lamps().cloned().expect("simulated board");
     let calls = CallLog::of(appliance.store());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -42,14 +30,7 @@ async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
         let _ = stopped.await;
     }));
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while cloud.subscriptions().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the appliance created no subscription"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    subscribed(&cloud).await;
     let id = cloud
         .post_message(
             CHAT,
@@ -92,49 +73,6 @@ async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
     );
 }
 
-/// Starts the appliance from the configuration at `path` on the simulated board.
-async fn start(
-    path: &std::path::Path,
-) -> (
-    Store,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), beacon::app::AppError>>,
-) {
-    let (store, _, stop, running) = start_with_context(path).await;
-    (store, stop, running)
-}
-
-/// [`start`], with what the console is handed (status feeds, health report).
-async fn start_with_context(
-    path: &std::path::Path,
-) -> (
-    Store,
-    beacon::web::context::ConsoleContext,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), beacon::app::AppError>>,
-) {
-    let config = Config::load(path).expect("valid configuration");
-    let core = Core::open(&config).expect("store");
-    let appliance = Appliance::start(
-        config,
-        core,
-        Options {
-            board: Board::Simulated,
-            feed: Feed::Cloud,
-            demo_call: None,
-        },
-    )
-    .await
-    .expect("starts");
-    let store = appliance.store().clone();
-    let context = appliance.context().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(appliance.run_until(async {
-        let _ = stopped.await;
-    }));
-    (store, context, stop, running)
-}
-
 /// Graph drops the notification of an emergency (graph-teams.md B.11) and the appliance is
 /// then stopped cleanly: the resync after the restart must still look back far enough to
 /// find the message — a clean stop is no proof that push delivered everything before it.
@@ -146,14 +84,7 @@ async fn a_call_whose_notification_was_lost_before_a_clean_stop_alarms_after_the
     sign_in(&path, &cloud).await;
 
     let (store, stop, running) = start(&path).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while cloud.subscriptions().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the appliance created no subscription"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    subscribed(&cloud).await;
     cloud.set_publishing(false);
     let id = cloud
         .post_message(
@@ -208,14 +139,7 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
     sign_in(&path, &cloud).await;
 
     let (store, context, stop, running) = start_with_context(&path).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while cloud.subscriptions().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the appliance created no subscription"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    subscribed(&cloud).await;
     // An ordinary message, notified: push works, and the poll does not report it again.
     let pushed = cloud
         .post_message(
@@ -342,56 +266,6 @@ async fn a_silently_dropped_emergency_alarms_from_the_poll_within_one_interval()
 
     stop.send(()).expect("still running");
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
-}
-
-/// Writes the poll interval and the path window into the configuration at `path`.
-/// The fault the health supervisor reports for `component`, once it does (within `within`).
-async fn fault_of(
-    context: &beacon::web::ConsoleContext,
-    component: &str,
-    within: Duration,
-) -> Result<beacon::health::Fault, tokio::time::error::Elapsed> {
-    let mut health = context.health.clone();
-    tokio::time::timeout(within, async {
-        loop {
-            let found = health
-                .borrow_and_update()
-                .faults
-                .iter()
-                .find(|f| f.component == component)
-                .cloned();
-            if let Some(fault) = found {
-                return fault;
-            }
-            let _ = health.changed().await;
-        }
-    })
-    .await
-}
-
-fn set_poll(path: &std::path::Path, every: Duration, window: Duration) {
-    let config = std::fs::read_to_string(path).expect("config");
-    std::fs::write(
-        path,
-        config.replacen(
-            "[graph]\n",
-            &format!("[graph]\nreconcile_every_secs = {}\n", every.as_secs()),
-            1,
-        ) + &format!("\n[ingest]\npath_window_secs = {}\n", window.as_secs()),
-    )
-    .expect("config");
-}
-
-/// Waits until the cloud has a subscription.
-async fn subscribed(cloud: &crate::support::fake_cloud::FakeCloud) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while cloud.subscriptions().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the appliance created no subscription"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Graph sends a `missed` lifecycle event (C.4: "some notifications not delivered"): the

@@ -313,3 +313,71 @@ async fn forged_and_rich_notifications() {
         .filter_map(|(_, r)| r.ok())
         .all(|r| !r.body.contains(CLIENT_STATE)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_sharing_its_consumer_group_says_it_reads_nothing_and_reads_once_alone() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let topic = unique("shared-group");
+    create_topic(&topic, 1).await;
+    let group = unique("g");
+    // Another consumer took the group's one partition first (its client id sorts before the
+    // box's, so the range assignor keeps giving it the partition).
+    let other: BaseConsumer = crate::support::kafka::client_config()
+        .set("group.id", &group)
+        .set("client.id", "0-other-box")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("other consumer");
+    other.subscribe(&[&topic]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while other.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other consumer got no partition"
+        );
+        let _ = other.poll(Duration::from_millis(100));
+    }
+
+    let appliance = Appliance::new();
+    let mut running = appliance.consume(&topic, &group, true);
+    let sender = Sender::new(&topic);
+    sender.send(Some(0), basic(CLIENT_STATE, "shared", "created").as_bytes());
+    sender.flush();
+    // The box is connected and in the group, reads nothing, and says since when.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let _ = other.poll(Duration::from_millis(100));
+        let since = *running.handle.status.unassigned_since.lock().expect("lock");
+        if since.is_some()
+            && running
+                .handle
+                .status
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 'unassigned' status"
+        );
+    }
+    for _ in 0..30 {
+        let _ = other.poll(Duration::from_millis(100));
+    }
+    assert!(
+        running.take(1, Duration::from_millis(10)).await.is_empty(),
+        "the other consumer holds the partition"
+    );
+
+    // The other consumer leaves the group: the box takes the partition and reads the record.
+    drop(other);
+    let got = running.until_message("shared", WAIT).await;
+    assert_eq!(ids(&got), BTreeSet::from(["shared".to_string()]));
+    assert_eq!(
+        *running.handle.status.unassigned_since.lock().expect("lock"),
+        None
+    );
+    running.stop().await;
+}

@@ -10,5 +10,7 @@ mod alarm_board;
 mod appliance;
 mod end_to_end;
 mod eventhub_ingest;
+mod fake_cloud_calls;
 mod fake_cloud_selftest;
 mod trust_store;
+mod two_sources;

@@ -234,7 +234,14 @@ async fn every_tls_client_accepts_a_ca_configured_once_in_tls_ca_files() {
     };
     let store = Store::open(&dir.path().join("data")).expect("store");
     let (alarm, _task) = beacon::alarm_task::spawn(Default::default(), store.clone(), Utc::now());
-    let service = mqtt::spawn(&config, "trust-desk", store, alarm).expect("mqtt");
+    let service = mqtt::spawn(
+        &config,
+        "trust-desk",
+        store,
+        alarm,
+        crate::support::mqtt::no_health(),
+    )
+    .expect("mqtt");
     let mut status = service.status();
     tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.connected))
         .await

@@ -516,3 +516,51 @@ async fn leaving_the_fleet_leaves_its_subscription_alone() {
         "the fleet is not disturbed"
     );
 }
+
+/// A stray: the fleet's subscription fits (same resource, hub, certificate) but its clientState
+/// is lost (the only box holding it was reset). It is adopted and every notification of it
+/// refused; an admin's deliberate "delete it and make it again" replaces it with one carrying
+/// the clientState this box holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stray_subscription_is_deleted_and_made_again_only_when_asked() {
+    use beacon::graph::client_state::Verdict;
+    let s = setup(FakeOptions::default()).await;
+    let a = keeper(&s, "teams-emergency");
+    a.step(Utc::now()).await.expect("reconcile");
+    a.step(Utc::now()).await.expect("create");
+    let stray = s.cloud.subscriptions()[0].clone();
+    let lost_state = stray.client_state.clone().expect("state");
+    // The box is reset: a fleet of one with new secrets, the same service account and hub.
+    s.states
+        .replace(&s.store, beacon::graph::fleet::FleetSecrets::generate())
+        .expect("reset");
+    let b = keeper_again(&s, "teams-emergency");
+    b.step(Utc::now()).await.expect("reconcile");
+    assert_eq!(
+        b.state().await.subscription.map(|x| x.id),
+        Some(stray.id.clone()),
+        "adopted: it fits"
+    );
+    assert_eq!(
+        s.states.verify(&stray.id, Some(&lost_state)),
+        Verdict::Mismatch,
+        "and refused"
+    );
+    assert_eq!(s.cloud.subscriptions().len(), 1, "nothing deleted unasked");
+
+    let deleted = b.replace_subscription(Utc::now()).await.expect("replaced");
+    assert_eq!(deleted, Some(stray.id.clone()));
+    let subs = s.cloud.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_ne!(subs[0].id, stray.id);
+    let new_state = subs[0].client_state.clone().expect("state");
+    assert_eq!(
+        s.states.verify(&subs[0].id, Some(&new_state)),
+        Verdict::Accepted,
+        "its notifications are accepted again"
+    );
+    assert_eq!(
+        b.state().await.subscription.map(|x| x.id),
+        Some(subs[0].id.clone())
+    );
+}

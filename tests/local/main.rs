@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod call_events;
 mod graph_reconcile;
 mod graph_signin;
 mod graph_subscription;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use beacon::alarm::{AlarmState, CallSummary, Event};
 use beacon::app::{Appliance, Core, Options};
 use beacon::config::Config;
+use beacon::secret::Secret;
 use beacon::store::keepsake::Keepsake;
 use beacon::store::{RecoveryAction, Store};
 
@@ -141,6 +142,63 @@ async fn a_damaged_log_is_set_aside_and_the_latched_call_alarms_again() {
     the_trouble_survives_a_restart(&data).await;
 }
 
+/// The power-cut campaign's loss: a fresh store without the fleet's clientState took every
+/// later notification of the fleet's own subscription for a stranger's. The clientState, the
+/// rich-notification keys and the sign-in are kept beside the store and come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_subscription_secrets_and_the_sign_in_survive_a_damaged_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let device = latch_a_call(&data).await;
+    let (fleet, key_names) = {
+        let store = Store::open(&data).expect("store");
+        store
+            .set_secret("graph/refresh-token", &Secret::new("refresh-token-before"))
+            .expect("secret");
+        store.flush().expect("flush");
+        let fleet = store
+            .secret("fleet/secrets")
+            .expect("read")
+            .map(|s| s.expose().to_string());
+        let keys: Vec<String> = store
+            .secrets_with_prefix("rich-key/")
+            .expect("keys")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        (fleet, keys)
+    };
+    assert!(fleet.is_some(), "the appliance made the fleet's secrets");
+    assert!(!key_names.is_empty(), "and a rich-notification key");
+    overwrite(&db_file(&data), 0, &[0xA5; 4096]);
+    comes_up_alarming_with_a_trouble(
+        &data,
+        &device,
+        "the sign-in and the subscription's secrets were kept",
+    )
+    .await;
+    let store = Store::open(&data).expect("the fresh store");
+    assert_eq!(
+        store
+            .secret("fleet/secrets")
+            .expect("read")
+            .map(|s| s.expose().to_string()),
+        fleet,
+        "the fleet's clientState is the same: its subscription's notifications are still accepted"
+    );
+    assert_eq!(
+        store
+            .secret("graph/refresh-token")
+            .expect("read")
+            .map(|s| s.expose().to_string())
+            .as_deref(),
+        Some("refresh-token-before")
+    );
+    for name in key_names {
+        assert!(store.secret(&name).expect("read").is_some(), "{name} kept");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_configuration_page_is_recovered_the_same_way() {
     let dir = tempfile::tempdir().expect("dir");
@@ -182,4 +240,105 @@ async fn a_store_held_by_another_process_is_an_error_and_is_never_set_aside() {
         .any(|e| e.file_name().to_string_lossy().starts_with("damaged-"));
     assert!(!aside, "a good store was moved aside");
     drop(held);
+}
+
+/// A basic chat-message notification of `subscription` carrying `state`, as Graph puts it in
+/// the hub.
+fn chat_notification(subscription: &str, state: &str, message: &str) -> String {
+    serde_json::json!({"value": [{
+        "subscriptionId": subscription, "changeType": "created", "clientState": state,
+        "resource": format!("chats('19:desk@thread.v2')/messages('{message}')"),
+        "resourceData": {"id": message}, "tenantId": "tenant"
+    }]})
+    .to_string()
+}
+
+/// The power-cut campaign's other half: when the secrets beside the store are lost too, the
+/// fresh store cannot tell the fleet's notifications from strangers'. They must not be let be
+/// (committed and gone, as the campaign's 212 emergencies were): they are kept whole, a
+/// trouble says so, and once the box has the fleet's secrets again (a join) they are read
+/// again — the fleet's handed on, a stranger's let be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_that_lost_the_fleets_secrets_keeps_their_notifications_until_it_can_read_them() {
+    use beacon::graph::client_state::ClientStates;
+    use beacon::graph::fleet::FleetSecrets;
+    use beacon::health::IngestCounters;
+    use beacon::ingest::{Ingest, Record};
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let fleet = FleetSecrets::with_client_state("fleet-desk", Secret::new("fleet-state"));
+    {
+        let store = Store::open(&data).expect("store");
+        let states = ClientStates::load(&store).expect("states");
+        states.replace(&store, fleet.clone()).expect("fleet");
+        states.adopt(&store, "sub-fleet").expect("adopt");
+        store
+            .settings
+            .insert("device_id", &serde_json::json!("beacon-desk"))
+            .expect("device");
+        store.flush().expect("flush");
+    }
+    overwrite(&db_file(&data), 0, &[0xA5; 4096]);
+    std::fs::remove_file(data.join(beacon::store::keepsake::SECRETS_FILE_NAME))
+        .expect("the secrets' keepsake existed");
+    let (store, recovery) = Store::open_or_recover(&data, chrono::Utc::now()).expect("opens");
+    assert!(matches!(
+        recovery.map(|r| r.action),
+        Some(RecoveryAction::FreshStore { .. })
+    ));
+    let states = ClientStates::load(&store).expect("states");
+    assert!(states.unverifiable(), "new secrets, no known subscription");
+
+    let (tx, mut handed) = tokio::sync::mpsc::channel(16);
+    let counters = std::sync::Arc::new(IngestCounters::default());
+    let keys = beacon::app::load_keys(&store).expect("keys");
+    let ingest = Ingest::new(store.clone(), keys, states.clone(), tx, counters.clone());
+    let ours = chat_notification("sub-fleet", "fleet-state", "1700000000001");
+    let theirs = chat_notification("sub-other-app", "their-state", "1700000000002");
+    for (offset, body) in [ours.as_str(), theirs.as_str()].into_iter().enumerate() {
+        let position = format!("teams/0@{offset}");
+        let outcome = tokio::task::block_in_place(|| {
+            ingest.process(Record {
+                body: body.as_bytes(),
+                position: &position,
+                received_at: chrono::Utc::now(),
+            })
+        })
+        .expect("processed");
+        assert_eq!((outcome.handed_off, outcome.rejected), (0, 1), "{position}");
+    }
+    assert_eq!(store.unverified.len(), 2, "both kept whole");
+    assert_eq!(counters.unverifiable.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.foreign.load(Ordering::Relaxed), 0, "none let be");
+    assert!(handed.try_recv().is_err());
+    // Nothing to gain from reading them again while the box still cannot tell.
+    assert_eq!(
+        tokio::task::block_in_place(|| ingest.reread_unverified()).expect("reread"),
+        0
+    );
+    assert_eq!(store.unverified.len(), 2);
+
+    // A join brings the fleet's secrets back.
+    states.replace(&store, fleet).expect("joined");
+    let read = tokio::task::block_in_place(|| ingest.reread_unverified()).expect("reread");
+    assert_eq!(read, 2);
+    let entry = handed
+        .try_recv()
+        .expect("the fleet's notification is handed on");
+    assert!(entry.key.contains("1700000000001"), "{}", entry.key);
+    assert_eq!(entry.position, "teams/0@0", "where it first arrived");
+    assert!(handed.try_recv().is_err(), "the stranger's is not");
+    assert_eq!(counters.foreign.load(Ordering::Relaxed), 1);
+    assert!(store.unverified.is_empty(), "nothing left kept");
+    // A box whose store was never renewed lets a stranger's notification be, as before.
+    let fresh = tempfile::tempdir().expect("dir");
+    let other = Store::open(&fresh.path().join("data")).expect("store");
+    let states = ClientStates::load(&other).expect("states");
+    assert!(!states.unverifiable());
+    assert_eq!(
+        states.verify("sub-other-app", Some("their-state")),
+        beacon::graph::client_state::Verdict::Foreign
+    );
 }

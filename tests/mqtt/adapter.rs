@@ -11,9 +11,11 @@
 
 use std::time::Duration;
 
-use crate::support::mqtt::{broker, unique, Observer, PrivateBroker};
+use crate::support::mqtt::{broker, no_health, unique, Observer, PrivateBroker};
 use beacon::alarm::{AlarmState, CallSummary, Output};
 use beacon::alarm_task::{self, AlarmHandle};
+use beacon::calls::Path;
+use beacon::health::{HealthReport, PathHealth};
 use beacon::outputs::mqtt::{self, MqttConfig, MqttHandle};
 use beacon::store::Store;
 use chrono::Utc;
@@ -25,6 +27,8 @@ struct Rig {
     store: Store,
     alarm: AlarmHandle,
     mqtt: Option<MqttHandle>,
+    /// What the health supervisor would report.
+    health: tokio::sync::watch::Sender<HealthReport>,
     device: String,
     prefix: String,
 }
@@ -46,12 +50,15 @@ impl Rig {
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().join("data")).expect("store");
         let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
-        let mqtt = mqtt::spawn(&config, &device, store.clone(), alarm.clone()).expect("mqtt");
+        let (health, reports) = tokio::sync::watch::channel(HealthReport::default());
+        let mqtt =
+            mqtt::spawn(&config, &device, store.clone(), alarm.clone(), reports).expect("mqtt");
         Rig {
             _dir: dir,
             store,
             alarm,
             mqtt: Some(mqtt),
+            health,
             device,
             prefix,
         }
@@ -110,6 +117,53 @@ impl Rig {
 
 fn field<'a>(json: &'a Value, path: &[&str]) -> &'a Value {
     path.iter().fold(json, |v, k| &v[*k])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_paths_calls_and_misses_are_retained_as_the_supervisor_reports_them() {
+    let rig = Rig::start(|_| {}).await;
+    let live = Observer::new(&[rig.all_topics()]).await;
+    rig.wait_connected().await;
+    // Published on connection, before the supervisor's first report.
+    live.wait_for(&rig.topic("paths"), "empty paths", |s| {
+        s.json()["paths"] == serde_json::json!([])
+    })
+    .await;
+    let last = Utc::now();
+    rig.health.send_replace(HealthReport {
+        paths: vec![
+            PathHealth {
+                path: Path::ChatNotification,
+                events: 3,
+                last_event: Some(last),
+                missed: 0,
+            },
+            PathHealth {
+                path: Path::CallEvent,
+                events: 2,
+                last_event: Some(last),
+                missed: 1,
+            },
+        ],
+        ..HealthReport::default()
+    });
+    let seen = live
+        .wait_for(&rig.topic("paths"), "the figures", |s| {
+            s.json()["paths"].as_array().is_some_and(|p| p.len() == 2)
+        })
+        .await
+        .json();
+    assert_eq!(seen["paths"][0]["path"], "chat_notification");
+    assert_eq!(seen["paths"][0]["calls"], 3);
+    assert_eq!(seen["paths"][1]["path"], "call_event");
+    assert_eq!(seen["paths"][1]["missed"], 1);
+    assert!(seen["paths"][1]["last_call"].is_string());
+    let late = Observer::new(&[rig.topic("paths")]).await;
+    let kept = late
+        .wait_for(&rig.topic("paths"), "retained figures", |s| s.retained)
+        .await;
+    assert_eq!(kept.json(), seen, "a late subscriber gets them at once");
+    rig.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,6 +293,8 @@ async fn the_last_call_gets_its_latency_once_the_call_record_is_written() {
         deleted: false,
         notification: None,
         sources: Vec::new(),
+        ended_at: None,
+        call_event: None,
     };
     rig.store
         .calls
@@ -354,7 +410,7 @@ async fn a_retained_command_replayed_on_connection_is_rejected() {
         .raise("19:chat@thread.v2/6006", CallSummary::default())
         .await;
     let live = Observer::new(&[format!("beacon/{device}/command/result")]).await;
-    let adapter = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
+    let adapter = mqtt::spawn(&config, &device, store, alarm.clone(), no_health()).expect("mqtt");
     let result = live
         .wait_for(
             &format!("beacon/{device}/command/result"),

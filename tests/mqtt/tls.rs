@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::mqtt::{unique, Observer};
+use crate::support::mqtt::{no_health, unique, Observer};
 use beacon::alarm::{AlarmState, CallSummary};
 use beacon::alarm_task;
 use beacon::outputs::mqtt::{self, MqttConfig};
@@ -73,7 +73,7 @@ async fn beacon_publishes_and_takes_commands_over_tls_with_a_password() {
         &[format!("beacon/{device}/#")],
     )
     .await;
-    let service = mqtt::spawn(&config, &device, store, alarm.clone()).expect("mqtt");
+    let service = mqtt::spawn(&config, &device, store, alarm.clone(), no_health()).expect("mqtt");
     let mut status = service.status();
     tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.connected))
         .await
@@ -120,7 +120,14 @@ async fn refused(config: MqttConfig) -> (mqtt::MqttStatus, String) {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("data")).expect("store");
     let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), Utc::now());
-    let service = mqtt::spawn(&config, &unique("tls-bad"), store, alarm.clone()).expect("mqtt");
+    let service = mqtt::spawn(
+        &config,
+        &unique("tls-bad"),
+        store,
+        alarm.clone(),
+        no_health(),
+    )
+    .expect("mqtt");
     let mut view = alarm.view();
     let troubled = tokio::time::timeout(
         Duration::from_secs(20),

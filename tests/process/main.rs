@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod cli_login;
 mod fleet_three_boxes;
+mod fleet_two_desks;
 mod mqtt_process;
 mod notify_run;
 mod recognise_replay;

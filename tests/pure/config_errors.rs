@@ -27,6 +27,22 @@ fn example_file_is_valid() {
     assert!(config.is_ok(), "{config:?}");
 }
 
+/// Static membership left the power-cut campaign's box deaf on the test broker: off unless
+/// the file turns it on.
+#[test]
+fn static_membership_is_off_unless_turned_on() {
+    let off = load("", &[]).map_err(|e| e.to_string());
+    assert!(
+        matches!(off, Ok(ref c) if !c.eventhub.static_membership),
+        "{off:?}"
+    );
+    let on = load("[eventhub]\nstatic_membership = true\n", &[]).map_err(|e| e.to_string());
+    assert!(
+        matches!(on, Ok(ref c) if c.eventhub.static_membership),
+        "{on:?}"
+    );
+}
+
 #[test]
 fn env_overrides_file_and_keeps_types() {
     let config = load(

@@ -8,7 +8,8 @@ use beacon::alarm::{
     AlarmState, CallSummary, CallView, DisplayMode, DisplayModel, TroubleView, POSSIBLE_HEADLINE,
 };
 use beacon::outputs::display::{
-    render, Framebuffer, LastCall, Screen, ScreenContext, SetupInfo, SignInCode, StatusTicks,
+    render, Framebuffer, JoinCodeInfo, LastCall, Screen, ScreenContext, SetupInfo, SignInCode,
+    StatusTicks,
 };
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 
@@ -38,6 +39,7 @@ fn ctx() -> ScreenContext {
             caller: "Maria Gonzalez".into(),
         }),
         setup: None,
+        join_code: None,
     }
 }
 
@@ -390,6 +392,41 @@ fn setup_screens() {
     golden("setup_certificate", &fb);
     let alarm = alarm_model(vec![call("Ann", "Desk", false, false)]);
     assert_eq!(draw(&alarm, &c).0, Screen::Alarm);
+}
+
+#[test]
+fn an_open_join_code_is_shown_with_the_minutes_left_until_it_expires() {
+    let mut c = ctx();
+    let expires = now().with_timezone(&Utc) + chrono::Duration::seconds(9 * 60 + 30);
+    c.join_code = Some(JoinCodeInfo {
+        code: "K7QM-2XWP-HD4N.3B7QXZ2MW9K4PJ6TR8HC5N2DAE".into(),
+        expires,
+    });
+    // Over ready, trouble and setup …
+    let (screen, fb) = draw(&model(DisplayMode::Ready, "READY"), &c);
+    assert_eq!(screen, Screen::JoinCode);
+    golden("join_code", &fb);
+    let mut m = model(DisplayMode::Trouble, "TROUBLE");
+    m.troubles = vec![trouble("signin", "not signed in", utc(9, 0))];
+    assert_eq!(draw(&m, &c).0, Screen::JoinCode);
+    // … with the minutes left counting down …
+    let later = ScreenContext {
+        now: now() + chrono::Duration::minutes(9),
+        ..c.clone()
+    };
+    let (_, one_minute_left) = draw(&model(DisplayMode::Ready, "READY"), &later);
+    assert_ne!(one_minute_left, fb);
+    // … never over a call, and gone once it expired.
+    let alarm = alarm_model(vec![call("Ann", "Desk", false, false)]);
+    assert_eq!(draw(&alarm, &c).0, Screen::Alarm);
+    let expired = ScreenContext {
+        now: now() + chrono::Duration::minutes(10),
+        ..c
+    };
+    assert_eq!(
+        draw(&model(DisplayMode::Ready, "READY"), &expired).0,
+        Screen::Ready
+    );
 }
 
 #[test]

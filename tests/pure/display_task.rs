@@ -14,6 +14,7 @@ fn context(tick: u64) -> ScreenContext {
         status: StatusTicks::default(),
         last_call: None,
         setup: None,
+        join_code: None,
     }
 }
 

@@ -56,10 +56,12 @@ async fn an_unreachable_hub_becomes_a_trouble_and_clears_when_it_is_back() {
                 subscription: None,
                 hub: hub.clone(),
                 poll: None,
+                call_events: None,
                 last_call,
                 mqtt: None,
                 setup_code: beacon::feeds::no_setup_code(),
                 certificate: beacon::feeds::no_setup_code(),
+                join_code: beacon::feeds::no_join_code(),
             },
             counters: Arc::new(IngestCounters::default()),
             limits: Limits {

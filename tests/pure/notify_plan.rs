@@ -121,6 +121,7 @@ fn zone(zone: Option<&str>) -> BTreeMap<String, CallContext> {
             zone: zone.map(str::to_string),
             latitude: None,
             longitude: None,
+            reported_by: String::new(),
         },
     )])
 }

@@ -195,6 +195,52 @@ impl Browser {
         .map(str::to_string)
     }
 
+    /// Runs `script` in the page (a function body; `return` gives the answer).
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// A DOM property of the element (`value` of a field as the user left it).
+    pub async fn property(&self, element: &str, name: &str) -> Option<String> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/property/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    }
+
+    /// The element's box on the page in CSS pixels: (x, y, width, height).
+    pub async fn rect(&self, element: &str) -> (f64, f64, f64, f64) {
+        let value = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/rect"),
+                None,
+            )
+            .await;
+        let number = |key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+        (number("x"), number("y"), number("width"), number("height"))
+    }
+
+    /// Chooses the file at `path` in the file input `css` (as a user picking it).
+    pub async fn choose_file(&self, css: &str, path: &std::path::Path) {
+        let element = self.wait_for(css, Duration::from_secs(10)).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": path.to_string_lossy() })),
+        )
+        .await;
+    }
+
     /// The visible text of the whole page.
     pub async fn page_text(&self) -> String {
         match self.find("body").await {

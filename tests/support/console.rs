@@ -57,7 +57,7 @@ impl Console {
     ) -> Console {
         let dir = tempfile::tempdir().expect("dir");
         let config = Config {
-            device_id: Some("web-test".into()),
+            device_id: config.device_id.clone().or(Some("web-test".into())),
             data_dir: dir.path().join("data"),
             web: Some(web),
             ..config.clone()
@@ -80,13 +80,18 @@ impl Console {
 
     /// A console (plain HTTP) with an admin and a guard already set.
     pub async fn with_users() -> Console {
+        Console::with_users_and(&Config::default()).await
+    }
+
+    /// [`Console::with_users`] over an appliance configured with `config`.
+    pub async fn with_users_and(config: &Config) -> Console {
         Console::start_full(
             WebConfig {
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 https: false,
                 ..WebConfig::default()
             },
-            &Config::default(),
+            config,
             add_users,
         )
         .await
@@ -156,14 +161,21 @@ impl Console {
 
     /// Stops the appliance the way `beacon run` stops (console, recognition, outputs, alarm).
     pub async fn stop(self) {
+        drop(self.stop_keeping_files().await);
+    }
+
+    /// [`Console::stop`], handing back the directory with the store (to open it again).
+    pub async fn stop_keeping_files(self) -> tempfile::TempDir {
         let Console {
             appliance,
             inbox,
             alarm,
+            dir,
             ..
         } = self;
         drop((inbox, alarm));
         appliance.stop().await.expect("clean stop");
+        dir
     }
 }
 
@@ -272,16 +284,20 @@ impl Client {
         }
     }
 
-    pub async fn get(&mut self, path: &str) -> reqwest::Response {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+    /// Sends `request` with the kept cookies and keeps the ones it sets.
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let response = request
             .header("cookie", self.cookie_header())
             .send()
             .await
-            .expect("GET");
+            .expect("request sent");
         self.keep_cookies(&response);
         response
+    }
+
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -290,17 +306,52 @@ impl Client {
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .expect("POST");
-        self.keep_cookies(&response);
-        response
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Posts a `multipart/form-data` form (as a browser sends a form with a file input):
+    /// text `fields`, and `file` as (field, file name, content type, bytes).
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &str, &[u8])>,
+    ) -> reqwest::Response {
+        const BOUNDARY: &str = "----beacon-test-boundary-7d1c";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some((name, file_name, content_type, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body);
+        self.send(request).await
     }
 
     /// The CSRF token of the form on the page at `path`.

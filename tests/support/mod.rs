@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod console;
 pub mod fake_channels;
 pub mod fake_cloud;
+pub mod in_process;
 pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
@@ -172,11 +173,7 @@ pub fn seed_fleet(store: &Store) -> ClientStates {
     states
         .replace(
             store,
-            FleetSecrets {
-                id: "fleet-test".into(),
-                client_state: Secret::new(CLIENT_STATE),
-                previous_client_states: Vec::new(),
-            },
+            FleetSecrets::with_client_state("fleet-test", Secret::new(CLIENT_STATE)),
         )
         .expect("fleet secrets");
     states

@@ -305,3 +305,9 @@ pub fn unique(prefix: &str) -> String {
         nanos % 1_000_000_000_000
     )
 }
+
+/// A health feed that never reports (its sender is gone): for adapters whose per-path figures
+/// a test does not look at.
+pub fn no_health() -> tokio::sync::watch::Receiver<beacon::health::HealthReport> {
+    tokio::sync::watch::channel(beacon::health::HealthReport::default()).1
+}

@@ -87,3 +87,34 @@ pub fn emergency_message(user_id: &str, caller: &str, location: &str) -> serde_j
            "body": {"contentType": "html", "content": format!(
                "<p>{caller} has placed an Emergency Call to 911</p><p>Location: {location}</p>")}})
 }
+
+/// A rich change notification of an emergency-event subscription (graph-teams.md B.10)
+/// carrying `event` (an `emergencyCallEvent`), encrypted for `certificate_der`; without
+/// `encryptedContent` when `certificate_der` is `None`.
+pub fn call_event(
+    client_state: &str,
+    event: &serde_json::Value,
+    certificate: Option<(&[u8], &str)>,
+) -> String {
+    let resource = "communications/calls/getEmergencyEventsByPolicy(policyName='HQ-Emergency')";
+    let mut item = json!({
+        "subscriptionId": SUBSCRIPTION_ID,
+        "subscriptionExpirationDateTime": "2026-12-07T10:15:00.0000000+00:00",
+        "changeType": "updated",
+        "clientState": client_state,
+        "tenantId": "11111111-2222-3333-4444-555555555555",
+        "resource": resource,
+        "resourceData": {"@odata.type": "#microsoft.graph.emergencyCallEvent", "@odata.id": resource},
+    });
+    if let Some((der, id)) = certificate {
+        let sealed =
+            beacon::graph::crypto::seal(der, id, event.to_string().as_bytes()).expect("seal");
+        item["encryptedContent"] = json!({
+            "data": sealed.data,
+            "dataSignature": sealed.data_signature,
+            "dataKey": sealed.data_key,
+            "encryptionCertificateId": sealed.encryption_certificate_id,
+        });
+    }
+    json!({"value": [item]}).to_string()
+}

@@ -127,6 +127,8 @@ impl Bench {
             deleted: false,
             notification: None,
             sources: Vec::new(),
+            ended_at: None,
+            call_event: None,
         };
         beacon::calls::CallLog::of(&self.store)
             .put(&record)

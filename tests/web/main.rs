@@ -7,8 +7,11 @@
 mod support;
 
 mod fleet_join;
+mod fleet_peers;
 mod web_access;
 mod web_browser;
+mod web_call_events;
+mod web_floor_plans;
 mod web_https;
 mod web_limits;
 mod web_metrics;

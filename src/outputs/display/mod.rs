@@ -24,5 +24,7 @@ pub mod task;
 pub mod text;
 
 pub use framebuffer::{Framebuffer, HEIGHT, PAGE_BYTES, WIDTH};
-pub use screens::{render, LastCall, Screen, ScreenContext, SetupInfo, SignInCode, StatusTicks};
+pub use screens::{
+    render, JoinCodeInfo, LastCall, Screen, ScreenContext, SetupInfo, SignInCode, StatusTicks,
+};
 pub use ssd1306::{Ssd1306, DEFAULT_ADDRESS};

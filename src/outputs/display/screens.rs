@@ -72,6 +72,16 @@ pub struct ScreenContext {
     pub last_call: Option<LastCall>,
     /// Shown instead of the ready and trouble screens while set.
     pub setup: Option<SetupInfo>,
+    /// A fleet join code open on the console: shown instead of the setup, trouble and ready
+    /// screens until it expires (an alarm still wins).
+    pub join_code: Option<JoinCodeInfo>,
+}
+
+/// A one-time fleet join code (`XXXX-XXXX-XXXX.PIN`) and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinCodeInfo {
+    pub code: String,
+    pub expires: DateTime<Utc>,
 }
 
 /// Which screen [`render`] drew.
@@ -84,16 +94,23 @@ pub enum Screen {
     LampTest,
     Trouble,
     Setup,
+    JoinCode,
 }
 
 impl Screen {
-    /// Alarm beats possible beats test beats lamp test beats setup beats trouble beats ready.
+    /// Alarm beats possible beats test beats lamp test beats an open join code beats setup
+    /// beats trouble beats ready.
     pub fn choose(model: &DisplayModel, ctx: &ScreenContext) -> Screen {
+        let join_open = ctx
+            .join_code
+            .as_ref()
+            .is_some_and(|j| ctx.now.with_timezone(&Utc) < j.expires);
         match model.mode {
             DisplayMode::Alarm => Screen::Alarm,
             DisplayMode::Possible => Screen::Possible,
             DisplayMode::Test => Screen::Test,
             DisplayMode::LampTest => Screen::LampTest,
+            _ if join_open => Screen::JoinCode,
             _ if ctx.setup.is_some() => Screen::Setup,
             DisplayMode::Trouble => Screen::Trouble,
             DisplayMode::Ready => Screen::Ready,
@@ -112,6 +129,7 @@ pub fn render(model: &DisplayModel, ctx: &ScreenContext, fb: &mut Framebuffer) -
         (Screen::Test, Some(call), _) => test(&mut canvas, model, call),
         (Screen::LampTest, _, _) => lamp_test(&mut canvas, model),
         (Screen::Setup, _, Some(setup)) => setup_screen(&mut canvas, setup, ctx),
+        (Screen::JoinCode, _, _) => join_code_screen(&mut canvas, ctx),
         (Screen::Trouble, _, _) => trouble(&mut canvas, model, ctx),
         // Ready, and the impossible "alarm without a call": the headline still says it.
         _ => ready(&mut canvas, model, ctx),
@@ -417,6 +435,46 @@ fn ready(c: &mut Canvas<'_>, model: &DisplayModel, ctx: &ScreenContext) {
         }
         None => c.text("No calls yet", BODY, 42, Align::Left, true),
     }
+}
+
+/// The open join code: its secret part large enough to read across a desk, the certificate
+/// pin after the dot in small letters, and the minutes left.
+fn join_code_screen(c: &mut Canvas<'_>, ctx: &ScreenContext) {
+    let Some(join) = &ctx.join_code else {
+        return;
+    };
+    c.headline("JOIN FLEET", true);
+    let code = text::clean(&join.code);
+    let (secret, pin) = code.split_once('.').unwrap_or((code.as_str(), ""));
+    c.text(
+        "Code for the new box:",
+        SMALL,
+        BODY_TOP + 2,
+        Align::Left,
+        true,
+    );
+    c.text(secret, BODY, BODY_TOP + 13, Align::Centre, true);
+    if !pin.is_empty() {
+        c.text(
+            &format!(".{pin}"),
+            FOOTER,
+            BODY_TOP + 26,
+            Align::Centre,
+            true,
+        );
+    }
+    let left = (join.expires - ctx.now.with_timezone(&Utc))
+        .num_seconds()
+        .max(0);
+    let minutes = (left + 59) / 60;
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    c.text(
+        &format!("{minutes} {unit} left, one box"),
+        SMALL,
+        BODY_TOP + 36,
+        Align::Centre,
+        true,
+    );
 }
 
 /// `url` without its scheme when the whole would not fit in `columns`.

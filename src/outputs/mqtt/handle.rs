@@ -24,6 +24,7 @@ use super::tls::TlsError;
 use crate::alarm::ActiveCall;
 use crate::alarm_task::{AlarmHandle, AlarmNotice, AlarmView};
 use crate::calls::CallLog;
+use crate::health::HealthReport;
 use crate::store::Store;
 
 /// How long the last call's record is waited for (it is written right after the alarm).
@@ -70,12 +71,14 @@ impl std::fmt::Debug for MqttHandle {
     }
 }
 
-/// Starts the adapter for `device_id`. Fails only when TLS cannot be set up (CA file).
+/// Starts the adapter for `device_id`, publishing the alarm and the per-path figures of
+/// `health`. Fails only when TLS cannot be set up (CA file).
 pub fn spawn(
     config: &MqttConfig,
     device_id: &str,
     store: Store,
     alarm: AlarmHandle,
+    health: watch::Receiver<HealthReport>,
 ) -> Result<MqttHandle, TlsError> {
     let settings = PublisherSettings::from_config(config, device_id);
     let (client, eventloop) =
@@ -95,6 +98,7 @@ pub fn spawn(
         client,
         notices: alarm.notices(),
         view,
+        health,
         alarm,
         store,
         status: status_tx,
@@ -120,6 +124,7 @@ struct Adapter {
     alarm: AlarmHandle,
     notices: broadcast::Receiver<AlarmNotice>,
     view: watch::Receiver<AlarmView>,
+    health: watch::Receiver<HealthReport>,
     store: Store,
     status: watch::Sender<MqttStatus>,
     /// Where record look-ups report what they found.
@@ -139,6 +144,8 @@ impl Adapter {
     ) {
         let mut notices_open = true;
         let mut view_open = true;
+        let mut health_open = true;
+        let mut paths = Vec::new();
         loop {
             let deadline = self.publisher.deadline();
             let input = tokio::select! {
@@ -156,6 +163,20 @@ impl Adapter {
                     Ok(()) => Input::ViewChanged(self.view.borrow_and_update().clone()),
                     Err(_) => {
                         view_open = false;
+                        continue;
+                    }
+                },
+                changed = self.health.changed(), if health_open => match changed {
+                    Ok(()) => {
+                        let now = self.health.borrow_and_update().paths.clone();
+                        if now == paths {
+                            continue;
+                        }
+                        paths.clone_from(&now);
+                        Input::PathsChanged(now)
+                    }
+                    Err(_) => {
+                        health_open = false;
                         continue;
                     }
                 },

@@ -12,6 +12,7 @@ use crate::alarm::{
 };
 use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
+use crate::health::PathHealth;
 
 /// `…/alarm` (retained).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,6 +88,44 @@ pub struct LastCallPayload {
     /// WGS84 degrees, when the message carried coordinates.
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// Which sources reported the call so far, first first: `chat_notification`, `chat_poll`,
+    /// `call_event` (empty until the call record is written).
+    pub sources: Vec<&'static str>,
+}
+
+/// `…/paths` (retained): each path a call comes by, as the health supervisor last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathsPayload {
+    pub paths: Vec<PathPayload>,
+}
+
+/// One path's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathPayload {
+    /// `chat_notification`, `chat_poll` or `call_event`.
+    pub path: &'static str,
+    /// Calls this path reported (first or later).
+    pub calls: u64,
+    /// When it last reported one; `null` before the first.
+    pub last_call: Option<DateTime<Utc>>,
+    /// Calls another path reported and this one did not within the window (only paths held
+    /// to every call: chat notifications, call events while their subscription is live).
+    pub missed: u64,
+}
+
+/// `…/paths` for the supervisor's figures.
+pub fn paths(figures: &[PathHealth]) -> PathsPayload {
+    PathsPayload {
+        paths: figures
+            .iter()
+            .map(|p| PathPayload {
+                path: p.path.name(),
+                calls: p.events,
+                last_call: p.last_event,
+                missed: p.missed,
+            })
+            .collect(),
+    }
 }
 
 /// `…/trouble` (retained).
@@ -227,6 +266,11 @@ pub fn last_call(call: &ActiveCall, record: Option<&CallRecord>) -> LastCallPayl
         latency_seconds,
         latitude: record.and_then(|r| r.call.location.latitude),
         longitude: record.and_then(|r| r.call.location.longitude),
+        sources: record.map_or_else(Vec::new, |r| {
+            let mut sightings = r.sources.clone();
+            sightings.sort_by_key(|s| s.at);
+            sightings.iter().map(|s| s.path.name()).collect()
+        }),
     }
 }
 

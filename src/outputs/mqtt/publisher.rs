@@ -37,6 +37,7 @@ use super::topics::{self, Topics};
 use crate::alarm::{ActiveCall, AuditAction, Effect, Event, Source};
 use crate::alarm_task::{AlarmNotice, AlarmView};
 use crate::calls::CallRecord;
+use crate::health::PathHealth;
 
 /// The trouble component of the broker link.
 pub const TROUBLE_COMPONENT: &str = "mqtt";
@@ -133,6 +134,8 @@ pub enum Input {
     Notice(AlarmNotice),
     /// What the alarm shows changed.
     ViewChanged(AlarmView),
+    /// The health supervisor's figures per path changed.
+    PathsChanged(Vec<PathHealth>),
     /// The record of `call` was written to the call log.
     RecordFound {
         call: ActiveCall,
@@ -225,6 +228,8 @@ pub struct Publisher {
     backlog: VecDeque<Vec<u8>>,
     /// Re-published on every connection.
     last_call: Option<LastCall>,
+    /// Each path's figures, as the health supervisor last reported them.
+    paths: Vec<PathHealth>,
     lag_trouble_until: Option<Instant>,
     /// What [`Publisher::handle`] returns.
     actions: Vec<Action>,
@@ -247,6 +252,7 @@ impl Publisher {
             published: HashMap::new(),
             backlog: VecDeque::new(),
             last_call: None,
+            paths: Vec::new(),
             lag_trouble_until: None,
             actions: Vec::new(),
         }
@@ -285,6 +291,10 @@ impl Publisher {
             Input::Notice(notice) => self.on_notice(&notice),
             Input::ViewChanged(view) => {
                 self.view = view;
+                self.publish_state(false);
+            }
+            Input::PathsChanged(paths) => {
+                self.paths = paths;
                 self.publish_state(false);
             }
             Input::RecordFound { call, record } => self.on_record(&call, &record),
@@ -542,6 +552,10 @@ impl Publisher {
             (
                 topics.trouble(),
                 payloads::to_json(&payloads::trouble(&self.view)),
+            ),
+            (
+                topics.paths(),
+                payloads::to_json(&payloads::paths(&self.paths)),
             ),
         ];
         for (topic, payload) in states {

@@ -62,6 +62,11 @@ impl Topics {
         format!("{}/last_call", self.root)
     }
 
+    /// `…/paths` (retained): per path a call comes by, its calls, last call and misses.
+    pub fn paths(&self) -> String {
+        format!("{}/paths", self.root)
+    }
+
     pub fn trouble(&self) -> String {
         format!("{}/trouble", self.root)
     }

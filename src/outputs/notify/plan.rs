@@ -41,6 +41,9 @@ pub struct CallContext {
     pub zone: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// Which sources had reported the call when the notification was planned, in words
+    /// ("emergency call events, then chat notifications"); empty when unknown.
+    pub reported_by: String,
 }
 
 /// The facts of a message, for the channels that send structured data (webhook, PagerDuty,
@@ -65,6 +68,10 @@ pub struct Details {
     /// Who acknowledged or cleared, when that is the event.
     pub who: Option<String>,
     pub device: String,
+    /// Which sources had reported the call ("emergency call events, then chat
+    /// notifications"), when known.
+    #[serde(default)]
+    pub reported_by: Option<String>,
 }
 
 /// One message to put in the outbox.
@@ -237,6 +244,7 @@ fn details(call: &ActiveCall, context: &CallContext, who: Option<String>, device
         raised_at: Some(call.raised_at),
         who,
         device: device.to_string(),
+        reported_by: Some(context.reported_by.clone()).filter(|r| !r.is_empty()),
     }
 }
 
@@ -303,5 +311,6 @@ pub fn variables(
         ),
         ("who", text(&details.who)),
         ("device", details.device.clone()),
+        ("reported_by", text(&details.reported_by)),
     ])
 }

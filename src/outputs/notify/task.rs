@@ -250,6 +250,7 @@ impl Planner {
         match found {
             Ok(Some(record)) => CallContext {
                 known: true,
+                reported_by: record.sources_in_words(),
                 zone: record.zone,
                 latitude: record.call.location.latitude,
                 longitude: record.call.location.longitude,

@@ -27,6 +27,7 @@ pub const VARIABLES: &[&str] = &[
     "time",
     "who",
     "device",
+    "reported_by",
 ];
 
 /// `[notify.templates]`: subject (e-mail, PagerDuty summary) and body (e-mail, SMS, chat
@@ -62,7 +63,8 @@ impl Default for TemplatesConfig {
                 Location: {location}\n\
                 Map: {map_link}\n\
                 Zone: {zone}\n\
-                Time: {time}\n\n\
+                Time: {time}\n\
+                Reported by: {reported_by}\n\n\
                 Go to the caller and meet the responders. Acknowledge on Beacon {device}."
                 .into(),
             possible_subject: "POSSIBLE EMERGENCY — CHECK TEAMS: message from {caller}".into(),

@@ -140,6 +140,11 @@ fn ingest(out: &mut Exposition, counters: &IngestSnapshot) {
             counters.foreign,
         ),
         (
+            "beacon_unverifiable_notifications_total",
+            "Items kept unverified: the fleet's secrets were lost with a damaged store.",
+            counters.unverifiable,
+        ),
+        (
             "beacon_signature_rejects_total",
             "Rich notifications with a bad signature (possible tampering).",
             counters.signature_rejects,

@@ -1,6 +1,8 @@
 //! `/calls/{id}`: one call — caller name and UPN, dial string, call-back number, location and
-//! (with coordinates) a Leaflet map, the timeline, the chat's history, and the raw message and
-//! call record as formatted JSON (shown as text).
+//! (with coordinates) a Leaflet map, the floor plan of the caller's site with the caller's zone
+//! marked (when one outlines it), the acknowledgements other desks of the fleet made of it, the
+//! timeline, the chat's history, and the raw message and call record as formatted JSON (shown
+//! as text).
 
 use askama::Template;
 use warp::http::StatusCode;
@@ -10,6 +12,8 @@ use super::{time, Layout};
 use crate::calls::{CallLog, CallRecord};
 use crate::emergency::{self, Kind};
 use crate::outputs::notify::plan::{map_link, CallContext};
+use crate::web::floor_plan::marked::MarkedPlan;
+use crate::web::floor_plan::FloorPlans;
 use crate::web::records::{call_key, chat_lines, kind_name, timeline, ChatLine};
 use crate::web::respond;
 use crate::web::respond::Audience;
@@ -50,11 +54,20 @@ struct CallPage {
     reason: String,
     zone: String,
     received: String,
+    /// Which sources reported the call, first first ("emergency call events, then chat
+    /// notifications").
+    reported_by: String,
+    /// When the call ended, when Graph's call events said.
+    ended: Option<String>,
     is_test: bool,
     /// The message text of a possible emergency (the guard reads it to decide).
     possible_message: Option<String>,
     map: Option<MapData>,
     whereabouts: Option<Whereabouts>,
+    /// The plan of the caller's site with the caller's zone marked (`call_floor_plan.html`).
+    floor_plan: Option<MarkedPlan>,
+    /// "acknowledged on main-desk by sam at …", one per desk.
+    other_desks: Vec<String>,
     /// (time, what)
     timeline: Vec<(String, String)>,
     history: Vec<ChatLine>,
@@ -112,12 +125,37 @@ pub fn show(web: &Web, caller: &Caller, id: &str) -> Response {
         reason: record.reason.clone(),
         zone: record.zone.clone().unwrap_or_else(|| "—".into()),
         received: time(record.received_at),
+        reported_by: match record.sources_in_words() {
+            words if words.is_empty() => "—".into(),
+            words => words,
+        },
+        ended: record.ended_at.map(time),
         is_test: call.is_test,
         possible_message: (record.kind == Kind::Possible)
             .then(|| emergency::excerpt(&call.raw, POSSIBLE_MESSAGE_CHARS))
             .flatten(),
         map,
         whereabouts,
+        floor_plan: record
+            .zone
+            .as_deref()
+            .and_then(|zone| FloorPlans::of(&web.context.store).marked(zone)),
+        other_desks: web
+            .context
+            .peers
+            .as_ref()
+            .map(|peers| peers.acks_of(&record.key))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ack| {
+                format!(
+                    "acknowledged on {} by {} at {}",
+                    ack.desk,
+                    ack.who.as_deref().unwrap_or("someone"),
+                    time(ack.at)
+                )
+            })
+            .collect(),
         timeline: timeline(&web.context.store, &record)
             .into_iter()
             .map(|e| (time(e.at), e.what))

@@ -2,10 +2,12 @@
 //! user, navigation, logout form's token) and form helpers.
 
 pub mod call_detail;
+pub mod call_events;
 pub mod calls;
 pub mod chats;
 pub mod dashboard;
 pub mod first_run;
+pub mod floor_plans;
 pub mod login;
 pub mod settings;
 pub mod setup;

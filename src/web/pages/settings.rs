@@ -1,7 +1,9 @@
 //! `/settings` (admins only): the configuration in force — secrets shown only as "set" —,
 //! the time zone times are shown in (a form to choose it), the console's users with a form to
 //! add a guard or admin, API tokens, and the fleet (its id, a one-time join code for a new
-//! box, the boxes that joined here, rotating its secrets, leaving it).
+//! box, joining another box's fleet from here, the members with when each was last seen and
+//! whether it renews the subscriptions, whether an acknowledgement on another desk
+//! acknowledges here too, the boxes that joined here, rotating its secrets, leaving it).
 
 use std::sync::Arc;
 
@@ -36,6 +38,56 @@ struct SettingsPage {
     fleet_id: String,
     join_code: Option<(String, String)>,
     members: Vec<(String, String)>,
+    /// The other boxes as this one last heard from them.
+    peers: Vec<PeerRow>,
+    /// An acknowledgement on another desk acknowledges here too.
+    peer_acks_silence: bool,
+    /// The subscription an admin asked to delete and make again, awaiting confirmation.
+    confirm_replace: Option<String>,
+}
+
+/// One member of the fleet as the page shows it.
+struct PeerRow {
+    name: String,
+    url: String,
+    /// "seen at …", "not seen since …" or "never seen".
+    seen: String,
+    /// "renews the subscriptions (last at …)" or why not.
+    role: String,
+}
+
+fn peer_rows(web: &Web) -> Vec<PeerRow> {
+    use crate::outputs::peers::members::{Members, Seen};
+    let now = chrono::Utc::now();
+    let members = match &web.context.peers {
+        Some(peers) => peers.members(),
+        None => crate::outputs::peers::link::load_members(&web.context.store)
+            .members()
+            .cloned()
+            .collect(),
+    };
+    members
+        .into_iter()
+        .map(|m| PeerRow {
+            seen: match Members::seen(&m, now) {
+                Seen::Recently(at) => format!("seen at {}", super::time(at)),
+                Seen::NotSince(at) => format!("not seen since {}", super::time(at)),
+                Seen::Never => "never seen".into(),
+            },
+            role: match (m.last_seen, m.renews, m.last_renewed) {
+                (None, ..) => "unknown until it is heard from".into(),
+                (Some(_), true, Some(at)) => {
+                    format!("renews the subscriptions (last at {})", super::time(at))
+                }
+                (Some(_), true, None) => "renews the subscriptions".into(),
+                (Some(_), false, _) => {
+                    "does not renew the subscriptions (not set up or not signed in)".into()
+                }
+            },
+            name: m.address.name,
+            url: m.address.url,
+        })
+        .collect()
 }
 
 pub fn show(web: &Web, caller: &Caller) -> Response {
@@ -61,6 +113,18 @@ fn page_with_token(
     notice: Option<String>,
     problem: Option<String>,
     new_token: Option<String>,
+    status: StatusCode,
+) -> Response {
+    page_full(web, session, notice, problem, new_token, None, status)
+}
+
+fn page_full(
+    web: &Web,
+    session: &Session,
+    notice: Option<String>,
+    problem: Option<String>,
+    new_token: Option<String>,
+    confirm_replace: Option<String>,
     status: StatusCode,
 ) -> Response {
     respond::page_with_status(
@@ -110,6 +174,9 @@ fn page_with_token(
                 .into_iter()
                 .map(|m| (m.name, super::time(m.joined_at)))
                 .collect(),
+            peers: peer_rows(web),
+            peer_acks_silence: crate::outputs::peers::link::silences(&web.context.store),
+            confirm_replace,
         },
         status,
     )
@@ -121,7 +188,7 @@ pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    let Some(fingerprint) = web.certificate_sha256 else {
+    let Some(fingerprint) = crate::web::fleet_join::served_certificate_sha256(&web) else {
         return answer(
             &web,
             &session,
@@ -130,7 +197,9 @@ pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     };
     // The page shows the open code (and only to admins).
     if let Ok(mut codes) = web.join_codes.lock() {
-        codes.issue(&fingerprint, chrono::Utc::now());
+        let now = chrono::Utc::now();
+        codes.issue(&fingerprint, now);
+        crate::web::fleet_join::show_on_display(&web, &codes, now);
     } else {
         return answer(
             &web,
@@ -143,7 +212,7 @@ pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
         &web,
         &session,
         Ok(format!(
-            "Join code open for {} minutes. On the new box, with its service stopped: beacon fleet-join --from {} --code <the code>.",
+            "Join code open for {} minutes. On the new box: Settings → Fleet → Join a fleet, or with its service stopped: beacon fleet-join --from {} --code <the code>.",
             crate::web::join_code::LIFETIME_MINUTES,
             web_address(&web),
         )),
@@ -178,10 +247,110 @@ pub async fn fleet_leave(web: Arc<Web>, caller: Caller, form: Form) -> Response 
         .leave_fleet()
         .await
         .map(|fleet| {
+            if let Some(peers) = &web.context.peers {
+                if let Err(error) = peers.forget_all() {
+                    tracing::error!(%error, "console: the fleet's members cannot be forgotten");
+                }
+            }
             tracing::warn!(by = session.user, fleet, "console: this box left its fleet");
             format!("This box left its fleet and is now fleet {fleet}. Give it its own service account or Event Hub: Graph allows one subscription per account, and the old fleet's notifications are refused here.")
         })
         .map_err(|e| crate::graph::subscription::explain(&e));
+    answer(&web, &session, outcome)
+}
+
+/// Deletes the fleet's subscription and makes it again with this box's clientState — for a
+/// stray subscription whose clientState was lost (adopted, but its notifications refused).
+/// Without `confirm=yes` it only asks (the page names the subscription and what follows).
+pub async fn fleet_replace_subscription(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let (session, keeper) = match admit_with_keeper(&web, &caller, &form) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    if field(&form, "confirm") != "yes" {
+        let kept = keeper
+            .status()
+            .borrow()
+            .subscription_id
+            .clone()
+            .unwrap_or_else(|| "(none kept now)".into());
+        return page_full(&web, &session, None, None, None, Some(kept), StatusCode::OK);
+    }
+    let outcome = keeper
+        .replace_subscription(chrono::Utc::now())
+        .await
+        .map(|deleted| {
+            tracing::warn!(by = session.user, deleted, "console: the fleet's subscription was deleted and made again");
+            format!(
+                "Subscription {} deleted and made again with this fleet's clientState. Other boxes holding another clientState refuse its notifications until they join this box's fleet again.",
+                deleted.as_deref().unwrap_or("(none)")
+            )
+        })
+        .map_err(|e| crate::graph::subscription::explain(&e));
+    answer(&web, &session, outcome)
+}
+
+/// Whether an acknowledgement on another desk acknowledges here too (`silence` = `on`).
+pub fn fleet_acknowledgements(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let on = field(&form, "silence") == "on";
+    let outcome = crate::outputs::peers::link::set_silences(&web.context.store, on)
+        .map(|()| {
+            tracing::warn!(by = session.user, silence = on, "console: acknowledgements on other desks");
+            if on {
+                "An acknowledgement on another desk of the fleet now acknowledges the same call here too.".to_string()
+            } else {
+                "An acknowledgement on another desk is now only shown here; this desk keeps alerting until someone acknowledges here.".to_string()
+            }
+        })
+        .map_err(|e| format!("The choice could not be saved: {e}"));
+    answer(&web, &session, outcome)
+}
+
+/// Joins another box's fleet from here (`from`: its console's address, `code`: the join code
+/// it shows): the fleet's secrets and keys are fetched over HTTPS pinned by the code, stored,
+/// and the running link restarted with them.
+pub async fn fleet_join(web: Arc<Web>, caller: Caller, form: Form) -> Response {
+    use crate::outputs::peers::joining::{self, Joiner};
+    let session = match admit(&web, &caller, &form) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let joiner = Joiner {
+        name: web.context.device_id.clone(),
+        console: crate::web::fleet_join::served_certificate_sha256(&web)
+            .zip(web.port.get().copied())
+            .map(|(sha256, port)| (port, sha256)),
+    };
+    let joined = joining::join(
+        &web.context.store,
+        field(&form, "from"),
+        field(&form, "code"),
+        &joiner,
+    )
+    .await;
+    let outcome = match joined {
+        Ok(fleet) => {
+            tracing::warn!(by = session.user, fleet, "console: this box joined a fleet");
+            if let Some(peers) = &web.context.peers {
+                peers.reload();
+            }
+            match &web.context.cloud {
+                Some(control) => {
+                    control.restart().await;
+                    Ok(format!("This box joined fleet {fleet} and its link restarted with the fleet's secrets: it adopts the fleet's subscription."))
+                }
+                None => Ok(format!("This box joined fleet {fleet}.")),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(by = session.user, %error, "console: joining a fleet failed");
+            Err(format!("Not joined: {error}."))
+        }
+    };
     answer(&web, &session, outcome)
 }
 

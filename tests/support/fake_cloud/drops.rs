@@ -13,6 +13,9 @@ pub struct Drops {
     pub dropped: Vec<(String, String, String)>,
     /// The records that were not published, for a test that delivers them late after all.
     held: Vec<Published>,
+    /// Messages (chat id, message id) whose next notification is dropped, whatever else is
+    /// posted meanwhile (a placed call's chat message, [`super::calls`]).
+    targeted: Vec<(String, String)>,
 }
 
 impl Drops {
@@ -23,13 +26,22 @@ impl Drops {
     /// Whether the notifications of this change are dropped (every subscription's: Graph
     /// loses the change, not one delivery).
     pub fn take(&mut self, chat_id: &str, message_id: &str, change_type: &str) -> bool {
-        if self.pending == 0 {
+        let target = (chat_id.to_string(), message_id.to_string());
+        if let Some(at) = self.targeted.iter().position(|t| *t == target) {
+            self.targeted.remove(at);
+        } else if self.pending == 0 {
             return false;
+        } else {
+            self.pending -= 1;
         }
-        self.pending -= 1;
         self.dropped
             .push((chat_id.into(), message_id.into(), change_type.into()));
         true
+    }
+
+    /// The next notification of this one message is dropped.
+    pub fn drop_message(&mut self, chat_id: &str, message_id: &str) {
+        self.targeted.push((chat_id.into(), message_id.into()));
     }
 
     /// Keeps the records of a dropped change.

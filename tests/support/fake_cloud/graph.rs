@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::errors;
-use super::identity::TokenCheck;
+use super::identity::{AccessToken, TokenCheck};
 use super::publish;
 use super::subscriptions::publishing_validation_failed;
 use super::web::{json_response, Resp};
@@ -27,8 +27,8 @@ pub async fn handle(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp {
         .state()
         .identity
         .check_bearer(req.header("authorization"));
-    let scopes = match token {
-        TokenCheck::Valid(t) => t.scopes,
+    let caller = match token {
+        TokenCheck::Valid(t) => t,
         TokenCheck::Missing => return unauthorized(req, "Access token is empty."),
         TokenCheck::Unknown => {
             return unauthorized(req, "CompactToken parsing failed with error code: 80049217")
@@ -38,14 +38,27 @@ pub async fn handle(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp {
         }
     };
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    // An app-only token (client credentials) carries roles, no delegated scopes: it reaches
+    // the subscriptions, whose own rules decide (emergency call events, B.10); nothing else
+    // here is open to it.
+    if caller.app_only && segments.first() != Some(&"subscriptions") {
+        return errors::graph(
+            403,
+            "Forbidden",
+            "Missing role permissions on the request. API requires one of 'Chat.Read.All, User.Read.All'. Application permissions on the request do not include them.",
+            req.client_request_id(),
+        );
+    }
+    let scopes = caller.scopes.clone();
     let needs = if segments == ["me"] {
         ME_SCOPES
     } else {
         CHAT_SCOPES
     };
-    if !scopes
-        .iter()
-        .any(|s| needs.iter().any(|n| n.eq_ignore_ascii_case(s)))
+    if !caller.app_only
+        && !scopes
+            .iter()
+            .any(|s| needs.iter().any(|n| n.eq_ignore_ascii_case(s)))
     {
         return errors::graph(
             403,
@@ -78,13 +91,15 @@ pub async fn handle(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp {
             }),
             &[],
         ),
-        ("POST", ["subscriptions"]) => create_subscription(inner, req).await,
-        ("GET", ["subscriptions"]) => inner.state().subscriptions.list(req, opts),
-        ("GET", ["subscriptions", id]) => inner.state().subscriptions.get(req, opts, id),
-        ("PATCH", ["subscriptions", id]) => inner.state().subscriptions.update(req, opts, id),
-        ("DELETE", ["subscriptions", id]) => inner.state().subscriptions.delete(req, id),
+        ("POST", ["subscriptions"]) => create_subscription(inner, req, &caller).await,
+        ("GET", ["subscriptions"]) => inner.state().subscriptions.list(req, opts, &caller),
+        ("GET", ["subscriptions", id]) => inner.state().subscriptions.get(req, opts, id, &caller),
+        ("PATCH", ["subscriptions", id]) => {
+            inner.state().subscriptions.update(req, opts, id, &caller)
+        }
+        ("DELETE", ["subscriptions", id]) => inner.state().subscriptions.delete(req, id, &caller),
         ("POST", ["subscriptions", id, "reauthorize"]) => {
-            inner.state().subscriptions.reauthorize(req, id)
+            inner.state().subscriptions.reauthorize(req, id, &caller)
         }
         ("GET", ["me", "chats"]) => inner.state().chats.list_chats(req, opts),
         ("GET", ["chats", chat]) => inner.state().chats.get_chat(req, opts, chat),
@@ -124,11 +139,15 @@ fn unauthorized(req: &GraphRequest, message: &str) -> Resp {
 
 /// `POST /subscriptions` (B.5): validate, check Graph can publish into the hubs, publish the
 /// validation message (B.6), store, 201.
-async fn create_subscription(inner: &Arc<Inner>, req: &GraphRequest<'_>) -> Resp {
+async fn create_subscription(
+    inner: &Arc<Inner>,
+    req: &GraphRequest<'_>,
+    caller: &AccessToken,
+) -> Resp {
     let sub = match inner
         .state()
         .subscriptions
-        .validate_create(req, &inner.options)
+        .validate_create(req, &inner.options, caller)
     {
         Ok(sub) => sub,
         Err(e) => return e.respond(req),

@@ -144,8 +144,13 @@ struct RefreshToken {
 /// An access token the fake issued.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
+    /// Delegated permissions (`scp`); none for an app-only token.
     pub scopes: Vec<String>,
     pub expires: Instant,
+    /// Application permissions (`roles`) of an app-only (client-credentials) token.
+    pub roles: Vec<String>,
+    /// Issued by the client-credentials grant: the app's own token, no user.
+    pub app_only: bool,
 }
 
 #[derive(Default)]
@@ -158,6 +163,8 @@ pub struct Identity {
     unavailable: u32,
     /// Replaces `FakeOptions::access_token_lifetime` for tokens issued from now on.
     lifetime: Option<Duration>,
+    /// The app registration's certificates, consent and client-credentials grants.
+    pub app: super::app_identity::AppRegistration,
 }
 
 /// What the Graph side learns from an `Authorization` header.
@@ -248,6 +255,7 @@ impl Identity {
         tenant: &str,
         body: &str,
         authorization: Option<&str>,
+        token_url: &str,
     ) -> Resp {
         let mut form = form_pairs(body);
         form.extend(basic_credentials(authorization));
@@ -255,6 +263,9 @@ impl Identity {
             Ok(client_id) => client_id,
             Err(resp) => return *resp,
         };
+        if param(&form, "grant_type") == Some("client_credentials") {
+            return self.client_credentials(opts, client_id, &form, token_url);
+        }
         if let Some(resp) = check_secret(opts, &form) {
             return resp;
         }
@@ -280,6 +291,51 @@ impl Identity {
             ),
             None => missing_parameter("grant_type"),
         }
+    }
+
+    /// The client-credentials grant ([`super::app_identity`]); `temporarily_unavailable`
+    /// applies to it as to every grant.
+    fn client_credentials(
+        &mut self,
+        opts: &FakeOptions,
+        client_id: &str,
+        form: &[(String, String)],
+        token_url: &str,
+    ) -> Resp {
+        if self.unavailable > 0 {
+            self.unavailable -= 1;
+            return errors::identity(
+                503,
+                "temporarily_unavailable",
+                None,
+                "The service is temporarily unavailable. Retry the request later.",
+            );
+        }
+        let lifetime = self.lifetime.unwrap_or(opts.access_token_lifetime);
+        let issued = match self.app.grant(opts, client_id, form, token_url) {
+            Ok(issued) => issued,
+            Err(resp) => return resp,
+        };
+        self.access_tokens.insert(
+            issued.token.clone(),
+            AccessToken {
+                scopes: Vec::new(),
+                expires: Instant::now() + lifetime,
+                roles: issued.roles,
+                app_only: true,
+            },
+        );
+        // No refresh token, no id token: the client asks again (client credentials).
+        json_response(
+            200,
+            &json!({
+                "token_type": "Bearer",
+                "expires_in": lifetime.as_secs(),
+                "ext_expires_in": lifetime.as_secs(),
+                "access_token": issued.token,
+            }),
+            &[],
+        )
     }
 
     fn poll(
@@ -432,6 +488,8 @@ impl Identity {
             AccessToken {
                 scopes: resource_scopes(scope),
                 expires: Instant::now() + lifetime,
+                roles: Vec::new(),
+                app_only: false,
             },
         );
         let mut body = json!({

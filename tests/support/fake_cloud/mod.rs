@@ -13,8 +13,11 @@
 //! cloud.post_message(CHAT, message).await; // → notification into the subscription's hub
 //! ```
 
+mod app_identity;
+pub mod calls;
 mod chats;
 mod drops;
+mod emergency;
 mod errors;
 mod faults;
 mod graph;
@@ -33,6 +36,11 @@ use tokio::sync::oneshot;
 use warp::http::{HeaderMap, Method};
 use warp::Filter;
 
+#[allow(unused_imports)]
+// public API for the tests that place calls; not every test crate uses it
+pub use app_identity::AppGrant;
+#[allow(unused_imports)]
+pub use calls::{CallLocation, CallPlan, Delivered, Delivery, PlacedCall, PlannedCaller};
 pub use faults::{Fault, FaultKind, RecordedRequest};
 pub use identity::GrantFailure;
 pub use publish::{LifecycleEvent, Published};
@@ -181,6 +189,47 @@ pub(crate) struct Inner {
 impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A message arrives in a chat (see [`FakeCloud::post_message`]).
+    async fn post(&self, chat_id: &str, message: Value) -> String {
+        let (id, records) = {
+            let mut state = self.state();
+            let message = state.chats.post(chat_id, message);
+            let records = state.notifications(&self.options, chat_id, &message, "created");
+            (
+                message["id"].as_str().unwrap_or_default().to_string(),
+                records,
+            )
+        };
+        self.publisher.deliver(records).await;
+        id
+    }
+
+    /// Publishes an emergency call event as a rich notification of the policy's live
+    /// subscription (B.10). False when there is none (nobody subscribed: Graph tells nobody),
+    /// it awaits reauthorization, or publishing is switched off.
+    async fn publish_call_event(&self, policy: &str, event_id: &str, event: &Value) -> bool {
+        let record = {
+            let mut state = self.state();
+            state.subscriptions.sweep();
+            if !state.switches.enabled {
+                return false;
+            }
+            let sub = state.subscriptions.items.values().find(|s| {
+                s.coverage == Coverage::EmergencyPolicy(policy.to_string())
+                    && !s.reauthorization_required
+            });
+            match sub {
+                Some(sub) => publish::collections(
+                    vec![publish::call_event(&self.options, sub, event_id, event)],
+                    false,
+                ),
+                None => return false,
+            }
+        };
+        self.publisher.deliver(record).await;
+        true
     }
 }
 
@@ -423,6 +472,55 @@ impl FakeCloud {
         existed
     }
 
+    // --- the app registration's credentials and consent (client credentials) -------------
+
+    /// An admin uploads a certificate to the app registration (PEM, DER, or base64 DER): client
+    /// assertions signed with its key are accepted from now on.
+    pub fn upload_app_certificate(&self, certificate: &[u8]) {
+        self.inner.state().identity.app.upload(certificate);
+    }
+
+    /// An admin removes every uploaded certificate.
+    pub fn remove_app_certificates(&self) {
+        self.inner.state().identity.app.remove_certificates();
+    }
+
+    /// An admin grants (true) or revokes (false) consent for the application permission
+    /// `CallEvents-Emergency.Read.All`. Tokens issued from now on carry it in `roles` or not;
+    /// tokens already issued keep what they had until they expire, as with Entra. Not granted
+    /// until a test grants it.
+    pub fn grant_app_consent(&self, granted: bool) {
+        let roles = &mut self.inner.state().identity.app.roles;
+        roles.clear();
+        if granted {
+            roles.push(app_identity::EMERGENCY_ROLE.to_string());
+        }
+    }
+
+    /// The client-credentials grants answered so far, oldest first.
+    pub fn app_grants(&self) -> Vec<app_identity::AppGrant> {
+        self.inner.state().identity.app.issued.clone()
+    }
+
+    /// `Some(message)`: Graph refuses `EventHub:` delivery of emergency call events with this
+    /// 400 message (Microsoft does not document whether it accepts it, B.10); `None`: accepts.
+    pub fn refuse_event_hubs_for_call_events(&self, message: Option<&str>) {
+        self.inner.state().subscriptions.emergency_event_hub_refusal = message.map(str::to_string);
+    }
+
+    /// `true`: the service account's (delegated) `GET /subscriptions` lists the app-only
+    /// emergency-event subscriptions too (not documented either way; off by default).
+    pub fn list_call_events_to_delegated(&self, listed: bool) {
+        self.inner.state().subscriptions.delegated_lists_call_events = listed;
+    }
+
+    /// The live emergency-event subscription of `policy`, if any.
+    pub fn call_event_subscription(&self, policy: &str) -> Option<Subscription> {
+        self.subscriptions()
+            .into_iter()
+            .find(|s| s.coverage == Coverage::EmergencyPolicy(policy.to_string()))
+    }
+
     // --- chats and publishing (C, D) -----------------------------------------------------
 
     /// Adds a chat (`chat_type`: `group`, `oneOnOne`, `meeting`). `post_message` adds
@@ -434,17 +532,7 @@ impl FakeCloud {
     /// A message arrives in a chat: stored for GETs, and a `created` notification goes to
     /// every covering subscription's hub. Returns the message id.
     pub async fn post_message(&self, chat_id: &str, message: Value) -> String {
-        let (id, records) = {
-            let mut state = self.inner.state();
-            let message = state.chats.post(chat_id, message);
-            let records = state.notifications(&self.inner.options, chat_id, &message, "created");
-            (
-                message["id"].as_str().unwrap_or_default().to_string(),
-                records,
-            )
-        };
-        self.inner.publisher.deliver(records).await;
-        id
+        self.inner.post(chat_id, message).await
     }
 
     /// A message is edited (`patch`'s top-level fields replace the message's): `updated`.
@@ -653,10 +741,11 @@ async fn route(
             .device_authorization(opts, tenant, &body_text),
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => {
             let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+            let token_url = format!("{}/{tenant}/oauth2/v2.0/token", inner.base_url);
             inner
                 .state()
                 .identity
-                .token(opts, tenant, &body_text, authorization)
+                .token(opts, tenant, &body_text, authorization, &token_url)
         }
         (_, ["v1.0", ..]) => {
             let req = GraphRequest {

@@ -238,3 +238,42 @@ pub fn lifecycle(
     item.insert("lifecycleEvent".into(), json!(event.name()));
     collections(vec![(hub, Value::Object(item))], false).pop()
 }
+
+/// A rich notification of an emergency call event for the policy's subscription (B.10, H.8):
+/// `changeType: updated`, the subscription's resource, `resourceData` naming the
+/// `emergencyCallEvent`, and the event itself in `encryptedContent` (rich only).
+pub fn call_event(
+    opts: &FakeOptions,
+    sub: &Subscription,
+    event_id: &str,
+    event: &Value,
+) -> (String, Value) {
+    let mut item = item_base(opts, sub);
+    item.insert("changeType".into(), json!("updated"));
+    item.insert("resource".into(), json!(sub.resource));
+    item.insert(
+        "resourceData".into(),
+        json!({"id": event_id, "@odata.type": "#microsoft.graph.emergencyCallEvent", "@odata.id": sub.resource}),
+    );
+    if let (Some(cert), Some(cert_id)) =
+        (&sub.encryption_certificate, &sub.encryption_certificate_id)
+    {
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(cert.trim())
+            .expect("certificate checked at creation");
+        let sealed =
+            beacon::graph::crypto::seal(&der, cert_id, event.to_string().as_bytes()).expect("seal");
+        item.insert(
+            "encryptedContent".into(),
+            json!({
+                "data": sealed.data,
+                "dataSignature": sealed.data_signature,
+                "dataKey": sealed.data_key,
+                "encryptionCertificateId": sealed.encryption_certificate_id,
+                "encryptionCertificateThumbprint": sealed.encryption_certificate_thumbprint,
+            }),
+        );
+    }
+    (sub.hub.clone(), Value::Object(item))
+}

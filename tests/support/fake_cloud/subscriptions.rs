@@ -8,7 +8,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
+use super::emergency;
 use super::errors::GraphError;
+use super::identity::AccessToken;
 use super::web::{graph_time, guid, json_response, Resp};
 use super::{FakeOptions, GraphRequest};
 
@@ -53,6 +55,9 @@ pub enum Coverage {
     AllChats { model_b: bool },
     /// `/chats/{chat-id}/messages`: one chat, no payment model (B.1).
     Chat(String),
+    /// `communications/calls/getEmergencyEventsByPolicy(policyName='…')`: the emergency call
+    /// events of one emergency calling policy (B.10), app-only.
+    EmergencyPolicy(String),
 }
 
 /// A subscription as the fake holds it.
@@ -85,6 +90,7 @@ impl Subscription {
         match &self.coverage {
             Coverage::AllChats { .. } => true,
             Coverage::Chat(id) => id == chat_id,
+            Coverage::EmergencyPolicy(_) => false,
         }
     }
 
@@ -140,6 +146,13 @@ pub struct Subscriptions {
     /// Creation order, for listing.
     order: Vec<String>,
     pub faults: Vec<CreateFault>,
+    /// Refuse Event Hubs delivery of emergency call events with this 400 message (B.10: not
+    /// documented either way).
+    pub emergency_event_hub_refusal: Option<String>,
+    /// Show the app-only emergency-event subscriptions to delegated callers' lists too
+    /// (B.8 says a delegated list holds the app's subscriptions for the signed-in user; whether
+    /// app-only ones appear there is not documented).
+    pub delegated_lists_call_events: bool,
 }
 
 fn bad_request(message: &str) -> GraphError {
@@ -218,6 +231,9 @@ fn coverage(opts: &FakeOptions, resource: &str) -> Result<Coverage, GraphError> 
             "Resource '{resource}' must be given without the base URL."
         )));
     }
+    if let Some(policy) = emergency::policy_of(resource) {
+        return Ok(Coverage::EmergencyPolicy(policy));
+    }
     let (path, query) = resource.split_once('?').unwrap_or((resource, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let model_b = match query {
@@ -262,6 +278,7 @@ fn expiration(
     value: &Value,
     has_lifecycle: bool,
     opts: &FakeOptions,
+    max_minutes: i64,
 ) -> Result<DateTime<Utc>, GraphError> {
     let text = value
         .as_str()
@@ -276,9 +293,9 @@ fn expiration(
             "Subscription expiration must be in the future.",
         ));
     }
-    if at > now + Duration::minutes(MAX_MINUTES) {
+    if at > now + Duration::minutes(max_minutes) {
         return Err(bad_request(&format!(
-            "Subscription expiration can only be {MAX_MINUTES} minutes in the future."
+            "Subscription expiration can only be {max_minutes} minutes in the future."
         )));
     }
     let minimum = Duration::from_std(opts.min_subscription_lifetime)
@@ -366,6 +383,7 @@ impl Subscriptions {
         &mut self,
         req: &GraphRequest,
         opts: &FakeOptions,
+        caller: &AccessToken,
     ) -> Result<Subscription, GraphError> {
         self.sweep();
         let body = parse_body(req)?;
@@ -399,6 +417,8 @@ impl Subscriptions {
         }
         let resource = optional_string(&body, "resource")?.unwrap_or_default();
         let coverage = coverage(opts, &resource)?;
+        let emergency = matches!(coverage, Coverage::EmergencyPolicy(_));
+        permitted(&coverage, caller)?;
         let notification_url = optional_string(&body, "notificationUrl")?.unwrap_or_default();
         if notification_url.starts_with("https://") {
             // A webhook: the fake has no handshake to offer; it answers as Graph does when the
@@ -406,12 +426,25 @@ impl Subscriptions {
             return Err(bad_request("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."));
         }
         let hub = check_url(opts, &notification_url)?;
+        if let (true, Some(message)) = (emergency, &self.emergency_event_hub_refusal) {
+            return Err(bad_request(message));
+        }
         let lifecycle_notification_url = optional_string(&body, "lifecycleNotificationUrl")?;
         let lifecycle_hub = match &lifecycle_notification_url {
             Some(url) => Some(check_url(opts, url)?),
             None => None,
         };
-        let expiration = expiration(&body["expirationDateTime"], lifecycle_hub.is_some(), opts)?;
+        let max_minutes = if emergency {
+            emergency::MAX_MINUTES
+        } else {
+            MAX_MINUTES
+        };
+        let expiration = expiration(
+            &body["expirationDateTime"],
+            lifecycle_hub.is_some(),
+            opts,
+            max_minutes,
+        )?;
         let client_state = optional_string(&body, "clientState")?;
         if client_state
             .as_ref()
@@ -430,6 +463,9 @@ impl Subscriptions {
                 ))
             }
         };
+        if emergency {
+            emergency::check_body(&change_type, include_resource_data)?;
+        }
         let (encryption_certificate, encryption_certificate_id) = if include_resource_data {
             let (c, i) = check_certificate(
                 body.get("encryptionCertificate"),
@@ -521,20 +557,38 @@ impl Subscriptions {
     }
 
     /// `GET /subscriptions` (B.8): paged via `@odata.nextLink`, no `clientState`.
-    pub fn list(&mut self, req: &GraphRequest, opts: &FakeOptions) -> Resp {
+    ///
+    /// A delegated caller sees the app's subscriptions for the signed-in user (B.8), so not the
+    /// app-only emergency-event ones; an app-only caller sees all of the app's [INF].
+    pub fn list(&mut self, req: &GraphRequest, opts: &FakeOptions, caller: &AccessToken) -> Resp {
         self.sweep();
         let items = self
             .order
             .iter()
             .filter_map(|id| self.items.get(id))
+            .filter(|s| {
+                caller.app_only
+                    || self.delegated_lists_call_events
+                    || !matches!(s.coverage, Coverage::EmergencyPolicy(_))
+            })
             .map(|s| s.to_json(opts, false))
             .collect();
         req.paged("subscriptions", items, opts.page_size)
     }
 
-    pub fn get(&mut self, req: &GraphRequest, opts: &FakeOptions, id: &str) -> Resp {
+    pub fn get(
+        &mut self,
+        req: &GraphRequest,
+        opts: &FakeOptions,
+        id: &str,
+        caller: &AccessToken,
+    ) -> Resp {
         self.sweep();
         match self.items.get(id) {
+            Some(s) if permitted(&s.coverage, caller).is_err() => permitted(&s.coverage, caller)
+                .err()
+                .map(|e| e.respond(req))
+                .unwrap_or_else(|| not_found().respond(req)),
             Some(s) => {
                 let mut body = s.to_json(opts, false);
                 body["@odata.context"] =
@@ -547,10 +601,23 @@ impl Subscriptions {
 
     /// `PATCH /subscriptions/{id}` (B.8, B.7): renews (and so reauthorizes); may rotate the
     /// encryption certificate or change `notificationUrl`.
-    pub fn update(&mut self, req: &GraphRequest, opts: &FakeOptions, id: &str) -> Resp {
+    pub fn update(
+        &mut self,
+        req: &GraphRequest,
+        opts: &FakeOptions,
+        id: &str,
+        caller: &AccessToken,
+    ) -> Resp {
         self.sweep();
         let Some(existing) = self.items.get(id) else {
             return not_found().respond(req);
+        };
+        if let Err(e) = permitted(&existing.coverage, caller) {
+            return e.respond(req);
+        }
+        let max_minutes = match existing.coverage {
+            Coverage::EmergencyPolicy(_) => emergency::MAX_MINUTES,
+            _ => MAX_MINUTES,
         };
         let body = match parse_body(req) {
             Ok(b) => b,
@@ -573,7 +640,7 @@ impl Subscriptions {
                 return Err(bad_request("lifecycleNotificationUrl cannot be updated; delete the subscription and create a new one."));
             }
             if let Some(value) = body.get("expirationDateTime") {
-                sub.expiration = expiration(value, sub.lifecycle_hub.is_some(), opts)?;
+                sub.expiration = expiration(value, sub.lifecycle_hub.is_some(), opts, max_minutes)?;
             }
             if body.contains_key("encryptionCertificate")
                 || body.contains_key("encryptionCertificateId")
@@ -600,8 +667,11 @@ impl Subscriptions {
     }
 
     /// `POST /subscriptions/{id}/reauthorize` → 204 (B.8, G8).
-    pub fn reauthorize(&mut self, req: &GraphRequest, id: &str) -> Resp {
+    pub fn reauthorize(&mut self, req: &GraphRequest, id: &str, caller: &AccessToken) -> Resp {
         self.sweep();
+        if let Some(Err(e)) = self.items.get(id).map(|s| permitted(&s.coverage, caller)) {
+            return e.respond(req);
+        }
         match self.items.get_mut(id) {
             Some(s) => {
                 s.reauthorization_required = false;
@@ -613,8 +683,11 @@ impl Subscriptions {
     }
 
     /// `DELETE /subscriptions/{id}` → 204 (B.8).
-    pub fn delete(&mut self, req: &GraphRequest, id: &str) -> Resp {
+    pub fn delete(&mut self, req: &GraphRequest, id: &str, caller: &AccessToken) -> Resp {
         self.sweep();
+        if let Some(Err(e)) = self.items.get(id).map(|s| permitted(&s.coverage, caller)) {
+            return e.respond(req);
+        }
         match self.remove(id) {
             Some(_) => super::web::empty_response(204),
             None => not_found().respond(req),
@@ -624,6 +697,21 @@ impl Subscriptions {
     pub fn remove(&mut self, id: &str) -> Option<Subscription> {
         self.order.retain(|i| i != id);
         self.items.remove(id)
+    }
+}
+
+/// Whether `caller` may create or touch a subscription of `coverage`: emergency events need
+/// the app-only token with the permission (B.10); chat resources need the delegated one (the
+/// app has no application permission for chats here).
+fn permitted(coverage: &Coverage, caller: &AccessToken) -> Result<(), GraphError> {
+    match coverage {
+        Coverage::EmergencyPolicy(_) => emergency::check_caller(caller),
+        _ if caller.app_only => Err(GraphError::new(
+            403,
+            "Forbidden",
+            "Missing role permissions on the request. API requires one of 'Chat.Read.All, Chat.ReadWrite.All'.",
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -876,6 +876,8 @@ fn record_for(key: &str, posted: DateTime<Utc>, recognised: DateTime<Utc>) -> Ca
         deleted: false,
         notification: None,
         sources: Vec::new(),
+        ended_at: None,
+        call_event: None,
     }
 }
 
