@@ -1,5 +1,6 @@
-//! The Microsoft-cloud stand-in of the GPIO VM test (`scripts/vm-gpio`). Not part of the
-//! product. Three jobs, each the smallest stand-in for a real service:
+//! The Microsoft-cloud stand-in of the VM tests (`scripts/vm-gpio`, `scripts/power-cut`). Not
+//! part of the product. Each job is the smallest stand-in for a real service, or a reader of
+//! what the appliance left behind:
 //!
 //! * `seed DATA_DIR OUT_DIR` (on the build host): opens the appliance's store the way Beacon
 //!   does and leaves it as a signed-in, subscribed appliance would be: a subscription's
@@ -12,7 +13,16 @@
 //!   create the hub's topic over SASL_SSL (the test broker has no auto-create, like Event
 //!   Hubs), and post a Teams chat message as Graph does: a rich change notification, the
 //!   message sealed for the appliance's certificate, dated now, as one Event Hub record.
-//!   Prints `posted <epoch µs>` when the broker has acknowledged it.
+//!   Prints `posted <epoch µs> message <id> key <call key> offset <partition>:<offset>` when
+//!   the broker has acknowledged it.
+//! * `committed BOOTSTRAP CA TOPIC GROUP` (on the host, power-cut campaign): the offsets the
+//!   appliance's consumer group has committed, one `committed <partition> <offset>` line each.
+//! * `ledger DATA_DIR` (on the host, on a copy of the data partition's store after a power
+//!   cut): opens the store as the next boot would (`Store::open_or_recover`) and prints what it
+//!   holds: `call <key> raised <n> alarmed_locally <bool>` per recorded call (n: the alarm's
+//!   `call_raised` audit records naming it), `waiting <key>` per notification still in the
+//!   inbox, `latched <key>` per call key the alarm's persisted state names, and
+//!   `recovery <what>` when the store had to be recovered.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,7 +62,9 @@ fn main() -> std::process::ExitCode {
             ["post", bootstrap, ca, topic, cert, message] => {
                 post(bootstrap, ca, topic, Path::new(cert), Path::new(message)).await
             }
-            _ => Err("usage: beacon-vm-cloud seed DATA OUT | login ADDR | topic BOOTSTRAP CA TOPIC | post BOOTSTRAP CA TOPIC CERT_DIR MESSAGE.json".into()),
+            ["committed", bootstrap, ca, topic, group] => committed(bootstrap, ca, topic, group),
+            ["ledger", data] => ledger(Path::new(data)),
+            _ => Err("usage: beacon-vm-cloud seed DATA OUT | login ADDR | topic BOOTSTRAP CA TOPIC | post BOOTSTRAP CA TOPIC CERT_DIR MESSAGE.json | committed BOOTSTRAP CA TOPIC GROUP | ledger DATA".into()),
         }
     });
     match result {
@@ -90,16 +102,18 @@ fn seed(data: &Path, out: &Path) -> Result<()> {
 async fn login(listen: &str) -> Result<()> {
     use warp::Filter;
     let addr: std::net::SocketAddr = listen.parse().map_err(|e| format!("{listen}: {e}"))?;
-    let token = warp::post().and(warp::path::tail()).map(|tail: warp::path::Tail| {
-        eprintln!("beacon-vm-cloud: token request /{}", tail.as_str());
-        warp::reply::json(&json!({
-            "token_type": "Bearer",
-            "access_token": "vm-gpio-access-token",
-            "refresh_token": "vm-gpio-refresh-token",
-            "expires_in": 3600,
-            "scope": "https://graph.microsoft.com/.default offline_access"
-        }))
-    });
+    let token = warp::post()
+        .and(warp::path::tail())
+        .map(|tail: warp::path::Tail| {
+            eprintln!("beacon-vm-cloud: token request /{}", tail.as_str());
+            warp::reply::json(&json!({
+                "token_type": "Bearer",
+                "access_token": "vm-gpio-access-token",
+                "refresh_token": "vm-gpio-refresh-token",
+                "expires_in": 3600,
+                "scope": "https://graph.microsoft.com/.default offline_access"
+            }))
+        });
     eprintln!("beacon-vm-cloud: token endpoint on http://{addr}");
     warp::serve(token).run(addr).await;
     Ok(())
@@ -140,7 +154,8 @@ async fn create_topic(bootstrap: &str, ca: &str, topic: &str) -> Result<()> {
 async fn post(bootstrap: &str, ca: &str, topic: &str, cert: &Path, message: &Path) -> Result<()> {
     let der = std::fs::read(cert.join("cert.der")).map_err(|e| e.to_string())?;
     let cert_id = std::fs::read_to_string(cert.join("cert.id")).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(message).map_err(|e| format!("{}: {e}", message.display()))?;
+    let text =
+        std::fs::read_to_string(message).map_err(|e| format!("{}: {e}", message.display()))?;
     let mut message: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     // Posted now: a new message id each time (no de-duplication), dated now (not late).
     let now = chrono::Utc::now();
@@ -149,7 +164,10 @@ async fn post(bootstrap: &str, ca: &str, topic: &str, cert: &Path, message: &Pat
     message["id"] = json!(id);
     message["createdDateTime"] = json!(stamp);
     message["lastModifiedDateTime"] = json!(stamp);
-    let chat = message["chatId"].as_str().unwrap_or("19:beacon-vm@thread.v2").to_string();
+    let chat = message["chatId"]
+        .as_str()
+        .unwrap_or("19:beacon-vm@thread.v2")
+        .to_string();
     let sealed = beacon::graph::crypto::seal(&der, cert_id.trim(), message.to_string().as_bytes())
         .map_err(|e| e.to_string())?;
     let resource = format!("chats('{chat}')/messages('{id}')");
@@ -174,14 +192,130 @@ async fn post(bootstrap: &str, ca: &str, topic: &str, cert: &Path, message: &Pat
         .set("message.timeout.ms", "20000")
         .create()
         .map_err(|e| e.to_string())?;
-    producer
-        .send(FutureRecord::<(), _>::to(topic).payload(&body), Duration::from_secs(20))
+    let delivery = producer
+        .send(
+            FutureRecord::<(), _>::to(topic).payload(&body),
+            Duration::from_secs(20),
+        )
         .await
         .map_err(|(e, _)| e.to_string())?;
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    println!("posted {at} message {id}");
+    println!(
+        "posted {at} message {id} key {chat}/{id} offset {}:{}",
+        delivery.partition, delivery.offset
+    );
     Ok(())
+}
+
+fn committed(bootstrap: &str, ca: &str, topic: &str, group: &str) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client(bootstrap, ca)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            list.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        };
+        println!("committed {} {offset}", element.partition());
+    }
+    Ok(())
+}
+
+fn ledger(data: &Path) -> Result<()> {
+    use std::collections::BTreeMap;
+    let now = chrono::Utc::now();
+    let (store, recovery) = Store::open_or_recover(data, now).map_err(|e| e.to_string())?;
+    if let Some(recovery) = recovery {
+        println!("recovery {}", recovery.describe().replace('\n', " "));
+    }
+    let mut raised: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, value) in store.audit.iter() {
+        let record = value.map_err(|e| format!("audit/{key}: {e}"))?;
+        if record["action"].as_str() == Some("call_raised") {
+            for key in record["keys"].as_array().into_iter().flatten() {
+                if let Some(key) = key.as_str() {
+                    *raised.entry(key.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    for (key, value) in store.calls.iter() {
+        let value = value.map_err(|e| format!("calls/{key}: {e}"))?;
+        let alarmed = value["alarmed_locally"].as_bool().unwrap_or(false);
+        let n = raised.get(&key).copied().unwrap_or(0);
+        println!("call {key} raised {n} alarmed_locally {alarmed}");
+    }
+    for (key, entry) in beacon::ingest::inbox(&store).iter() {
+        let entry = entry.map_err(|e| format!("inbox/{key}: {e}"))?;
+        if let beacon::ingest::Notification::Message {
+            chat_id,
+            message_id,
+            ..
+        } = &entry.notification
+        {
+            println!("waiting {chat_id}/{message_id}");
+        }
+    }
+    // For a loss's diagnosis: what de-duplication saw, and what was refused or kept
+    // unverified (a committed emergency in none of the lines above shows up here, or nowhere).
+    for (key, _) in store.seen.iter() {
+        println!("seen {key}");
+    }
+    for (_, value) in store.rejected.iter() {
+        if let Ok(rejected) = value {
+            let position = rejected.position.unwrap_or_default();
+            println!("rejected {position} {}", rejected.reason.replace('\n', " "));
+        }
+    }
+    for (_, value) in store.unverified.iter() {
+        if let Ok(kept) = value {
+            println!("unverified {} kept", kept.position);
+        }
+    }
+    // The alarm's persisted state (what a recovered store restores from the keepsake): every
+    // string in it that looks like a call key.
+    if let Some(state) = store
+        .settings
+        .get("alarm/state")
+        .map_err(|e| e.to_string())?
+    {
+        let mut keys = Vec::new();
+        collect_keys(&state, &mut keys);
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            println!("latched {key}");
+        }
+    }
+    Ok(())
+}
+
+/// Strings of the form `<chat id>/<message id>` anywhere in a JSON value.
+fn collect_keys(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.contains("@thread") && s.contains('/') => {
+            out.push(s.clone())
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_keys(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_keys(v, out)),
+        _ => {}
+    }
 }
