@@ -74,10 +74,8 @@ impl Core {
         })
     }
 
-    /// A new ingest stage handing on to `handoff`. A notification of a message the poll found
-    /// first is noted on its call (if it is one) as push reporting it, for path supervision.
+    /// A new ingest stage handing on to `handoff`.
     pub fn ingest(&self, handoff: mpsc::Sender<InboxEntry>) -> Ingest {
-        let calls = crate::calls::CallLog::of(&self.store);
         Ingest::new(
             self.store.clone(),
             self.keys.clone(),
@@ -85,21 +83,6 @@ impl Core {
             handoff,
             self.counters.clone(),
         )
-        .on_duplicate(Arc::new(move |entry: &InboxEntry| {
-            if let crate::ingest::Notification::Message {
-                chat_id,
-                message_id,
-                ..
-            } = &entry.notification
-            {
-                calls.add_sighting(
-                    &format!("{chat_id}/{message_id}"),
-                    crate::calls::Path::ChatNotification,
-                    entry.received_at,
-                )?;
-            }
-            Ok(())
-        }))
     }
 }
 

@@ -168,7 +168,15 @@ impl Recogniser {
         entry: &InboxEntry,
         merge: impl FnOnce(&mut CallRecord),
     ) -> Result<Option<Handled>, StoreError> {
-        let Some(mut record) = self.calls.wait_for(first, RECORD_WAIT).await? else {
+        let written = self.calls.wait_for(first, RECORD_WAIT).await?.is_some();
+        // Read again under the lock: another lane may have changed it since.
+        let records = self.records.lock().await;
+        let found = if written {
+            self.calls.get(first)?
+        } else {
+            None
+        };
+        let Some(mut record) = found else {
             tracing::error!(
                 first,
                 alias,
@@ -221,6 +229,7 @@ impl Recogniser {
             "a second source reported the call: record enriched, no second alarm"
         );
         self.calls.put(&record)?;
+        drop(records);
         self.flush().await?;
         Ok(Some(Handled::Updated {
             key: first.to_string(),
@@ -230,6 +239,7 @@ impl Recogniser {
     /// `callEnded`: the end on the caller's most recent open call that the events reported.
     async fn call_ended(&self, ended: &EmergencyCall) -> Result<Handled, StoreError> {
         let report = report_of(ended);
+        let records = self.records.lock().await;
         let open = self
             .calls
             .all("call end")
@@ -244,6 +254,7 @@ impl Recogniser {
         };
         record.ended_at = Some(ended.created);
         self.calls.put(&record)?;
+        drop(records);
         self.flush().await?;
         Ok(Handled::Ended { key: record.key })
     }

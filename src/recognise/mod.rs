@@ -20,6 +20,12 @@
 //!   retry for minutes (429 with `Retry-After`); before this, every later entry waited for it
 //!   (an emergency alarmed ~90 s late in the fault campaign).
 //!
+//! * Lanes write one call's record side by side (its event and its chat message are two
+//!   lanes): every read-change-write of a record holds `records`, so neither overwrites the
+//!   other's change. A `created` notification of a message already recorded (push after the
+//!   poll found it — ingest hands such a duplicate on under its own key, see
+//!   `ingest::dedupe::later_report_key` — or a redelivery) only notes its path on the call.
+//!
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
 
@@ -142,6 +148,10 @@ pub struct Recogniser {
     /// The recent incidents, to make the chat message and the call event of one call one
     /// incident (`correlate`); locked from the decision to the alarm taking the call.
     pub incidents: Arc<tokio::sync::Mutex<Incidents>>,
+    /// Held while a call's record is read, changed and written back: lanes run side by side,
+    /// and two reports of one call (its event and its chat message, or the poll's find and
+    /// push's late notification) must not write over each other's change.
+    pub records: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Recogniser {
@@ -167,6 +177,7 @@ impl Recogniser {
             service_account_id,
             lifecycle: None,
             incidents: Arc::new(tokio::sync::Mutex::new(incidents)),
+            records: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -205,7 +216,9 @@ impl Recogniser {
             } => {
                 let key = format!("{chat_id}/{message_id}");
                 if *change_type == ChangeType::Deleted {
-                    self.mark_deleted(&key)?
+                    self.mark_deleted(&key).await?
+                } else if let Some(handled) = self.another_report(&key, change_type, entry).await? {
+                    handled
                 } else {
                     let message = match message {
                         Some(m) => Some(m.clone()),
@@ -218,7 +231,7 @@ impl Recogniser {
                         },
                     };
                     match message {
-                        None => self.mark_deleted(&key)?,
+                        None => self.mark_deleted(&key).await?,
                         Some(message) => {
                             let handled = self.recognise(&key, &message, entry).await?;
                             // Every message seen is kept (the chat history the console shows),
@@ -248,6 +261,7 @@ impl Recogniser {
         let now = Utc::now();
         // The message may be a later report of a call its event brought first.
         let kept_as = self.calls.resolve(key)?;
+        let records = self.records.lock().await;
         if let Some(mut record) = self.known_call(&kept_as) {
             // An edit of a known call: merge, update the text, never raise again.
             if let Ok(outcome) =
@@ -266,11 +280,13 @@ impl Recogniser {
                             .await;
                     }
                     self.calls.put(&record)?;
+                    drop(records);
                     self.flush().await?;
                 }
             }
             return Ok(Handled::Updated { key: record.key });
         }
+        drop(records);
         let classification = emergency::classify(message, &context, &self.rules);
         let Some(call) = classification.call() else {
             return Ok(Handled::NotEmergency);
@@ -407,7 +423,38 @@ impl Recogniser {
         }
     }
 
-    fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
+    /// A `created` notification of a message whose call is recorded already (push reporting
+    /// it after the poll found it, or a redelivery): notes the path on the call and is done —
+    /// no fetch, no alarm. `None` for a message that is not a known call.
+    async fn another_report(
+        &self,
+        key: &str,
+        change_type: &ChangeType,
+        entry: &InboxEntry,
+    ) -> Result<Option<Handled>, StoreError> {
+        if *change_type != ChangeType::Created {
+            return Ok(None);
+        }
+        let records = self.records.lock().await;
+        let Some(mut record) = self.known_call(&self.calls.resolve(key)?) else {
+            return Ok(None);
+        };
+        let path = path_of(entry);
+        if record.add_sighting(path, entry.received_at) {
+            tracing::info!(
+                key = record.key,
+                also = path.name(),
+                "a later report of a known call"
+            );
+            self.calls.put(&record)?;
+            drop(records);
+            self.flush().await?;
+        }
+        Ok(Some(Handled::Updated { key: record.key }))
+    }
+
+    async fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
+        let _records = self.records.lock().await;
         if let Some(mut record) = self.known_call(&self.calls.resolve(key)?) {
             record.deleted = true;
             self.calls.put(&record)?;
