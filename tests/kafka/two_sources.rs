@@ -13,7 +13,7 @@ use beacon::store::Store;
 use chrono::Utc;
 
 use crate::support::fake_cloud::{CallPlan, Delivery, FakeCloud, PlannedCaller};
-use crate::support::in_process::{fault_of, set_poll, start_with_context};
+use crate::support::in_process::{fault_of, push_flows, set_poll, start_with_context};
 use crate::support::process::{hub_and_cloud, sign_in, write_cloud_config};
 
 const POLICY: &str = "HQ-Emergency";
@@ -102,6 +102,7 @@ async fn every_call_alarms_once_whichever_source_comes_first_and_a_silent_source
 
     let (store, context, stop, running) = start_with_context(&path).await;
     wait_for_subscriptions(&cloud).await;
+    push_flows(&context, &cloud).await;
 
     // 1. Both at once, and the event 10 s after the chat message: one alarm each, enriched.
     let together = cloud.place_call(plan(

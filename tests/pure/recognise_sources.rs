@@ -354,3 +354,45 @@ async fn a_chat_message_and_its_event_arriving_together_alarm_once() {
         assert_eq!(b.alarmed().len(), 1, "round {round}");
     }
 }
+
+/// The poll found a chat message first; then push's own notification of it comes (Graph was
+/// late) while the call's event arrives: push is noted on the call — without a fetch (there is
+/// no Graph here) and without a second alarm — and the event's enrichment does not write over
+/// that note, so path supervision does not count push as having missed the call.
+#[tokio::test(flavor = "multi_thread")]
+async fn push_reporting_a_call_the_poll_found_is_noted_beside_the_event() {
+    for round in 0..20 {
+        let b = bench();
+        let now = Utc::now();
+        let id = format!("m{round}");
+        let mut polled = emergency_chat(&id, "Jordan Rivera", now);
+        polled.position = beacon::graph::resync::POLL.into();
+        assert!(matches!(b.take(&polled).await, Handled::Raised { .. }));
+        let mut pushed = emergency_chat(&id, "Jordan Rivera", now);
+        pushed.key = format!("{}/again", pushed.key);
+        pushed.received_at = now + Duration::seconds(4);
+        if let Notification::Message { message, .. } = &mut pushed.notification {
+            *message = None;
+        }
+        let started = event(
+            &format!("e{round}"),
+            "callStarted",
+            "Jordan Rivera",
+            "911",
+            now,
+        );
+        let (by_push, by_event) = tokio::join!(b.take(&pushed), b.take(&started));
+        let key = format!("19:desk@thread.v2/{id}");
+        assert_eq!(by_push, Handled::Updated { key: key.clone() });
+        assert_eq!(by_event, Handled::Updated { key: key.clone() });
+        let record = b.calls().get(&key).expect("read").expect("recorded");
+        for path in Path::ALL {
+            assert!(
+                record.seen_by(path).is_some(),
+                "round {round}: {path:?} missing from {:?}",
+                record.sources
+            );
+        }
+        assert_eq!(b.alarmed(), [key], "one alarm");
+    }
+}

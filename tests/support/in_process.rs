@@ -106,3 +106,32 @@ pub async fn subscribed(cloud: &crate::support::fake_cloud::FakeCloud) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until push works end to end: an ordinary (not important) message posted in a chat
+/// reaches ingest through the hub (the consumer has joined its group and holds a partition),
+/// so what a test posts next is timed from a box that reads its hub.
+pub async fn push_flows(
+    context: &beacon::web::ConsoleContext,
+    cloud: &crate::support::fake_cloud::FakeCloud,
+) {
+    use std::sync::atomic::Ordering;
+    let before = context.counters.handed_off.load(Ordering::Relaxed);
+    cloud
+        .post_message(
+            "19:warmup0c1e9a2b4c7d8e9f00112233aab@thread.v2",
+            serde_json::json!({
+                "messageType": "message", "importance": "normal",
+                "from": {"user": {"id": "00000000-0000-0000-0000-00000000beef", "displayName": "Front Desk"}},
+                "body": {"contentType": "text", "content": "Shift change at 18:00"}
+            }),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while context.counters.handed_off.load(Ordering::Relaxed) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "push did not reach the appliance within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
