@@ -201,6 +201,8 @@ impl CloudLink {
             tracing::warn!("{warning}");
         }
         let (tx, rx) = mpsc::channel(config.ingest.queue);
+        // Push reporting a message the poll found first is noted on its call by recognition.
+        let later_reports = recogniser.later_report_hook();
         let stage = tokio::spawn(recogniser.run(rx));
         match ingest::stage::resume(&core.store, &tx).await {
             Ok(0) => {}
@@ -241,7 +243,7 @@ impl CloudLink {
                 );
                 match consumer::spawn_reporting(
                     settings,
-                    core.ingest(tx.clone()),
+                    core.ingest(tx.clone()).on_duplicate(later_reports),
                     reports.hub.clone(),
                 ) {
                     Ok(consumer) => Some(consumer),

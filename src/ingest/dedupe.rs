@@ -38,13 +38,6 @@ pub fn message_key(
     }
 }
 
-/// The key a notification that duplicates `key` is handed on under when it is another path's
-/// report of a message seen before (push after the poll): not an inbox key, and distinct from
-/// `key` so that recognition takes it while `key` itself is still being handled.
-pub fn later_report_key(key: &str, position: &str) -> String {
-    format!("{key}{SEP}reported-again{SEP}{position}")
-}
-
 /// Key for an emergency call event: the event's id, what happened and when. Graph sends one
 /// event once; a redelivery of it maps to the same key, a `callEnded` of the same call to
 /// another.

@@ -96,6 +96,10 @@ pub struct RecordOutcome {
     pub ignored: usize,
 }
 
+/// Told of every duplicate notification of a message's creation (the assembly uses it to
+/// note on a call that push reported it after the poll had found it).
+pub type DuplicateHook = Arc<dyn Fn(&InboxEntry) -> Result<(), StoreError> + Send + Sync>;
+
 /// The stage. One per consumer thread (or replay).
 pub struct Ingest {
     store: Store,
@@ -103,6 +107,7 @@ pub struct Ingest {
     client_states: ClientStates,
     handoff: mpsc::Sender<InboxEntry>,
     counters: Arc<IngestCounters>,
+    on_duplicate: Option<DuplicateHook>,
 }
 
 impl Ingest {
@@ -119,7 +124,14 @@ impl Ingest {
             client_states,
             handoff,
             counters,
+            on_duplicate: None,
         }
+    }
+
+    /// Calls `hook` with every duplicate notification of a message's creation.
+    pub fn on_duplicate(mut self, hook: DuplicateHook) -> Ingest {
+        self.on_duplicate = Some(hook);
+        self
     }
 
     /// The store this stage writes to (the caller flushes it).
@@ -382,7 +394,7 @@ impl Ingest {
         };
         if !self.store.admit(&entry.key, record.received_at, &entry)? {
             IngestCounters::bump(&self.counters.duplicates);
-            self.note_late_push(entry);
+            self.note_late_push(&entry)?;
             return Ok(Admitted::Duplicate);
         }
         IngestCounters::bump(&self.counters.handed_off);
@@ -428,11 +440,9 @@ impl Ingest {
         Ok(Decrypted::Refused(refused))
     }
 
-    /// A push notification of a message's creation seen before (found by the poll first, or
-    /// redelivered) is handed on under its own key, not kept in the inbox: recognition notes
-    /// on the call that push reported it too, in the message's lane (after the poll's find of
-    /// it is recorded), so path supervision does not count push as having missed it.
-    fn note_late_push(&self, entry: InboxEntry) {
+    /// A notification of a message seen before (found by the poll first, or redelivered):
+    /// the hook is told, so a call can note when push reported it.
+    fn note_late_push(&self, entry: &InboxEntry) -> Result<(), StoreError> {
         let created = matches!(
             entry.notification,
             Notification::Message {
@@ -440,15 +450,10 @@ impl Ingest {
                 ..
             }
         );
-        if !created || crate::graph::resync::found_by_reading(&entry.position) {
-            return;
+        match &self.on_duplicate {
+            Some(hook) if created => hook(entry),
+            _ => Ok(()),
         }
-        let later = InboxEntry {
-            key: dedupe::later_report_key(&entry.key, &entry.position),
-            ..entry
-        };
-        // Best effort: a closed channel means shutdown, and only the note would be lost.
-        let _ = self.handoff.blocking_send(later);
     }
 
     /// Refuses a notification that may be forged, remembering when (for the trouble's words).

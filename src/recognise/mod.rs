@@ -22,9 +22,10 @@
 //!
 //! * Lanes write one call's record side by side (its event and its chat message are two
 //!   lanes): every read-change-write of a record holds `records`, so neither overwrites the
-//!   other's change. A `created` notification of a message already recorded (push after the
-//!   poll found it — ingest hands such a duplicate on under its own key, see
-//!   `ingest::dedupe::later_report_key` — or a redelivery) only notes its path on the call.
+//!   other's change. A `created` notification of a message already recorded only notes its
+//!   path on the call; push reporting a message the poll found first is a duplicate ingest
+//!   does not hand on, and [`Recogniser::later_report_hook`] notes it on the call once the
+//!   poll's find of it is recorded.
 //!
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
@@ -59,6 +60,11 @@ const LATE_AFTER_MINUTES: i64 = 5;
 const RETRY_EVERY: Duration = Duration::from_secs(60);
 /// Messages fetched at once (each lane fetches one message at a time).
 const FETCHES_AT_ONCE: usize = 8;
+/// How long push's later report of a message waits for recognition to handle the poll's
+/// find of it (a fetch may wait out Graph's throttling).
+const LATER_REPORT_WAIT: Duration = Duration::from_secs(300);
+/// How often it looks.
+const LATER_REPORT_LOOK_EVERY: Duration = Duration::from_millis(200);
 /// Entries that may wait for a fetch before the hand-off is no longer read (back-pressure to
 /// the consumer, which then waits as it does for a full channel).
 const WAITING_AT_MOST: usize = 4096;
@@ -451,6 +457,68 @@ impl Recogniser {
             self.flush().await?;
         }
         Ok(Some(Handled::Updated { key: record.key }))
+    }
+
+    /// What ingest calls with each duplicate notification ([`crate::ingest::Ingest::on_duplicate`]):
+    /// a push notification of a message's creation that the poll found first is noted on its
+    /// call, in the background, once recognition has handled the poll's find of it (waiting up
+    /// to [`LATER_REPORT_WAIT`]). Only a note for path supervision: without it, push would be
+    /// counted as having missed the call.
+    pub fn later_report_hook(&self) -> crate::ingest::DuplicateHook {
+        let recogniser = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        Arc::new(move |entry: &InboxEntry| {
+            let pushed_creation = matches!(
+                entry.notification,
+                Notification::Message {
+                    change_type: ChangeType::Created,
+                    ..
+                }
+            ) && !crate::graph::resync::found_by_reading(&entry.position);
+            if pushed_creation {
+                let recogniser = recogniser.clone();
+                let entry = entry.clone();
+                runtime.spawn(async move { recogniser.note_later_report(&entry).await });
+            }
+            Ok(())
+        })
+    }
+
+    /// See [`Recogniser::later_report_hook`].
+    async fn note_later_report(&self, entry: &InboxEntry) {
+        let Notification::Message {
+            chat_id,
+            message_id,
+            change_type,
+            ..
+        } = &entry.notification
+        else {
+            return;
+        };
+        let key = format!("{chat_id}/{message_id}");
+        let deadline = tokio::time::Instant::now() + LATER_REPORT_WAIT;
+        loop {
+            // Recognition keeps the message after the call's record: once the message is kept,
+            // a call of it is recorded.
+            let handled = self.store.messages.contains(&key).unwrap_or(false);
+            match self.another_report(&key, change_type, entry).await {
+                Ok(Some(_)) => return,
+                Ok(None) if handled => return, // an ordinary message
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(key, %error, "push's later report of a call is not noted");
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::info!(
+                    key,
+                    "push reported a message recognition has not handled yet: not noted"
+                );
+                return;
+            }
+            tokio::time::sleep(LATER_REPORT_LOOK_EVERY).await;
+        }
     }
 
     async fn mark_deleted(&self, key: &str) -> Result<Handled, StoreError> {
