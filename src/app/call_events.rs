@@ -58,11 +58,10 @@ pub(crate) fn keeper(
             return Err("emergency call events are delivered into the Event Hub: set it up first (or give call_events.notification_url)".into())
         }
     };
-    let rich = core
-        .keys
-        .current()
-        .cloned()
-        .ok_or("no rich-notification key: emergency call events are encrypted for it")?;
+    let rich = core.keys.clone();
+    if rich.is_empty() {
+        return Err("no rich-notification key: emergency call events are encrypted for it".into());
+    }
     let app = AppToken::new(
         AppTokenSettings {
             login_url: graph.login_url.clone(),

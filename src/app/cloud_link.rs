@@ -110,6 +110,7 @@ impl CloudLink {
                 tasks.push(tokio::spawn(
                     keeper.clone().run(std::future::pending::<()>()),
                 ));
+                handles.call_events = Some(keeper.clone());
                 call_event_keeper = Some(keeper);
             }
             Ok(None) => {
@@ -145,11 +146,7 @@ impl CloudLink {
                             .or_else(|| config.graph.tenant_id.clone())
                             .unwrap_or_default(),
                         model_b: config.graph.model_b,
-                        rich: config
-                            .graph
-                            .rich_notifications
-                            .then(|| core.keys.current().cloned())
-                            .flatten(),
+                        rich: config.graph.rich_notifications.then(|| core.keys.clone()),
                         lifetime_minutes: config.graph.subscription_minutes,
                     },
                 );

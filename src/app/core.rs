@@ -11,14 +11,12 @@ use tokio::sync::mpsc;
 use super::AppError;
 use crate::config::Config;
 use crate::graph::client_state::ClientStates;
-use crate::graph::crypto::{EncryptionKey, KeyError, KeyRing, StoredKey};
+use crate::graph::crypto::{EncryptionKey, KeyRing, StoredKey};
 use crate::health::IngestCounters;
 use crate::ingest::{InboxEntry, Ingest};
 use crate::store::Store;
 
 use crate::graph::crypto::KEY_PREFIX;
-/// Validity of a generated encryption certificate.
-const KEY_DAYS: u32 = 365;
 /// How long a recovered store stays a trouble (across restarts): long enough for the next
 /// shift to read it.
 pub const RECOVERY_TROUBLE_HOURS: i64 = 24;
@@ -99,7 +97,7 @@ fn device_id(store: &Store, config: &Config) -> Result<String, AppError> {
         return Ok(id);
     }
     let mut bytes = [0u8; 3];
-    openssl::rand::rand_bytes(&mut bytes).map_err(KeyError::from)?;
+    openssl::rand::rand_bytes(&mut bytes).map_err(crate::graph::crypto::KeyError::from)?;
     let id = format!(
         "beacon-{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
@@ -126,11 +124,9 @@ pub fn load_keys(store: &Store) -> Result<KeyRing, AppError> {
         }
     }
     if keys.is_empty() {
-        let now = Utc::now();
-        let id = format!("beacon-{}", now.format("%Y%m%d%H%M%S"));
-        let key = EncryptionKey::generate(&id, now, KEY_DAYS)?;
+        let key = crate::graph::keys::new_key(Utc::now())?;
         save_key(store, &key)?;
-        tracing::info!(id, "created the rich-notification encryption key");
+        tracing::info!(id = key.id, "created the rich-notification encryption key");
         keys.push(key);
     }
     Ok(KeyRing::new(keys))
@@ -138,12 +134,8 @@ pub fn load_keys(store: &Store) -> Result<KeyRing, AppError> {
 
 /// Persists a key in the secrets tree.
 pub fn save_key(store: &Store, key: &EncryptionKey) -> Result<(), AppError> {
-    let stored = key.to_stored()?;
-    let json = serde_json::to_string(&stored).map_err(|e| KeyError::from_message(e.to_string()))?;
-    store.set_secret(
-        &format!("{KEY_PREFIX}{}", key.id),
-        &crate::secret::Secret::new(json),
-    )?;
-    store.flush()?;
-    Ok(())
+    crate::graph::keys::save(store, key).map_err(|e| match e {
+        crate::graph::keys::KeysError::Key(e) => AppError::Key(e),
+        crate::graph::keys::KeysError::Store(e) => AppError::Store(e),
+    })
 }

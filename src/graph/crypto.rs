@@ -20,6 +20,7 @@ use openssl::sign::Signer;
 use openssl::symm::{self, Cipher};
 use openssl::x509::{X509NameBuilder, X509};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
 
 use crate::graph::notification::EncryptedContent;
 
@@ -195,35 +196,67 @@ impl EncryptionKey {
     }
 }
 
-/// The live keys, newest first.
-#[derive(Debug, Clone, Default)]
+/// The live keys, newest first. Cheap to clone, and every clone holds the same keys: a key
+/// added at a rotation ([`KeyRing::rotate_to`]) is the one new subscriptions use at once, in
+/// every part that holds the ring (the subscription keepers, each ingest stage).
+#[derive(Clone, Default)]
 pub struct KeyRing {
-    keys: Vec<EncryptionKey>,
+    keys: Arc<RwLock<Vec<EncryptionKey>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.ids()).finish()
+    }
 }
 
 impl KeyRing {
     pub fn new(mut keys: Vec<EncryptionKey>) -> KeyRing {
         keys.sort_by_key(|k| std::cmp::Reverse(k.not_after));
-        KeyRing { keys }
+        KeyRing {
+            keys: Arc::new(RwLock::new(keys)),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<EncryptionKey>> {
+        // A panic while holding the lock leaves the keys as they were: read them anyway.
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The key new subscriptions should use.
-    pub fn current(&self) -> Option<&EncryptionKey> {
-        self.keys.first()
+    pub fn current(&self) -> Option<EncryptionKey> {
+        self.read().first().cloned()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.read().is_empty()
+    }
+
+    /// The certificate ids held, newest first.
+    pub fn ids(&self) -> Vec<String> {
+        self.read().iter().map(|k| k.id.clone()).collect()
     }
 
     /// Whether a key with this certificate id is held.
     pub fn has(&self, certificate_id: &str) -> bool {
-        self.keys.iter().any(|k| k.id == certificate_id)
+        self.read().iter().any(|k| k.id == certificate_id)
+    }
+
+    /// Makes `key` the current one; the one current until now stays (notifications already
+    /// encrypted for it are on their way), older ones are dropped. Returns the dropped ids.
+    pub fn rotate_to(&self, key: EncryptionKey) -> Vec<String> {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let dropped = keys.iter().skip(1).map(|k| k.id.clone()).collect();
+        keys.truncate(1);
+        keys.insert(0, key);
+        dropped
     }
 
     /// Verifies and decrypts; returns the resource JSON bytes.
     pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, DecryptError> {
-        self.keys
+        self.read()
             .iter()
             .find(|k| k.id == content.encryption_certificate_id)
             .ok_or_else(|| {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod emergency_events;
 pub mod fleet;
+pub mod keys;
 pub mod notification;
 pub mod reconcile;
 pub mod resync;

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Mutex, Notify};
 
 use super::client::{GraphClient, GraphError};
 use super::client_state::ClientStates;
-use super::crypto::EncryptionKey;
+use super::crypto::KeyRing;
 use super::notification::LifecycleEvent;
 use super::schedule::{self, Action, KeeperState, Subscription};
 use crate::secret::Secret;
@@ -42,8 +42,9 @@ pub struct SubscriptionSettings {
     pub hub_tenant: String,
     /// Append `?model=B` (metered; no 500-message evaluation quota).
     pub model_b: bool,
-    /// Ask for rich notifications with this certificate.
-    pub rich: Option<EncryptionKey>,
+    /// Ask for rich notifications, encrypted for the ring's current certificate (a rotation
+    /// changes it: the next subscription made uses the new one).
+    pub rich: Option<KeyRing>,
     /// The lifetime to ask for, in minutes ([`schedule::LIFETIME_MINUTES`] unless shortened).
     pub lifetime_minutes: i64,
 }
@@ -75,7 +76,7 @@ impl SubscriptionSettings {
             "clientState": client_state.expose(),
             "latestSupportedTlsVersion": "v1_2",
         });
-        if let Some(key) = &self.rich {
+        if let Some(key) = self.rich.as_ref().and_then(KeyRing::current) {
             body["includeResourceData"] = json!(true);
             body["encryptionCertificate"] = json!(key.certificate_base64());
             body["encryptionCertificateId"] = json!(key.id);
@@ -91,7 +92,9 @@ impl SubscriptionSettings {
         let same_resource = text("resource").eq_ignore_ascii_case(&self.resource());
         let same_hub = text("notificationUrl").eq_ignore_ascii_case(&self.notification_url());
         let same_certificate = match &self.rich {
-            Some(key) => text("encryptionCertificateId") == key.id,
+            Some(ring) => ring
+                .current()
+                .is_some_and(|key| text("encryptionCertificateId") == key.id),
             None => true,
         };
         same_resource && same_hub && same_certificate
@@ -463,11 +466,18 @@ impl SubscriptionKeeper {
         }
     }
 
-    /// Gives the fleet a new clientState (a stolen box) and replaces the fleet's subscription
-    /// with one carrying it: Graph does not let a subscription's clientState change (B.8), so
-    /// the fleet's own subscription is deleted and created again at once. The previous state
-    /// stays accepted for notifications already on their way. Other boxes must join again.
+    /// Gives the fleet a new clientState and peer key and, with rich notifications, a new
+    /// encryption key (a stolen box holds them all), and replaces the fleet's subscription
+    /// with one carrying them: Graph does not let a subscription's clientState or certificate
+    /// change (B.8), so the fleet's own subscription is deleted and created again at once. The
+    /// previous state and key stay for notifications already on their way. The other boxes are
+    /// handed the new secrets by the caller (`outputs::peers`).
     pub async fn rotate_fleet_secrets(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
+        if let Some(ring) = &self.settings.rich {
+            super::keys::rotate(&self.store, ring, now).map_err(|e| {
+                GraphError::Body(format!("the new rich-notification key cannot be kept: {e}"))
+            })?;
+        }
         let rotated = self
             .client_states
             .secrets()

@@ -1,5 +1,5 @@
 //! The console's hold on the cloud link: what the running link offers the setup wizard
-//! ([`LinkHandles`]: the token and subscription keepers, the Graph client, what is missing) and
+//! ([`LinkHandles`]: the token and subscription keepers (chat and emergency events), the Graph client, what is missing) and
 //! a way to ask the appliance for a restart of the link with the settings the wizard just saved
 //! ([`LinkControl`]). The appliance makes both when it starts and reports into them.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::graph::call_events::CallEventKeeper;
 use crate::graph::client::GraphClient;
 use crate::graph::subscription::SubscriptionKeeper;
 use crate::graph::tokens::TokenKeeper;
@@ -19,6 +20,8 @@ pub struct LinkHandles {
     pub tokens: Option<Arc<TokenKeeper>>,
     pub graph: Option<GraphClient>,
     pub keeper: Option<Arc<SubscriptionKeeper>>,
+    /// The emergency-event subscriptions' keeper, when call events are on.
+    pub call_events: Option<Arc<CallEventKeeper>>,
     /// Whether the consumer runs.
     pub consuming: bool,
     /// What the link lacks or what failed, in words.

@@ -89,7 +89,7 @@ fn keeper(
         CallEventSettings {
             policies: policies.iter().map(|p| p.to_string()).collect(),
             notification_url: HUB_URL.into(),
-            rich: b.rich.clone(),
+            rich: beacon::graph::crypto::KeyRing::new(vec![b.rich.clone()]),
             lifetime,
         },
     )
@@ -321,7 +321,7 @@ async fn another_box_made_it_adopted_and_one_delivering_elsewhere_left_alone() {
         CallEventSettings {
             policies: vec!["HQ-Emergency".into()],
             notification_url: HUB_URL.replace("teams-emergency", "other-hub"),
-            rich: third.rich.clone(),
+            rich: beacon::graph::crypto::KeyRing::new(vec![third.rich.clone()]),
             lifetime: a_day(),
         },
     )

@@ -21,7 +21,7 @@ use tokio::sync::{watch, Mutex, Notify};
 use super::app_token::{consent_missing, AppToken, RETRY_AFTER_REFUSAL};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::client_state::ClientStates;
-use crate::graph::crypto::EncryptionKey;
+use crate::graph::crypto::KeyRing;
 use crate::graph::emergency_events::{self, MAX_LIFETIME};
 use crate::graph::notification::LifecycleEvent;
 use crate::graph::retry::RetryPolicy;
@@ -34,8 +34,9 @@ pub struct CallEventSettings {
     pub policies: Vec<String>,
     /// `EventHub:…` — the chat subscription's hub, or `[call_events].notification_url`.
     pub notification_url: String,
-    /// The rich-notification certificate (call events are rich only).
-    pub rich: EncryptionKey,
+    /// The rich-notification keys: subscriptions are made for the current certificate (call
+    /// events are rich only).
+    pub rich: KeyRing,
     /// The lifetime to ask for (at most a day).
     pub lifetime: Duration,
 }
@@ -197,7 +198,11 @@ impl CallEventKeeper {
             .client_states
             .client_state()
             .ok_or("the fleet's clientState is unreadable")?;
-        let key = &self.settings.rich;
+        let key = self
+            .settings
+            .rich
+            .current()
+            .ok_or("no rich-notification key: emergency call events are encrypted for it")?;
         let mut body = emergency_events::subscription_request(
             policy,
             &self.settings.notification_url,
@@ -315,6 +320,47 @@ impl CallEventKeeper {
                 Ok(())
             }
             Err(e) => Err(explain(policy, &e)),
+        }
+    }
+
+    /// Deletes the subscriptions this keeper holds and makes them again: after a rotation (a
+    /// stolen box), with the fleet's new clientState and certificate, which Graph does not let
+    /// a subscription change. The old ids stay known, so events already on their way for them
+    /// are still taken (with the previous clientState, while it is accepted). The error names
+    /// each policy that failed; its subscription is then made at the keeper's next step.
+    pub async fn replace_all(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let held: Vec<Option<Held>> = self.held.lock().await.clone();
+        let mut problems = Vec::new();
+        for (index, policy) in self.settings.policies.iter().enumerate() {
+            if let Some(old) = &held[index] {
+                match self
+                    .graph
+                    .send(Method::DELETE, &format!("/subscriptions/{}", old.id), None)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => {
+                        problems.push(explain(policy, &e));
+                        continue;
+                    }
+                }
+                tracing::warn!(
+                    policy,
+                    id = old.id,
+                    "emergency-event subscription deleted to be made again"
+                );
+                self.held.lock().await[index] = None;
+            }
+            if let Err(problem) = self.create(index, policy, now).await {
+                problems.push(problem);
+            }
+        }
+        self.wake.notify_one();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join(" "))
         }
     }
 
