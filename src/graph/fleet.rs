@@ -207,9 +207,10 @@ impl FleetSecrets {
 }
 
 /// What a box hands to a box joining its fleet (over HTTPS, authenticated by a one-time code,
-/// `web::join_code`): the fleet's secrets and its rich-notification keys. Plain strings for
-/// the wire; `Debug` shows neither.
-#[derive(Clone, Serialize, Deserialize)]
+/// `web::join_code`), and to every member after a rotation (over the peer channel): the
+/// fleet's secrets and its rich-notification keys. Plain strings for the wire; `Debug` shows
+/// neither.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bundle {
     pub fleet_id: String,
     pub client_state: String,

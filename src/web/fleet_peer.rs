@@ -1,7 +1,8 @@
 //! `POST /fleet/peer`: another box of this fleet telling this one it is alive, what it knows
 //! of the members and what was acknowledged on it ([`crate::outputs::peers`]). No session: the
 //! message is signed with the fleet's peer key, and only over HTTPS. A refusal is answered in
-//! words and logged (the sender logs it too).
+//! words and logged (the sender logs it too). A message that hands over the fleet's new
+//! secrets (a rotation on the sender) restarts the cloud link with them.
 
 use std::sync::Arc;
 
@@ -27,8 +28,15 @@ pub fn receive(web: Arc<Web>, caller: Caller, body: hyper::body::Bytes) -> Respo
         );
     };
     match peers.receive(&body, Utc::now()) {
-        Ok(from) => {
-            tracing::debug!(from, "fleet: status received");
+        Ok(heard) if heard.rotated => {
+            // The fleet's secrets and keys are new: the link takes them at its restart.
+            if let Some(control) = web.context.cloud.clone() {
+                tokio::spawn(async move { control.restart().await });
+            }
+            respond::text(StatusCode::OK, "New secrets taken.")
+        }
+        Ok(heard) => {
+            tracing::debug!(from = heard.from, "fleet: status received");
             respond::text(StatusCode::OK, "Heard.")
         }
         Err(refusal) => {

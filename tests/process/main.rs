@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod cli_login;
+mod fleet_rotation;
 mod fleet_three_boxes;
 mod fleet_two_desks;
 mod mqtt_process;

@@ -99,21 +99,17 @@ async fn fetch(from: &str, secret: &str, pin: &str, joiner: &Joiner) -> Result<B
         })
 }
 
-/// Stores the fleet's secrets and keys in place of this box's, and the members to talk to.
-fn install(
-    store: &Store,
-    bundle: &Bundle,
-    from: &str,
-    pin: &str,
-    me: &str,
-) -> Result<(), JoinError> {
-    let answer = || JoinError::Answer {
-        from: from.to_string(),
-    };
+/// Stores `bundle`'s secrets and keys in place of this box's (a join, or a rotation another
+/// member handed over). False, and nothing stored, when a key in it does not read.
+pub fn install_secrets(store: &Store, bundle: &Bundle) -> Result<bool, StoreError> {
     let mut keys = Vec::new();
     for json in &bundle.keys {
-        let stored: StoredKey = serde_json::from_str(json).map_err(|_| answer())?;
-        EncryptionKey::from_stored(&stored).map_err(|_| answer())?;
+        let Ok(stored) = serde_json::from_str::<StoredKey>(json) else {
+            return Ok(false);
+        };
+        if EncryptionKey::from_stored(&stored).is_err() {
+            return Ok(false);
+        }
         keys.push((stored.id, json));
     }
     crate::graph::client_state::ClientStates::load(store)
@@ -125,6 +121,23 @@ fn install(
         for (id, json) in keys {
             store.set_secret(&format!("{KEY_PREFIX}{id}"), &Secret::new(json.clone()))?;
         }
+    }
+    store.flush()?;
+    Ok(true)
+}
+
+/// Stores the fleet's secrets and keys in place of this box's, and the members to talk to.
+fn install(
+    store: &Store,
+    bundle: &Bundle,
+    from: &str,
+    pin: &str,
+    me: &str,
+) -> Result<(), JoinError> {
+    if !install_secrets(store, bundle)? {
+        return Err(JoinError::Answer {
+            from: from.to_string(),
+        });
     }
     let mut members = bundle.members.clone();
     if let Some(name) = &bundle.name {

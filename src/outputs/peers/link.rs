@@ -149,8 +149,9 @@ impl Peers {
     }
 
     /// Takes a message another member sent (see [`message::open`]); acts on the
-    /// acknowledgements it did not know.
-    pub fn receive(&self, body: &[u8], now: DateTime<Utc>) -> Result<String, Refused> {
+    /// acknowledgements it did not know, and installs the fleet's new secrets when it carries
+    /// them (a rotation on the sender: the caller then restarts the cloud link with them).
+    pub fn receive(&self, body: &[u8], now: DateTime<Utc>) -> Result<Heard, Refused> {
         let inner = &self.inner;
         let keys: Vec<_> = FleetSecrets::load(&inner.store)
             .ok()
@@ -158,11 +159,18 @@ impl Peers {
             .map(|f| f.peer_key)
             .into_iter()
             .collect();
-        let (from, new) = {
+        let (from, new, rotated) = {
             let Ok(mut state) = inner.state.lock() else {
                 return Err(Refused::Malformed);
             };
-            let status = message::open(body, &keys, &inner.me, &mut state.guard, now)?;
+            let mut status = message::open(body, &keys, &inner.me, &mut state.guard, now)?;
+            let rotated = match status.rotated.take() {
+                Some(bundle) => {
+                    take_rotation(&inner.store, &mut state.members, &status.from, &bundle)?;
+                    true
+                }
+                None => false,
+            };
             // A member heard from for the first time in a while hears back at once, so two
             // boxes see each other without waiting for the next heartbeat (after a join, a
             // restart, a network coming back).
@@ -178,7 +186,7 @@ impl Peers {
             if let Err(error) = save_members(&inner.store, &state.members) {
                 tracing::warn!(%error, "fleet: cannot keep the member table");
             }
-            (status.from, new)
+            (status.from, new, rotated)
         };
         for ack in &new {
             tracing::info!(
@@ -192,7 +200,46 @@ impl Peers {
             let alarm = inner.alarm.clone();
             tokio::spawn(acknowledge_here(alarm, new));
         }
-        Ok(from)
+        Ok(Heard { from, rotated })
+    }
+
+    /// Hands the fleet's new secrets (`bundle`, just rotated here) to every member but the
+    /// `stolen` ones, sealed with the peer key of before (`old_key`, which they still hold);
+    /// the stolen ones are forgotten here first, and the others forget them on receipt. Each
+    /// member's name with what came of it: one not reached must join again.
+    pub async fn hand_over(
+        &self,
+        old_key: &crate::secret::Secret,
+        mut bundle: crate::graph::fleet::Bundle,
+        stolen: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Result<(), String>)>, StoreError> {
+        if let Ok(mut state) = self.inner.state.lock() {
+            state
+                .members
+                .retain(|name| !stolen.iter().any(|s| s == name));
+            save_members(&self.inner.store, &state.members)?;
+        }
+        self.inner.store.flush()?;
+        let Some(mut status) = status_now(&self.inner, now) else {
+            return Ok(Vec::new());
+        };
+        bundle.name = Some(self.inner.me.clone());
+        bundle.members = status.members.clone();
+        status.rotated = Some(bundle);
+        let members = status.members.clone();
+        let outcomes = post_all(members, message::seal(&status, old_key)).await;
+        for (member, outcome) in &outcomes {
+            match outcome {
+                Ok(()) => tracing::warn!(member, "fleet: the new secrets were handed over"),
+                Err(error) => tracing::error!(
+                    member,
+                    error,
+                    "fleet: the new secrets could not be handed over: that box must join again"
+                ),
+            }
+        }
+        Ok(outcomes)
     }
 
     /// The members, by name.
@@ -250,6 +297,48 @@ impl Peers {
             .map(|s| s.members.acks_of(key))
             .unwrap_or_default()
     }
+}
+
+/// What [`Peers::receive`] took in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// The sending member.
+    pub from: String,
+    /// It handed over the fleet's new secrets (a rotation): they are stored, and the cloud
+    /// link must restart to use them.
+    pub rotated: bool,
+}
+
+/// Stores the fleet's new secrets and keys a member handed over after rotating them, and
+/// forgets the members the rotation left out (a stolen box). A rotation of another fleet, or
+/// one whose keys do not read, is refused and nothing changes.
+fn take_rotation(
+    store: &Store,
+    members: &mut Members,
+    from: &str,
+    bundle: &crate::graph::fleet::Bundle,
+) -> Result<(), Refused> {
+    let ours = FleetSecrets::load(store).ok().flatten().map(|f| f.id);
+    if ours.as_deref() != Some(bundle.fleet_id.as_str()) {
+        return Err(Refused::OtherFleet);
+    }
+    match super::joining::install_secrets(store, bundle) {
+        Ok(true) => {}
+        Ok(false) => return Err(Refused::RotationNotTaken),
+        Err(error) => {
+            tracing::error!(%error, "fleet: the new secrets cannot be stored");
+            return Err(Refused::RotationNotTaken);
+        }
+    }
+    members.retain(|name| name == from || bundle.members.iter().any(|m| m.name == name));
+    if let Err(error) = save_members(store, members).and_then(|()| store.flush()) {
+        tracing::warn!(%error, "fleet: cannot keep the member table");
+    }
+    tracing::warn!(
+        from,
+        "fleet: the fleet's secrets were rotated on another box: taken"
+    );
+    Ok(())
 }
 
 /// Acknowledges here the calls acknowledged elsewhere that are alerting here.
@@ -330,6 +419,27 @@ async fn send_all(inner: &Inner, now: DateTime<Utc>) {
     else {
         return;
     };
+    let Some(status) = status_now(inner, now) else {
+        return;
+    };
+    let members = status.members.clone();
+    if members.is_empty() {
+        return;
+    }
+    for (member, sent) in post_all(members, message::seal(&status, &key)).await {
+        if let Err(error) = sent {
+            tracing::debug!(
+                member,
+                error,
+                "fleet: a member did not take this box's status"
+            );
+        }
+    }
+}
+
+/// What this box says of itself at `now`: its renewals, its console's pin, the members it
+/// knows and its recent acknowledgements. `None` when the member table cannot be read.
+fn status_now(inner: &Inner, now: DateTime<Utc>) -> Option<Status> {
     let (renews, last_renewed) = match &inner.subscription {
         Some(feed) => {
             let status = feed.borrow();
@@ -339,12 +449,9 @@ async fn send_all(inner: &Inner, now: DateTime<Utc>) {
     };
     let (members, acks) = match inner.state.lock() {
         Ok(mut state) => (state.members.addresses(), state.own.recent(now)),
-        Err(_) => return,
+        Err(_) => return None,
     };
-    if members.is_empty() {
-        return;
-    }
-    let status = Status {
+    Some(Status {
         from: inner.me.clone(),
         sent_at: now,
         nonce: nonce(),
@@ -354,43 +461,54 @@ async fn send_all(inner: &Inner, now: DateTime<Utc>) {
             .certificate_file
             .as_deref()
             .and_then(pinned::pin_of_file),
-        members: members.clone(),
+        members,
         acks,
-    };
-    let sealed = message::seal(&status, &key);
+        rotated: None,
+    })
+}
+
+/// Posts the sealed `body` to every one of `members` at once, each over HTTPS pinned to its
+/// certificate; each member's name with what came of it.
+async fn post_all(members: Vec<Address>, body: String) -> Vec<(String, Result<(), String>)> {
     let mut sends = tokio::task::JoinSet::new();
     for member in members {
-        let body = sealed.clone();
+        let body = body.clone();
         sends.spawn(async move {
-            let client = pinned::client(&member.pin, SEND_TIMEOUT)?;
-            let response = client
-                .post(format!("{}{PATH}", member.url.trim_end_matches('/')))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| pinned::chain(&e))?;
-            match response.status() {
-                s if s.is_success() => Ok(()),
-                s => Err(format!(
-                    "{s}: {}",
-                    response
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )),
+            let sent = async {
+                let client = pinned::client(&member.pin, SEND_TIMEOUT)?;
+                let response = client
+                    .post(format!("{}{PATH}", member.url.trim_end_matches('/')))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| pinned::chain(&e))?;
+                match response.status() {
+                    s if s.is_success() => Ok(()),
+                    s => Err(format!(
+                        "{s}: {}",
+                        response
+                            .text()
+                            .await
+                            .unwrap_or_default()
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                    )),
+                }
             }
-            .map_err(|e| format!("{}: {e}", member.name))
+            .await;
+            (member.name, sent)
         });
     }
+    let mut outcomes = Vec::new();
     while let Some(sent) = sends.join_next().await {
-        if let Ok(Err(error)) = sent {
-            tracing::debug!(error, "fleet: a member did not take this box's status");
+        if let Ok(outcome) = sent {
+            outcomes.push(outcome);
         }
     }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    outcomes
 }
 
 fn nonce() -> String {
@@ -400,4 +518,55 @@ fn nonce() -> String {
         bytes[..8].copy_from_slice(&now.to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::fleet::Bundle;
+
+    fn address(name: &str) -> Address {
+        Address {
+            name: name.into(),
+            url: format!("https://{name}.local:8443"),
+            pin: "A".repeat(26),
+        }
+    }
+
+    #[test]
+    fn a_rotation_is_taken_only_for_this_fleet_and_leaves_the_stolen_box_out() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        let fleet = FleetSecrets::load_or_create(&store).expect("fleet");
+        let mut members = Members::default();
+        for name in ["main", "stolen", "site-b"] {
+            members.learn(address(name), "backup");
+        }
+        let mut rotated = Bundle::of(&store).expect("bundle");
+        rotated.client_state = "new-state".into();
+        rotated.members = vec![address("site-b")];
+
+        let mut stranger = rotated.clone();
+        stranger.fleet_id = "fleet-000000000000".into();
+        assert_eq!(
+            take_rotation(&store, &mut members, "main", &stranger),
+            Err(Refused::OtherFleet)
+        );
+        let mut broken = rotated.clone();
+        broken.keys = vec!["{\"id\": \"not a key\"}".into()];
+        assert_eq!(
+            take_rotation(&store, &mut members, "main", &broken),
+            Err(Refused::RotationNotTaken)
+        );
+        let unchanged = FleetSecrets::load(&store).expect("read").expect("kept");
+        assert_eq!(unchanged, fleet, "nothing taken from a refused rotation");
+        assert_eq!(members.members().count(), 3);
+
+        take_rotation(&store, &mut members, "main", &rotated).expect("taken");
+        let taken = FleetSecrets::load(&store).expect("read").expect("kept");
+        assert_eq!(taken.client_state.expose(), "new-state");
+        let names: Vec<String> = members.members().map(|m| m.address.name.clone()).collect();
+        assert_eq!(names, ["main", "site-b"], "the sender and those it names");
+        assert_eq!(load_members(&store), members, "kept for a restart");
+    }
 }

@@ -157,6 +157,11 @@ impl Members {
         self.acks.iter().filter(|a| a.key == key).cloned().collect()
     }
 
+    /// Forgets the members `keep` does not accept (a stolen box, after a rotation).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.members.retain(|name, _| keep(name));
+    }
+
     /// Forgets every member and acknowledgement (this box left its fleet).
     pub fn clear(&mut self) {
         *self = Members::default();
@@ -219,6 +224,7 @@ mod tests {
             pin: None,
             members: vec![],
             acks: vec![],
+            rotated: None,
         }
     }
 

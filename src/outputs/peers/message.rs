@@ -4,7 +4,8 @@
 //! whether it renews the fleet's subscriptions and when it last did, the members it knows (name, console URL, certificate pin — so a box
 //! that joined through one member learns the others) and the acknowledgements made on it
 //! recently. One kind of message keeps the receiver simple and makes every heartbeat a retry
-//! of the acknowledgements a lost message carried.
+//! of the acknowledgements a lost message carried. Right after a rotation (a stolen box), the
+//! status sent to each remaining member also carries the fleet's new secrets.
 //!
 //! On the wire: `{"payload": "<the status as JSON>", "mac": "<base64 HMAC-SHA256>"}`, the MAC
 //! over the payload's bytes with the fleet's peer key ([`crate::graph::fleet::FleetSecrets`]).
@@ -61,6 +62,12 @@ pub struct Status {
     pub members: Vec<Address>,
     #[serde(default)]
     pub acks: Vec<SharedAck>,
+    /// The fleet's new secrets and keys, sent once to each member right after a rotation on
+    /// the sender (sealed with the key of before, which the receiver still holds; over HTTPS
+    /// pinned to the receiver's certificate, so no one else reads them). Its `members` are the
+    /// fleet's members from now on: a stolen box is not among them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated: Option<crate::graph::fleet::Bundle>,
 }
 
 /// The sealed form.
@@ -83,6 +90,10 @@ pub enum Refused {
     FromSelf,
     #[error("already received (replayed)")]
     Replayed,
+    #[error("it hands over the secrets of another fleet")]
+    OtherFleet,
+    #[error("the new secrets it hands over do not read, or cannot be stored here")]
+    RotationNotTaken,
 }
 
 /// Seals `status` with `key`.
@@ -200,6 +211,7 @@ mod tests {
                 who: Some("sam".into()),
                 at: sent_at,
             }],
+            rotated: None,
         }
     }
 

@@ -219,22 +219,95 @@ pub fn fleet_code(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     )
 }
 
-/// Gives the fleet a new clientState (a stolen box): the fleet's subscription is replaced by
-/// one with the new state, and every other box must join again.
+/// Gives the fleet new secrets (a stolen box): a new clientState, peer key and encryption key,
+/// the fleet's subscriptions (chat and emergency events) replaced with them, and the new
+/// secrets handed to every member this box reaches but the stolen one (`stolen`, chosen on the
+/// page), which every box forgets. A member not reached must join again.
 pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response {
     let (session, keeper) = match admit_with_keeper(&web, &caller, &form) {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
-    let outcome = keeper
-        .rotate_fleet_secrets(chrono::Utc::now())
-        .await
-        .map(|()| {
-            tracing::warn!(by = session.user, "console: the fleet's secrets were rotated");
-            "The fleet's clientState is new and its subscription replaced. Every other box of the fleet must join again (open a join code for each); until then they refuse its notifications and show a trouble.".to_string()
-        })
-        .map_err(|e| crate::graph::subscription::explain(&e));
-    answer(&web, &session, outcome)
+    let store = &web.context.store;
+    let stolen: Vec<String> = Some(field(&form, "stolen"))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    let before = match crate::graph::fleet::FleetSecrets::load(store) {
+        Ok(Some(before)) => before,
+        _ => {
+            return answer(
+                &web,
+                &session,
+                Err("The fleet's secrets cannot be read: nothing was rotated.".into()),
+            )
+        }
+    };
+    let now = chrono::Utc::now();
+    if let Err(e) = keeper.rotate_fleet_secrets(now).await {
+        return answer(&web, &session, Err(crate::graph::subscription::explain(&e)));
+    }
+    tracing::warn!(by = session.user, stolen = ?stolen, "console: the fleet's secrets were rotated");
+    let mut said = vec!["The fleet's clientState, peer key and encryption key are new and its chat subscription was made again with them.".to_string()];
+    let call_events = web
+        .context
+        .cloud
+        .as_ref()
+        .and_then(|control| control.handles.borrow().call_events.clone());
+    if let Some(call_events) = call_events {
+        said.push(match call_events.replace_all(now).await {
+            Ok(()) => "The emergency-event subscriptions were made again with them.".into(),
+            Err(problem) => format!("The emergency-event subscriptions: {problem}"),
+        });
+    }
+    if let Some(peers) = &web.context.peers {
+        let handed = match crate::graph::fleet::Bundle::of(store) {
+            Ok(bundle) => {
+                peers
+                    .hand_over(&before.peer_key, bundle, &stolen, now)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        said.push(match handed {
+            Ok(outcomes) => handed_over_in_words(&outcomes),
+            Err(e) => format!("The new secrets could not be handed to the other boxes ({e}): each must join again."),
+        });
+    }
+    if let Some(name) = stolen.first() {
+        said.push(format!(
+            "{name} is no longer a member here and was not given them."
+        ));
+    }
+    answer(&web, &session, Ok(said.join(" ")))
+}
+
+/// What came of handing the new secrets to each member, in words.
+fn handed_over_in_words(outcomes: &[(String, Result<(), String>)]) -> String {
+    if outcomes.is_empty() {
+        return "No other box to hand them to.".into();
+    }
+    let took: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, o)| o.is_ok())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let missed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(name, o)| o.as_ref().err().map(|e| format!("{name} ({e})")))
+        .collect();
+    let mut words = Vec::new();
+    if !took.is_empty() {
+        words.push(format!("Handed to {}.", took.join(", ")));
+    }
+    if !missed.is_empty() {
+        words.push(format!(
+            "Not reached: {} — open a join code for each and join it again.",
+            missed.join(", ")
+        ));
+    }
+    words.join(" ")
 }
 
 /// Leaves the fleet: this box becomes a fleet of one.
