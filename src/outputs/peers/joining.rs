@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use super::link::remember_members;
 use super::pinned;
-use crate::graph::crypto::{EncryptionKey, StoredKey, KEY_PREFIX};
 use crate::graph::fleet::{Bundle, MemberAddress};
-use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 use crate::web::join_code;
 
@@ -99,33 +97,6 @@ async fn fetch(from: &str, secret: &str, pin: &str, joiner: &Joiner) -> Result<B
         })
 }
 
-/// Stores `bundle`'s secrets and keys in place of this box's (a join, or a rotation another
-/// member handed over). False, and nothing stored, when a key in it does not read.
-pub fn install_secrets(store: &Store, bundle: &Bundle) -> Result<bool, StoreError> {
-    let mut keys = Vec::new();
-    for json in &bundle.keys {
-        let Ok(stored) = serde_json::from_str::<StoredKey>(json) else {
-            return Ok(false);
-        };
-        if EncryptionKey::from_stored(&stored).is_err() {
-            return Ok(false);
-        }
-        keys.push((stored.id, json));
-    }
-    crate::graph::client_state::ClientStates::load(store)
-        .and_then(|states| states.replace(store, bundle.secrets()))?;
-    if !keys.is_empty() {
-        for (name, _) in store.secrets_with_prefix(KEY_PREFIX)? {
-            store.remove_secret(&name)?;
-        }
-        for (id, json) in keys {
-            store.set_secret(&format!("{KEY_PREFIX}{id}"), &Secret::new(json.clone()))?;
-        }
-    }
-    store.flush()?;
-    Ok(true)
-}
-
 /// Stores the fleet's secrets and keys in place of this box's, and the members to talk to.
 fn install(
     store: &Store,
@@ -134,7 +105,7 @@ fn install(
     pin: &str,
     me: &str,
 ) -> Result<(), JoinError> {
-    if !install_secrets(store, bundle)? {
+    if !super::install::install_secrets(store, bundle)? {
         return Err(JoinError::Answer {
             from: from.to_string(),
         });

@@ -322,7 +322,7 @@ fn take_rotation(
     if ours.as_deref() != Some(bundle.fleet_id.as_str()) {
         return Err(Refused::OtherFleet);
     }
-    match super::joining::install_secrets(store, bundle) {
+    match super::install::install_secrets(store, bundle) {
         Ok(true) => {}
         Ok(false) => return Err(Refused::RotationNotTaken),
         Err(error) => {

@@ -20,10 +20,12 @@
 //! * [`members`] — the member table, last seen, the acknowledgements heard (pure, time passed
 //!   in).
 //! * [`link`] — the sender task and the receiving side the console calls ([`Peers`]).
+//! * [`install`] — storing the fleet's secrets handed to this box (a join, a rotation).
 //! * [`joining`] — the joining box's side of a join (`beacon fleet-join` and the settings
 //!   page).
 //! * [`pinned`] — HTTPS that trusts exactly the certificate a pin names.
 
+pub mod install;
 pub mod joining;
 pub mod link;
 pub mod members;
