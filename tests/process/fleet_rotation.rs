@@ -7,7 +7,6 @@
 //! an emergency posted after the rotation alarms on both from push with nothing refused. The
 //! figures are printed (`--nocapture`) for the report.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -15,32 +14,14 @@ use std::time::{Duration, Instant};
 use beacon::graph::fleet::{FleetSecrets, MemberAddress};
 use beacon::web::join_code;
 
-use crate::support::console::{add_users, Client, ADMIN};
+use crate::support::console::{add_users, fleet_members, Client, ADMIN};
 use crate::support::notifications::emergency_message;
 use crate::support::process::{
-    hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
+    free_port, hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
 };
 
 const CHAT: &str = "19:rotate0c1e9a2b4c7d8e9f00112233a@thread.v2";
 const STOLEN: &str = "stolen-box";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The members table of `admin`'s settings page.
-async fn members(admin: &mut Client) -> String {
-    let html = admin.get("/settings").await.text().await.expect("page");
-    html.split("id=\"fleet-peers\"")
-        .nth(1)
-        .and_then(|rest| rest.split("</table>").next())
-        .unwrap_or("")
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotating_hands_the_new_secrets_to_the_other_desk_and_leaves_the_stolen_box_out() {
@@ -114,7 +95,7 @@ async fn rotating_hands_the_new_secrets_to_the_other_desk_and_leaves_the_stolen_
     let mut backup_admin = Client::new(&addresses[1].url);
     backup_admin.login(ADMIN.0, ADMIN.1).await;
     let deadline = Instant::now() + Duration::from_secs(45);
-    while !members(&mut main_admin).await.contains("seen at") {
+    while !fleet_members(&mut main_admin).await.contains("seen at") {
         assert!(
             Instant::now() < deadline,
             "the desks never heard each other"
@@ -192,7 +173,7 @@ async fn rotating_hands_the_new_secrets_to_the_other_desk_and_leaves_the_stolen_
         rotated.elapsed()
     );
     for admin in [&mut main_admin, &mut backup_admin] {
-        let table = members(admin).await;
+        let table = fleet_members(admin).await;
         assert!(
             !table.contains(STOLEN),
             "the stolen box is forgotten: {table}"

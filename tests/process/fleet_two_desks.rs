@@ -8,7 +8,6 @@
 //! first and then deletes and makes it again. The figures are printed (`--nocapture`) for the
 //! report.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -16,10 +15,10 @@ use std::time::{Duration, Instant};
 use beacon::graph::fleet::{FleetSecrets, MemberAddress};
 use beacon::web::join_code;
 
-use crate::support::console::{add_users, Client, ADMIN};
+use crate::support::console::{add_users, fleet_members, Client, ADMIN};
 use crate::support::notifications::emergency_message;
 use crate::support::process::{
-    hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
+    free_port, hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
 };
 
 const CHAT: &str = "19:desks0c1e9a2b4c7d8e9f00112233aa@thread.v2";
@@ -30,28 +29,10 @@ struct Desk {
     url: String,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The members table of `admin`'s settings page.
-async fn members(admin: &mut Client) -> String {
-    let html = admin.get("/settings").await.text().await.expect("page");
-    html.split("id=\"fleet-peers\"")
-        .nth(1)
-        .and_then(|rest| rest.split("</table>").next())
-        .unwrap_or("")
-        .to_string()
-}
-
 async fn until_members_show(admin: &mut Client, text: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
-        let table = members(admin).await;
+        let table = fleet_members(admin).await;
         if table.contains(text) {
             return table;
         }

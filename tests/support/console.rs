@@ -396,3 +396,13 @@ fn encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// The fleet's members table of `admin`'s settings page (the HTML of its rows).
+pub async fn fleet_members(admin: &mut Client) -> String {
+    let html = admin.get("/settings").await.text().await.expect("page");
+    html.split("id=\"fleet-peers\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or("")
+        .to_string()
+}

@@ -234,3 +234,12 @@ pub async fn sigterm_and_wait(child: &mut Child, within: Duration) -> std::proce
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A TCP port free on 127.0.0.1 now (for a process that binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
