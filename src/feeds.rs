@@ -75,8 +75,10 @@ impl StatusFeeds {
             }),
             _ => None,
         };
+        let (now, zone) = crate::local_time::current().local(chrono::Utc::now());
         ScreenContext {
-            now: crate::local_time::current().local(chrono::Utc::now()).0,
+            now,
+            zone,
             tick,
             status: StatusTicks {
                 signed_in: matches!(auth, Some(AuthStatus::SignedIn { .. })),

@@ -27,6 +27,7 @@ fn utc(h: u32, m: u32) -> DateTime<Utc> {
 fn ctx() -> ScreenContext {
     ScreenContext {
         now: now(),
+        zone: "CET".into(),
         tick: 0,
         status: StatusTicks {
             signed_in: true,
@@ -176,6 +177,19 @@ fn ready_screen() {
     let mut all_ok = ctx();
     all_ok.status.mqtt_connected = true;
     assert_ne!(draw(&model(DisplayMode::Ready, "READY"), &all_ok).1, fb);
+    // The times are the desk's zone, and the screen names it — with no call yet too.
+    let elsewhere = ScreenContext {
+        zone: "PST".into(),
+        ..ctx()
+    };
+    assert_ne!(draw(&model(DisplayMode::Ready, "READY"), &elsewhere).1, fb);
+    let quiet = |zone: &str| ScreenContext {
+        zone: zone.into(),
+        last_call: None,
+        ..ctx()
+    };
+    let ready = model(DisplayMode::Ready, "READY");
+    assert_ne!(draw(&ready, &quiet("CET")).1, draw(&ready, &quiet("PST")).1);
 }
 
 #[test]

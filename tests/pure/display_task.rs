@@ -10,6 +10,7 @@ use chrono::Utc;
 fn context(tick: u64) -> ScreenContext {
     ScreenContext {
         now: Utc::now().fixed_offset(),
+        zone: "UTC".into(),
         tick,
         status: StatusTicks::default(),
         last_call: None,

@@ -66,6 +66,8 @@ pub struct SetupInfo {
 pub struct ScreenContext {
     /// Now, in the local time zone of the desk (times are shown in this offset).
     pub now: DateTime<FixedOffset>,
+    /// The zone's abbreviation now (`PST`, `CET`, `UTC`, `+0530`): the ready screen names it.
+    pub zone: String,
     /// Advances steadily (e.g. once a second); drives scrolling of long text.
     pub tick: u64,
     pub status: StatusTicks,
@@ -422,18 +424,18 @@ fn ready(c: &mut Canvas<'_>, model: &DisplayModel, ctx: &ScreenContext) {
         let style = MonoTextStyle::new(BODY, BinaryColor::On);
         let Ok(_) = Text::with_baseline(label, label_x, style, Baseline::Top).draw(c.fb);
     }
+    // The times on this screen are the zone's: it is named beside the last call's.
+    let zone = text::clean(&ctx.zone);
     match &ctx.last_call {
         Some(last) => {
-            c.text(
-                &format!("Last call {}", when(last.at, &ctx.now)),
-                BODY,
+            c.split_line(
+                "Last call",
+                &format!("{} {zone}", when(last.at, &ctx.now)),
                 42,
-                Align::Left,
-                true,
             );
             c.line(&last.caller, 53, Align::Left);
         }
-        None => c.text("No calls yet", BODY, 42, Align::Left, true),
+        None => c.split_line("No calls yet", &zone, 42),
     }
 }
 
