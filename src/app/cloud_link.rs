@@ -65,7 +65,10 @@ impl CloudLink {
         reports: &LinkReports,
     ) -> CloudLink {
         let config = crate::cloud_settings::overlay(file, &core.store);
-        let mut handles = LinkHandles::default();
+        let mut handles = LinkHandles {
+            keys: Some(core.keys.clone()),
+            ..LinkHandles::default()
+        };
         let mut tasks = Vec::new();
         let (source, tokens) = match graph_source(&config, &core.store) {
             Ok(found) => found,

@@ -466,18 +466,14 @@ impl SubscriptionKeeper {
         }
     }
 
-    /// Gives the fleet a new clientState and peer key and, with rich notifications, a new
-    /// encryption key (a stolen box holds them all), and replaces the fleet's subscription
-    /// with one carrying them: Graph does not let a subscription's clientState or certificate
-    /// change (B.8), so the fleet's own subscription is deleted and created again at once. The
-    /// previous state and key stay for notifications already on their way. The other boxes are
-    /// handed the new secrets by the caller (`outputs::peers`).
+    /// Gives the fleet a new clientState and peer key (a stolen box holds them) and replaces
+    /// the fleet's subscription with one carrying them: Graph does not let a subscription's
+    /// clientState or certificate change (B.8), so the fleet's own subscription is deleted and
+    /// created again at once — for the ring's current certificate, so the caller rotates the
+    /// rich-notification key first ([`super::keys::rotate`]). The previous state stays accepted
+    /// for notifications already on their way. The other boxes are handed the new secrets by
+    /// the caller (`outputs::peers`).
     pub async fn rotate_fleet_secrets(&self, now: DateTime<Utc>) -> Result<(), GraphError> {
-        if let Some(ring) = &self.settings.rich {
-            super::keys::rotate(&self.store, ring, now).map_err(|e| {
-                GraphError::Body(format!("the new rich-notification key cannot be kept: {e}"))
-            })?;
-        }
         let rotated = self
             .client_states
             .secrets()

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::graph::call_events::CallEventKeeper;
 use crate::graph::client::GraphClient;
+use crate::graph::crypto::KeyRing;
 use crate::graph::subscription::SubscriptionKeeper;
 use crate::graph::tokens::TokenKeeper;
 use crate::store::Store;
@@ -20,6 +21,9 @@ pub struct LinkHandles {
     pub tokens: Option<Arc<TokenKeeper>>,
     pub graph: Option<GraphClient>,
     pub keeper: Option<Arc<SubscriptionKeeper>>,
+    /// The rich-notification keys the link's keepers and ingest use (a rotation makes a new
+    /// one current for all of them).
+    pub keys: Option<KeyRing>,
     /// The emergency-event subscriptions' keeper, when call events are on.
     pub call_events: Option<Arc<CallEventKeeper>>,
     /// Whether the consumer runs.

@@ -546,3 +546,39 @@ async fn reauthorization_and_removal_are_acted_on_at_once() {
         .expect("made again at once");
     assert_ne!(again.id, first.id);
 }
+
+/// A rotation (a stolen box): the key ring gets a new current key, and the emergency-event
+/// subscriptions are made again for its certificate with the fleet's new clientState — one per
+/// policy still, the old ones gone (Graph lets neither change in place).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_makes_the_emergency_event_subscriptions_again_for_the_new_key() {
+    let cloud = FakeCloud::start(FakeOptions::default()).await;
+    cloud.grant_app_consent(true);
+    let b = new_box(&cloud);
+    let keeper = keeper(&cloud, &b, &["HQ-Emergency"], a_day());
+    keeper.step(Utc::now()).await;
+    let before = cloud
+        .call_event_subscription("HQ-Emergency")
+        .expect("subscribed");
+
+    let now = Utc::now();
+    let new_key = beacon::graph::keys::rotate(&b.store, &keeper.settings().rich, now).expect("key");
+    let rotated = b.states.secrets().expect("fleet").rotated(now);
+    b.states.replace(&b.store, rotated).expect("new state");
+    keeper.replace_all(now).await.expect("made again");
+
+    let after = cloud
+        .call_event_subscription("HQ-Emergency")
+        .expect("subscribed");
+    assert_ne!(after.id, before.id, "made again");
+    assert_eq!(
+        after.encryption_certificate_id.as_deref(),
+        Some(new_key.id.as_str())
+    );
+    assert_eq!(
+        after.client_state.as_deref(),
+        b.states.client_state().as_ref().map(Secret::expose)
+    );
+    assert_ne!(after.client_state, before.client_state);
+    assert_eq!(cloud.subscriptions().len(), 1, "the old one is gone");
+}

@@ -245,16 +245,31 @@ pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response
         }
     };
     let now = chrono::Utc::now();
+    let (keys, call_events) = match &web.context.cloud {
+        Some(control) => {
+            let handles = control.handles.borrow();
+            (handles.keys.clone(), handles.call_events.clone())
+        }
+        None => (None, None),
+    };
+    // First the key: the subscriptions made again below are for the ring's current one (the
+    // chat subscription with rich notifications on, the emergency-event ones always).
+    if let Some(keys) = &keys {
+        if let Err(e) = crate::graph::keys::rotate(store, keys, now) {
+            return answer(
+                &web,
+                &session,
+                Err(format!(
+                    "The new rich-notification key cannot be kept ({e}): nothing was rotated."
+                )),
+            );
+        }
+    }
     if let Err(e) = keeper.rotate_fleet_secrets(now).await {
         return answer(&web, &session, Err(crate::graph::subscription::explain(&e)));
     }
     tracing::warn!(by = session.user, stolen = ?stolen, "console: the fleet's secrets were rotated");
     let mut said = vec!["The fleet's clientState, peer key and encryption key are new and its chat subscription was made again with them.".to_string()];
-    let call_events = web
-        .context
-        .cloud
-        .as_ref()
-        .and_then(|control| control.handles.borrow().call_events.clone());
     if let Some(call_events) = call_events {
         said.push(match call_events.replace_all(now).await {
             Ok(()) => "The emergency-event subscriptions were made again with them.".into(),
