@@ -234,6 +234,14 @@ pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response
         .map(str::to_string)
         .into_iter()
         .collect();
+    // Said on the page only of a box that was a member here.
+    let was_member = |name: &str| {
+        web.context
+            .peers
+            .as_ref()
+            .is_some_and(|peers| peers.members().iter().any(|m| m.address.name == name))
+    };
+    let stolen_member = stolen.first().filter(|name| was_member(name)).cloned();
     let before = match crate::graph::fleet::FleetSecrets::load(store) {
         Ok(Some(before)) => before,
         _ => {
@@ -290,7 +298,7 @@ pub async fn fleet_rotate(web: Arc<Web>, caller: Caller, form: Form) -> Response
             Err(e) => format!("The new secrets could not be handed to the other boxes ({e}): each must join again."),
         });
     }
-    if let Some(name) = stolen.first() {
+    if let Some(name) = stolen_member {
         said.push(format!(
             "{name} is no longer a member here and was not given them."
         ));
