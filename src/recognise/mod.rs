@@ -22,10 +22,9 @@
 //!
 //! * Lanes write one call's record side by side (its event and its chat message are two
 //!   lanes): every read-change-write of a record holds `records`, so neither overwrites the
-//!   other's change. A `created` notification of a message already recorded only notes its
-//!   path on the call; push reporting a message the poll found first is a duplicate ingest
-//!   does not hand on, and [`Recogniser::later_report_hook`] notes it on the call once the
-//!   poll's find of it is recorded.
+//!   other's change. Push reporting a message the poll found first is a duplicate ingest does
+//!   not hand on; [`Recogniser::later_report_hook`] notes it on the call once the poll's find
+//!   of it is recorded.
 //!
 //! Everything in a call record came from a chat message and is untrusted text: whatever shows
 //! it must escape it.
@@ -223,8 +222,6 @@ impl Recogniser {
                 let key = format!("{chat_id}/{message_id}");
                 if *change_type == ChangeType::Deleted {
                     self.mark_deleted(&key).await?
-                } else if let Some(handled) = self.another_report(&key, change_type, entry).await? {
-                    handled
                 } else {
                     let message = match message {
                         Some(m) => Some(m.clone()),
@@ -429,9 +426,9 @@ impl Recogniser {
         }
     }
 
-    /// A `created` notification of a message whose call is recorded already (push reporting
-    /// it after the poll found it, or a redelivery): notes the path on the call and is done —
-    /// no fetch, no alarm. `None` for a message that is not a known call.
+    /// Push's `created` notification of a message whose call is recorded already (the poll
+    /// found it first): notes the path on the call — no fetch, no alarm. `None` for a message
+    /// that is not a known call (yet).
     async fn another_report(
         &self,
         key: &str,
