@@ -12,12 +12,11 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use beacon::graph::fleet::{FleetSecrets, MemberAddress};
-use beacon::web::join_code;
 
-use crate::support::console::{add_users, fleet_members, Client, ADMIN};
+use crate::support::console::{fleet_members, Client, ADMIN};
 use crate::support::notifications::emergency_message;
 use crate::support::process::{
-    free_port, hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
+    fleet_desk, free_port, hub_and_cloud, run_logged, sigterm_and_wait, Log,
 };
 
 const CHAT: &str = "19:rotate0c1e9a2b4c7d8e9f00112233a@thread.v2";
@@ -34,35 +33,17 @@ async fn rotating_hands_the_new_secrets_to_the_other_desk_and_leaves_the_stolen_
     let mut configs: Vec<PathBuf> = Vec::new();
     let mut addresses = Vec::new();
     for (dir, name) in dirs.iter().zip(names) {
-        let (config, data) = write_cloud_config(dir.path(), name, &hub, &cloud);
-        let port = free_port();
-        let mut text = std::fs::read_to_string(&config).expect("read");
-        text.push_str(&format!(
-            "rich_notifications = true\n[web]\nlisten = \"127.0.0.1:{port}\"\nhttps = true\n"
-        ));
-        std::fs::write(&config, text).expect("write");
-        sign_in(&config, &cloud).await;
-        let store = beacon::store::Store::open(&data).expect("store");
-        beacon::graph::client_state::ClientStates::load(&store)
-            .expect("states")
-            .replace(&store, fleet.clone())
-            .expect("fleet secrets");
-        for (name, _) in store
-            .secrets_with_prefix(beacon::graph::crypto::KEY_PREFIX)
-            .expect("keys")
-        {
-            store.remove_secret(&name).expect("the box's own key");
-        }
-        beacon::app::save_key(&store, &key).expect("the fleet's key");
-        add_users(&store);
-        drop(store);
-        let (cert, _) = beacon::web::tls::certificate_files(None, &data).expect("certificate");
-        let sha256 = beacon::outputs::peers::pinned::certificate_sha256(&cert).expect("sha256");
-        addresses.push(MemberAddress {
-            name: name.into(),
-            url: format!("https://127.0.0.1:{port}"),
-            pin: join_code::pin(&sha256),
-        });
+        let (config, address) = fleet_desk(
+            dir.path(),
+            name,
+            &hub,
+            &cloud,
+            &fleet,
+            Some(&key),
+            "rich_notifications = true\n",
+        )
+        .await;
+        addresses.push(address);
         configs.push(config);
     }
     // Each knows the other and the stolen box (whose console is gone).

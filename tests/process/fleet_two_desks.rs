@@ -13,13 +13,10 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use beacon::graph::fleet::{FleetSecrets, MemberAddress};
-use beacon::web::join_code;
 
-use crate::support::console::{add_users, fleet_members, Client, ADMIN};
+use crate::support::console::{fleet_members, Client, ADMIN};
 use crate::support::notifications::emergency_message;
-use crate::support::process::{
-    free_port, hub_and_cloud, run_logged, sign_in, sigterm_and_wait, write_cloud_config, Log,
-};
+use crate::support::process::{fleet_desk, hub_and_cloud, run_logged, sigterm_and_wait, Log};
 
 const CHAT: &str = "19:desks0c1e9a2b4c7d8e9f00112233aa@thread.v2";
 
@@ -65,28 +62,12 @@ async fn two_desks_see_each_other_share_an_acknowledgement_and_notice_a_dead_one
     let mut desks = Vec::new();
     let mut pins = Vec::new();
     for (dir, name) in dirs.iter().zip(["main-desk", "backup-desk"]) {
-        let (config, data) = write_cloud_config(dir.path(), name, &hub, &cloud);
-        let port = free_port();
-        let mut text = std::fs::read_to_string(&config).expect("read");
-        text.push_str(&format!(
-            "[web]\nlisten = \"127.0.0.1:{port}\"\nhttps = true\n"
-        ));
-        std::fs::write(&config, text).expect("write");
-        sign_in(&config, &cloud).await;
-        let store = beacon::store::Store::open(&data).expect("store");
-        beacon::graph::client_state::ClientStates::load(&store)
-            .expect("states")
-            .replace(&store, fleet.clone())
-            .expect("fleet secrets");
-        add_users(&store);
-        drop(store);
-        let (cert, _) = beacon::web::tls::certificate_files(None, &data).expect("certificate");
-        let sha256 = beacon::outputs::peers::pinned::certificate_sha256(&cert).expect("sha256");
-        pins.push(join_code::pin(&sha256));
+        let (config, address) = fleet_desk(dir.path(), name, &hub, &cloud, &fleet, None, "").await;
+        pins.push(address.pin);
         desks.push(Desk {
             name,
             config,
-            url: format!("https://127.0.0.1:{port}"),
+            url: address.url,
         });
     }
     // Each knows where the other is, as a join leaves it.

@@ -243,3 +243,51 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// A desk of `fleet` as a join leaves it: `<dir>/beacon.toml` for box `name` reading `hub`
+/// through `cloud` (`graph_lines` added to its `[graph]`), its console over HTTPS on a free
+/// port, signed in, holding the fleet's secrets — and `key` as its only rich-notification key
+/// when given — and the console users of `support::console`. Returns its configuration file
+/// and where the other members reach it.
+pub async fn fleet_desk(
+    dir: &Path,
+    name: &str,
+    hub: &str,
+    cloud: &FakeCloud,
+    fleet: &beacon::graph::fleet::FleetSecrets,
+    key: Option<&beacon::graph::crypto::EncryptionKey>,
+    graph_lines: &str,
+) -> (PathBuf, beacon::graph::fleet::MemberAddress) {
+    let (config, data) = write_cloud_config(dir, name, hub, cloud);
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&config).expect("read");
+    text.push_str(&format!(
+        "{graph_lines}[web]\nlisten = \"127.0.0.1:{port}\"\nhttps = true\n"
+    ));
+    std::fs::write(&config, text).expect("write");
+    sign_in(&config, cloud).await;
+    let store = beacon::store::Store::open(&data).expect("store");
+    beacon::graph::client_state::ClientStates::load(&store)
+        .expect("states")
+        .replace(&store, fleet.clone())
+        .expect("fleet secrets");
+    if let Some(key) = key {
+        for (stored, _) in store
+            .secrets_with_prefix(beacon::graph::crypto::KEY_PREFIX)
+            .expect("keys")
+        {
+            store.remove_secret(&stored).expect("the box's own key");
+        }
+        beacon::app::save_key(&store, key).expect("the fleet's key");
+    }
+    crate::support::console::add_users(&store);
+    drop(store);
+    let (cert, _) = beacon::web::tls::certificate_files(None, &data).expect("certificate");
+    let sha256 = beacon::outputs::peers::pinned::certificate_sha256(&cert).expect("sha256");
+    let address = beacon::graph::fleet::MemberAddress {
+        name: name.into(),
+        url: format!("https://127.0.0.1:{port}"),
+        pin: beacon::web::join_code::pin(&sha256),
+    };
+    (config, address)
+}
