@@ -1,10 +1,16 @@
 //! The alarm's task — the one place the pure [`crate::alarm::Alarm`] runs, fed events and the
 //! clock — and the handles to it ([`AlarmHandle`], [`AlarmView`], [`AlarmNotice`]). It
 //! publishes what the outputs and display must show (watch channels the GPIO and display
-//! drivers and the web page follow), and writes audit records and the state to the store so
-//! that an unacknowledged call is still alarming after a restart.
+//! drivers and the web page follow), and writes the state and audit records so that an
+//! unacknowledged call is still alarming after a restart and a raised one is never raised
+//! again.
 //!
-//! Outputs are published before anything is written: the strobe never waits for the disk.
+//! Order of a step: the outputs are published first (the strobe never waits for the disk);
+//! then the state is written to its own file and fsynced ([`crate::store::StateFile`]) while
+//! the task waits on the blocking pool; then the audit records go to the store. So whatever
+//! survives a power cut of the audit, the state that remembers the raised key survived too,
+//! and a caller of [`AlarmHandle::send`] that records the call afterwards records it after the
+//! state is durable.
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -13,9 +19,29 @@ use crate::alarm::{
     ActiveCall, Alarm, AlarmConfig, AlarmState, AuditRecord, CallSummary, DisplayModel, Effect,
     Event, OutputState, PersistedState,
 };
-use crate::store::Store;
+use crate::store::{StateFile, Store, ALARM_STATE};
 
-const STATE_KEY: &str = "alarm/state";
+/// Where older Beacons kept the state: a setting in the store. Read when there is no state
+/// file yet (the first start after an upgrade, or a keepsake of then restored into a fresh
+/// store), and removed once the file holds the state.
+const LEGACY_STATE_KEY: &str = "alarm/state";
+
+/// The alarm's persisted state as the next start will restore it: the state file, or (none
+/// written yet) the setting of an older Beacon. An unreadable file is said in the log and the
+/// setting is tried: a state from before beats none.
+pub fn stored_state(store: &Store) -> Option<PersistedState> {
+    match store.state_file(ALARM_STATE).read() {
+        Ok(Some(state)) => return Some(state),
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, "the alarm's state file is unreadable"),
+    }
+    store
+        .settings
+        .get(LEGACY_STATE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
 
 struct Request {
     event: Event,
@@ -107,13 +133,7 @@ pub fn spawn(
     store: Store,
     now: DateTime<Utc>,
 ) -> (AlarmHandle, tokio::task::JoinHandle<()>) {
-    let stored: Option<PersistedState> = store
-        .settings
-        .get(STATE_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_value(v).ok());
-    let (alarm, effects) = match stored {
+    let (alarm, effects) = match stored_state(&store) {
         Some(state) => Alarm::restore(config, state, now),
         None => (Alarm::new(config), Vec::new()),
     };
@@ -121,15 +141,20 @@ pub fn spawn(
     let (view_tx, view) = watch::channel(view_of(&alarm, now));
     let (escalation_tx, escalations) = watch::channel(Vec::new());
     let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
+    let legacy_setting = matches!(store.settings.get(LEGACY_STATE_KEY), Ok(Some(_)));
     let mut task = Task {
         alarm,
+        state_file: store.state_file(ALARM_STATE),
         store,
+        legacy_setting,
         view: view_tx,
         escalations: escalation_tx,
         notices: notices.clone(),
     };
-    task.apply(effects, &[]);
-    let handle = tokio::spawn(task.run(rx));
+    let handle = tokio::spawn(async move {
+        task.apply(effects, &[]).await;
+        task.run(rx).await
+    });
     (
         AlarmHandle {
             tx,
@@ -152,6 +177,9 @@ fn view_of(alarm: &Alarm, now: DateTime<Utc>) -> AlarmView {
 struct Task {
     alarm: Alarm,
     store: Store,
+    state_file: StateFile,
+    /// An older Beacon's state setting is still in the store (removed after the first write).
+    legacy_setting: bool,
     view: watch::Sender<AlarmView>,
     escalations: watch::Sender<Vec<String>>,
     notices: broadcast::Sender<AlarmNotice>,
@@ -201,15 +229,38 @@ impl Task {
             let before: Vec<ActiveCall> = self.alarm.active_calls().into_iter().cloned().collect();
             let effects = self.alarm.handle(event, now);
             self.view.send_replace(view_of(&self.alarm, now));
-            self.apply(effects.clone(), &before);
+            self.apply(effects.clone(), &before).await;
             if let Some(reply) = reply {
                 let _ = reply.send(effects);
             }
         }
     }
 
+    /// Writes the state durably, waiting on the blocking pool (the relay and display tasks
+    /// share the executor threads with this one and must not wait for the disk). A failure is
+    /// said in the log; the outputs are already on.
+    async fn write_state(&mut self, state: &PersistedState) {
+        let file = self.state_file.clone();
+        let state = state.clone();
+        let written = tokio::task::spawn_blocking(move || file.write(&state))
+            .await
+            .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string())));
+        match written {
+            Ok(()) if self.legacy_setting => match self.store.settings.remove(LEGACY_STATE_KEY) {
+                Ok(_) => self.legacy_setting = false,
+                Err(e) => tracing::warn!(error = %e, "cannot remove the old alarm state setting"),
+            },
+            Ok(()) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                file = %self.state_file.path().display(),
+                "cannot write the alarm state"
+            ),
+        }
+    }
+
     /// Carries out the effects; `before` are the calls active before the event.
-    fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall]) {
+    async fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall]) {
         let mut audits = Vec::new();
         let mut state = None;
         for effect in effects {
@@ -227,24 +278,21 @@ impl Task {
                 Effect::Refused(refusal) => tracing::info!(%refusal, "alarm request refused"),
             }
         }
-        let persist = state.is_some();
-        if !audits.is_empty() || persist {
-            // One transaction: a raise in the audit is never without the state that remembers
-            // its key (else the next start would raise it again).
-            let written = self
-                .store
-                .record_alarm_step(&audits, state.as_ref().map(|state| (STATE_KEY, state)));
-            if let Err(e) = written {
-                tracing::error!(error = %e, "cannot write the alarm's audit records and state");
+        if let Some(state) = &state {
+            self.write_state(state).await;
+        }
+        if !audits.is_empty() {
+            if let Err(e) = self.store.record_audits(&audits) {
+                tracing::error!(error = %e, "cannot write the alarm's audit records");
             }
         }
-        if persist {
-            // The fsync runs on the blocking pool: the relay and display tasks share the
-            // executor threads with this one and must not wait for the disk.
+        if state.is_some() {
+            // The audit's fsync runs on the blocking pool and is not waited for: the state is
+            // durable already, and the next event must not wait for sled.
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.flush() {
-                    tracing::error!(error = %e, "cannot flush the alarm state");
+                    tracing::error!(error = %e, "cannot flush the alarm's audit records");
                 }
             });
         }

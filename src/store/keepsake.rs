@@ -1,13 +1,13 @@
-//! The keepsake: what a damaged store must not take with it — the alarm's latched state, the
-//! device id and what the setup wizard chose — copied into one small JSON file beside the
-//! store (`keepsake.json`), written by write-fsync-rename so that a power cut leaves either
-//! the old file or the new one, never a torn one.
+//! The keepsake: what a damaged store must not take with it — the device id and what the
+//! setup wizard chose — copied into one small JSON file beside the store (`keepsake.json`),
+//! written by write-fsync-rename so that a power cut leaves either the old file or the new
+//! one, never a torn one. (The alarm's latched state has a file of its own, written before
+//! anything else of an alarm step: [`super::StateFile`].)
 //!
 //! The store refreshes it at every [`super::Store::flush`] when one of the [`KEPT_SETTINGS`]
-//! changed (the alarm's state changes a few times per call; a flush that changed none of them
-//! costs a few reads). When the store cannot be opened and is replaced by a fresh one
-//! (`super::recovery`), the kept settings are written into the fresh store before anything
-//! reads it, so an unacknowledged call alarms again and the device keeps its name.
+//! changed (a flush that changed none of them costs a few reads). When the store cannot be
+//! opened and is replaced by a fresh one (`super::recovery`), the kept settings are written
+//! into the fresh store before anything reads it, so the device keeps its name and its setup.
 //!
 //! Secrets are never kept in `keepsake.json`: only the *names* of the secrets the store held,
 //! so that `beacon check-config` can say which settings the wizard overrides without opening
@@ -31,11 +31,12 @@ use serde::{Deserialize, Serialize};
 pub const FILE_NAME: &str = "keepsake.json";
 
 /// The settings copied into the keepsake, by the names their owners store them under: the
-/// device id (`app::core`), the alarm's persisted state (`alarm_task`) and the wizard's
-/// choices (`cloud_settings`; their secrets stay in the store).
+/// device id (`app::core`) and the wizard's choices (`cloud_settings`; their secrets stay in
+/// the store). The alarm's latched state is not a setting: it has a file of its own beside
+/// the store, written before anything else of a step (`super::StateFile`). A keepsake of an
+/// older Beacon may still hold it as `alarm/state`; recovery brings it back like the others.
 pub const KEPT_SETTINGS: &[&str] = &[
     "device_id",
-    "alarm/state",
     "wizard/oauth",
     "wizard/eventhub",
     "wizard/subscribe",
@@ -199,7 +200,7 @@ mod tests {
     fn sample(state: &str) -> Keepsake {
         Keepsake {
             saved_at: None,
-            settings: BTreeMap::from([("alarm/state".to_string(), serde_json::json!(state))]),
+            settings: BTreeMap::from([("device_id".to_string(), serde_json::json!(state))]),
             secrets_set: vec!["wizard/graph.client_secret".into()],
         }
     }
@@ -216,7 +217,7 @@ mod tests {
         );
         assert!(keeper.refresh(sample("b"), now).expect("changed"));
         let read = Keepsake::read(dir.path()).expect("read").expect("present");
-        assert_eq!(read.settings["alarm/state"], serde_json::json!("b"));
+        assert_eq!(read.settings["device_id"], serde_json::json!("b"));
         assert_eq!(read.saved_at, Some(now));
         assert!(!dir.path().join("keepsake.json.tmp").exists());
         // A new keeper (a restart) knows what the file holds.

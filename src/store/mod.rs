@@ -12,6 +12,7 @@ mod blobs;
 mod durable;
 pub mod keepsake;
 mod recovery;
+mod state_file;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use sled::Transactional;
 
 pub use blobs::Blobs;
 pub use recovery::{Recovery, RecoveryAction};
+pub use state_file::{StateFile, ALARM_STATE};
 pub use typed::Typed;
 
 use keepsake::{Keeper, Keepsake, KEPT_SETTINGS};
@@ -179,6 +181,11 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The value kept in the file `name` beside the store (see [`StateFile`]).
+    pub fn state_file(&self, name: &str) -> StateFile {
+        StateFile::new(&self.dir, name)
     }
 
     /// Writes everything so far to disk (fsync). Returns when it is durable. Then refreshes
@@ -353,42 +360,17 @@ impl Store {
         }
     }
 
-    /// Writes the alarm's audit records (each under a new id) and, when given, its state under
-    /// `state.0` in the settings, in one transaction: a power cut leaves both or neither, so a
-    /// raise the audit shows is never missing from the state that keeps its key from being
-    /// raised again at the next start.
-    pub fn record_alarm_step<A: Serialize, S: Serialize + ?Sized>(
-        &self,
-        audits: &[A],
-        state: Option<(&str, &S)>,
-    ) -> Result<(), StoreError> {
-        let mut records = Vec::with_capacity(audits.len());
+    /// Writes the alarm's audit records, each under a new id, in one batch. (The alarm's state
+    /// is not in sled: see [`StateFile`].)
+    pub fn record_audits<A: Serialize>(&self, audits: &[A]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
         for audit in audits {
             let key = format!("{:020}", self.next_id()?);
             let bytes = serde_json::to_vec(audit).map_err(|e| self.corrupt("audit", &key, e))?;
-            records.push((key, bytes));
+            batch.insert(key.as_bytes(), bytes);
         }
-        let state = match state {
-            None => None,
-            Some((key, value)) => Some((
-                key,
-                serde_json::to_vec(value).map_err(|e| self.corrupt("settings", key, e))?,
-            )),
-        };
-        let result =
-            (self.audit.tree(), self.settings.tree()).transaction(|(audit_tx, settings_tx)| {
-                for (key, bytes) in &records {
-                    audit_tx.insert(key.as_str(), bytes.as_slice())?;
-                }
-                if let Some((key, bytes)) = &state {
-                    settings_tx.insert(*key, bytes.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        match result {
-            Ok(()) | Err(TransactionError::Abort(())) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
-        }
+        self.audit.tree().apply_batch(batch)?;
+        Ok(())
     }
 
     /// Forgets de-duplication keys first seen before `cutoff`. Returns how many.
@@ -519,13 +501,13 @@ mod tests {
         };
         store
             .settings
-            .insert("alarm/state", &serde_json::json!({"calls": ["one"]}))
+            .insert("wizard/oauth", &serde_json::json!({"tenant": "one"}))
             .expect("state");
         store.flush().expect("flush");
         let first = kept();
         assert_eq!(
-            first.settings.get("alarm/state"),
-            Some(&serde_json::json!({"calls": ["one"]}))
+            first.settings.get("wizard/oauth"),
+            Some(&serde_json::json!({"tenant": "one"}))
         );
         // Writes the keepsake holds nothing of: flushed, the file is left as it was.
         store
@@ -537,12 +519,12 @@ mod tests {
         // A kept setting changes: the keepsake follows at the next flush.
         store
             .settings
-            .insert("alarm/state", &serde_json::json!({"calls": ["one", "two"]}))
+            .insert("wizard/oauth", &serde_json::json!({"tenant": "two"}))
             .expect("state");
         store.flush().expect("flush");
         assert_eq!(
-            kept().settings.get("alarm/state"),
-            Some(&serde_json::json!({"calls": ["one", "two"]}))
+            kept().settings.get("wizard/oauth"),
+            Some(&serde_json::json!({"tenant": "two"}))
         );
         // So does a kept secret, and the names of the others.
         store

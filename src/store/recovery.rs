@@ -8,8 +8,9 @@
 //! 1. moves aside what those reports name as the cause — stray `snap.*.generating` files of
 //!    an interrupted snapshot — and opens again;
 //! 2. failing that, moves the whole damaged database aside (kept for diagnosis), opens a fresh
-//!    store and writes the keepsake's settings into it (the latched alarm, the device id, the
-//!    wizard's choices; see [`super::keepsake`]).
+//!    store and writes the keepsake's settings into it (the device id, the wizard's choices;
+//!    see [`super::keepsake`]). The alarm's latched state is in a file of its own beside the
+//!    store ([`super::StateFile`]) and stays where it is.
 //!
 //! Either way it says what happened ([`Recovery`]), and the record of it stays in the store
 //! (`store/recovered`) so the appliance can keep showing it as a trouble after a restart.
@@ -45,7 +46,8 @@ pub enum RecoveryAction {
     /// Leftovers of an interrupted snapshot were moved to `to`; nothing was lost.
     MovedAside { files: Vec<PathBuf>, to: PathBuf },
     /// The damaged database was moved to `kept_at`; a fresh one holds `restored` (the names
-    /// of the settings brought back from the keepsake).
+    /// of the settings and secrets brought back from the keepsake, and
+    /// [`super::ALARM_STATE`] when the alarm's state file was there to be kept).
     FreshStore {
         kept_at: PathBuf,
         restored: Vec<String>,
@@ -63,7 +65,10 @@ impl Recovery {
                 to.display()
             ),
             RecoveryAction::FreshStore { kept_at, restored } => {
-                let alarm = if restored.iter().any(|name| name == "alarm/state") {
+                let alarm = if restored
+                    .iter()
+                    .any(|name| name == super::ALARM_STATE || name == "alarm/state")
+                {
                     "the alarm state and device id were kept"
                 } else {
                     "no saved alarm state was found"
@@ -135,6 +140,9 @@ impl Store {
             }
         };
         let mut restored = Vec::new();
+        if store.state_file(super::ALARM_STATE).exists() {
+            restored.push(super::ALARM_STATE.to_string());
+        }
         for (name, value) in kept.map(|k| k.settings).unwrap_or_default() {
             store.settings.insert(&name, &value)?;
             restored.push(name);

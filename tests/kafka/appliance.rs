@@ -61,15 +61,11 @@ async fn the_appliance_runs_in_process_until_its_shutdown_future_resolves() {
     );
     drop(calls);
     let store = beacon::store::Store::open(&data).expect("store reopens after the stop");
-    let alarm = store
-        .settings
-        .get("alarm/state")
-        .expect("read")
-        .expect("alarm state persisted");
+    let alarm = beacon::alarm_task::stored_state(&store).expect("alarm state persisted");
     assert_eq!(
-        alarm["calls"].as_array().map(Vec::len),
-        Some(1),
-        "still alerting after a restart: {alarm}"
+        alarm.calls.len(),
+        1,
+        "still alerting after a restart: {alarm:?}"
     );
 }
 

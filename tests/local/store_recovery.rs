@@ -12,7 +12,7 @@ use beacon::app::{Appliance, Core, Options};
 use beacon::config::Config;
 use beacon::secret::Secret;
 use beacon::store::keepsake::Keepsake;
-use beacon::store::{RecoveryAction, Store};
+use beacon::store::{RecoveryAction, StateFile, Store, ALARM_STATE};
 
 /// An appliance on the simulated board with its store in `data`.
 fn config(data: &Path) -> Config {
@@ -24,7 +24,7 @@ fn config(data: &Path) -> Config {
 }
 
 /// Starts an appliance, raises one call nobody acknowledges, waits until the keepsake holds
-/// it, and stops the appliance the way a power cut would not: this is the good state before
+/// the device id, and stops the appliance the way a power cut would not: this is the good state before
 /// the damage. Returns the generated device id.
 async fn latch_a_call(data: &Path) -> String {
     let core = Core::open(&config(data)).expect("store");
@@ -44,19 +44,21 @@ async fn latch_a_call(data: &Path) -> String {
             },
         })
         .await;
+    // The alarm step wrote its state file before it answered.
+    let latched = StateFile::new(data, ALARM_STATE)
+        .read::<serde_json::Value>()
+        .expect("readable")
+        .expect("the alarm state is kept beside the store");
+    assert!(latched.to_string().contains("Jordan Rivera"), "{latched}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let kept = Keepsake::read(data).expect("readable").unwrap_or_default();
-        let latched = kept
-            .settings
-            .get("alarm/state")
-            .is_some_and(|s| s.to_string().contains("Jordan Rivera"));
-        if latched && kept.settings.contains_key("device_id") {
+        if kept.settings.contains_key("device_id") {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the keepsake never held the alarm state: {kept:?}"
+            "the keepsake never held the device id: {kept:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -224,7 +226,7 @@ async fn a_stray_snapshot_is_moved_aside_and_nothing_is_lost() {
         RecoveryAction::MovedAside { files, .. } => assert_eq!(files.len(), 1),
         other => panic!("a stray snapshot must not cost the store: {other:?}"),
     }
-    assert!(store.settings.get("alarm/state").expect("read").is_some());
+    assert!(beacon::alarm_task::stored_state(&store).is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,4 +343,62 @@ async fn a_box_that_lost_the_fleets_secrets_keeps_their_notifications_until_it_c
         states.verify("sub-other-app", Some("their-state")),
         beacon::graph::client_state::Verdict::Foreign
     );
+}
+
+/// The power-cut campaign's duplicate (seed 20261, cut 63): a cut a tenth of a second after a
+/// raise, and sled came back with the raise's audit record but without the alarm state that
+/// remembers its key, so the next boot raised the same call again. Here sled loses everything
+/// the raise wrote (its whole database): the next start still alarms for the call, and the
+/// same call handed in again (the notification still in the inbox) is not raised a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_sled_lost_is_still_latched_and_never_raised_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let key = "19:chat@thread.v2/1700000000002";
+    let raise = || Event::CallRaised {
+        key: key.into(),
+        summary: CallSummary {
+            caller_name: Some("Kim Park".into()),
+            ..CallSummary::default()
+        },
+    };
+    let raised = |effects: &[beacon::alarm::Effect]| {
+        effects.iter().any(|effect| {
+            matches!(effect, beacon::alarm::Effect::Audit(record)
+                if record.action == beacon::alarm::AuditAction::CallRaised)
+        })
+    };
+    {
+        let store = Store::open(&data).expect("store");
+        let (alarm, task) =
+            beacon::alarm_task::spawn(Default::default(), store, chrono::Utc::now());
+        assert!(
+            raised(&alarm.send(raise()).await),
+            "the first report raises"
+        );
+        drop(alarm);
+        task.await.expect("the alarm task ends with its handles");
+    }
+    // The power cut took every write sled made since the store was created.
+    std::fs::remove_dir_all(data.join("db")).expect("sled's files");
+    let store = Store::open(&data).expect("a fresh store");
+    let (alarm, _task) =
+        beacon::alarm_task::spawn(Default::default(), store.clone(), chrono::Utc::now());
+    assert_eq!(
+        alarm.view().borrow().state,
+        AlarmState::Alerting,
+        "the unacknowledged call alarms again after the start"
+    );
+    let again = alarm.send(raise()).await;
+    assert!(!raised(&again), "raised twice: {again:?}");
+    let raises = store
+        .audit
+        .iter()
+        .filter(|(_, record)| {
+            record
+                .as_ref()
+                .is_ok_and(|record| record["action"] == "call_raised")
+        })
+        .count();
+    assert_eq!(raises, 0, "a second call_raised in the fresh store's audit");
 }

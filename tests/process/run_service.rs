@@ -49,15 +49,7 @@ async fn the_service_subscribes_consumes_recognises_and_keeps_the_alarm() {
         .expect("read")
         .expect("the call is recorded");
     assert_eq!(record["call"]["caller"]["display_name"], "Kim Park");
-    let alarm = store
-        .settings
-        .get("alarm/state")
-        .expect("read")
-        .expect("alarm state persisted");
-    assert_eq!(
-        alarm["calls"].as_array().map(Vec::len),
-        Some(1),
-        "still alerting: {alarm}"
-    );
+    let alarm = beacon::alarm_task::stored_state(&store).expect("alarm state persisted");
+    assert_eq!(alarm.calls.len(), 1, "still alerting: {alarm:?}");
     assert_eq!(store.inbox.len(), 0, "nothing left pending");
 }

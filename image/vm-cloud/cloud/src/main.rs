@@ -290,13 +290,10 @@ fn ledger(data: &Path) -> Result<()> {
             println!("unverified {} kept", kept.position);
         }
     }
-    // The alarm's persisted state (what a recovered store restores from the keepsake): every
-    // string in it that looks like a call key.
-    if let Some(state) = store
-        .settings
-        .get("alarm/state")
-        .map_err(|e| e.to_string())?
-    {
+    // The alarm's persisted state (its own file beside the store, which a recovered store
+    // keeps; or an older Beacon's setting): every string in it that looks like a call key.
+    if let Some(state) = beacon::alarm_task::stored_state(&store) {
+        let state = serde_json::to_value(&state).map_err(|e| e.to_string())?;
         let mut keys = Vec::new();
         collect_keys(&state, &mut keys);
         keys.sort();
