@@ -41,7 +41,8 @@
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
 //! unknown keys left out by the tolerant load), [`trust`] (the CAs every TLS client trusts:
 //! the system's and `[tls] ca_files`), [`store`] (sled trees, 0700/0600, no domain types; a
-//! damaged store recovered at open from the keepsake beside it), [`secret`] (values that never
+//! damaged store recovered at open from the keepsake beside it; small state files beside it
+//! that sled cannot lose, such as the alarm's), [`secret`] (values that never
 //! print), [`health`] (counters; the supervisor that turns faults into troubles within 60 s;
 //! per-path supervision of the calls each path reported or missed), [`feeds`] (the parts' statuses
 //! as the display, console and supervisor follow them), [`commands`] (`beacon parse`),

@@ -1,6 +1,6 @@
 //! The last line of defence: when the process panics, every alarm output is de-energised
 //! before the process ends, and the service manager restarts it (the alarm state is restored
-//! from the store, so an unacknowledged call alarms again within seconds).
+//! from its file beside the store, so an unacknowledged call alarms again within seconds).
 //!
 //! Drivers register a *de-energise action* for each line they open ([`register`]); the
 //! actions must be callable from any thread at any moment (on Linux: a duplicate of the

@@ -342,10 +342,11 @@ impl Recogniser {
         let locally = self.alarms_for(kind) && zone.alarm_locally;
         if locally {
             // First the outputs (the alarm task publishes them before it writes anything) …
-            // and wait until it has taken the call in: its audit record and state are then
-            // written before the record below, so the flush after the record makes both
-            // durable. Not waiting lost the alarm of a call whose record was flushed before
-            // the alarm task ran, when the process was killed in between (fault campaign).
+            // and wait until it has taken the call in: its state (the key remembered, the
+            // call latched) is durable when it answers, and its audit record is written before
+            // the record below, so the flush after the record makes that durable too. Not
+            // waiting lost the alarm of a call whose record was flushed before the alarm task
+            // ran, when the process was killed in between (fault campaign).
             self.alarm
                 .send(Event::CallRaised {
                     key: key.to_string(),

@@ -65,13 +65,15 @@ impl Recovery {
                 to.display()
             ),
             RecoveryAction::FreshStore { kept_at, restored } => {
-                let alarm = if restored
-                    .iter()
-                    .any(|name| name == super::ALARM_STATE || name == "alarm/state")
-                {
-                    "the alarm state and device id were kept"
-                } else {
-                    "no saved alarm state was found"
+                let kept = |names: &[&str]| restored.iter().any(|n| names.contains(&n.as_str()));
+                let alarm = match (
+                    kept(&[super::ALARM_STATE, "alarm/state"]),
+                    kept(&["device_id"]),
+                ) {
+                    (true, true) => "the alarm state and device id were kept",
+                    (true, false) => "the alarm state was kept; the device id is new",
+                    (false, true) => "the device id was kept; no saved alarm state was found",
+                    (false, false) => "no saved alarm state or device id was found",
                 };
                 let signed_in = restored.iter().any(|name| name == "graph/refresh-token");
                 let todo = if signed_in {

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alarm_state_file;
 mod call_events;
 mod graph_reconcile;
 mod graph_signin;

@@ -512,7 +512,7 @@ fn trouble_screens_say_what_a_damaged_store_or_a_bad_file_did() {
         cause: "sled found corrupted data".into(),
         action: RecoveryAction::FreshStore {
             kept_at: "/var/lib/beacon/damaged-20261205T091200Z/db".into(),
-            restored: vec!["alarm/state".into(), "device_id".into()],
+            restored: vec![beacon::store::ALARM_STATE.into(), "device_id".into()],
         },
     };
     let mut m = model(DisplayMode::Trouble, "TROUBLE");

@@ -6,42 +6,25 @@
 //! again.
 //!
 //! Order of a step: the outputs are published first (the strobe never waits for the disk);
-//! then the state is written to its own file and fsynced ([`crate::store::StateFile`]) while
-//! the task waits on the blocking pool; then the audit records go to the store. So whatever
-//! survives a power cut of the audit, the state that remembers the raised key survived too,
-//! and a caller of [`AlarmHandle::send`] that records the call afterwards records it after the
-//! state is durable.
+//! then the state is written to its own file and fsynced (`saved_state`) while the task waits
+//! on the blocking pool; then the notices go out and the audit records go to the store. So
+//! nothing about a raise — its audit record, a notifier's outbox entry, the call record a
+//! caller of [`AlarmHandle::send`] writes after the answer — can survive a power cut that the
+//! state remembering its key did not survive.
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::{
     ActiveCall, Alarm, AlarmConfig, AlarmState, AuditRecord, CallSummary, DisplayModel, Effect,
-    Event, OutputState, PersistedState,
+    Event, OutputState,
 };
-use crate::store::{StateFile, Store, ALARM_STATE};
+use crate::store::Store;
 
-/// Where older Beacons kept the state: a setting in the store. Read when there is no state
-/// file yet (the first start after an upgrade, or a keepsake of then restored into a fresh
-/// store), and removed once the file holds the state.
-const LEGACY_STATE_KEY: &str = "alarm/state";
+mod saved_state;
 
-/// The alarm's persisted state as the next start will restore it: the state file, or (none
-/// written yet) the setting of an older Beacon. An unreadable file is said in the log and the
-/// setting is tried: a state from before beats none.
-pub fn stored_state(store: &Store) -> Option<PersistedState> {
-    match store.state_file(ALARM_STATE).read() {
-        Ok(Some(state)) => return Some(state),
-        Ok(None) => {}
-        Err(error) => tracing::error!(%error, "the alarm's state file is unreadable"),
-    }
-    store
-        .settings
-        .get(LEGACY_STATE_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
+use saved_state::SavedState;
+pub use saved_state::{stored_state, TROUBLE_COMPONENT};
 
 struct Request {
     event: Event,
@@ -133,26 +116,30 @@ pub fn spawn(
     store: Store,
     now: DateTime<Utc>,
 ) -> (AlarmHandle, tokio::task::JoinHandle<()>) {
-    let (alarm, effects) = match stored_state(&store) {
+    let (mut saved, stored) = SavedState::open(&store, now);
+    let (mut alarm, mut effects) = match stored {
         Some(state) => Alarm::restore(config, state, now),
         None => (Alarm::new(config), Vec::new()),
     };
+    if let Some(trouble) = saved.trouble_event() {
+        effects.extend(alarm.handle(trouble, now));
+    }
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view) = watch::channel(view_of(&alarm, now));
     let (escalation_tx, escalations) = watch::channel(Vec::new());
     let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
-    let legacy_setting = matches!(store.settings.get(LEGACY_STATE_KEY), Ok(Some(_)));
     let mut task = Task {
         alarm,
-        state_file: store.state_file(ALARM_STATE),
         store,
-        legacy_setting,
+        saved,
         view: view_tx,
         escalations: escalation_tx,
         notices: notices.clone(),
     };
     let handle = tokio::spawn(async move {
-        task.apply(effects, &[]).await;
+        // The start's own transitions (restored, a trouble) are not notices: nobody follows
+        // yet, and what follows the alarm reads its state when it starts.
+        task.apply(effects, &[], Announce::No).await;
         task.run(rx).await
     });
     (
@@ -174,12 +161,17 @@ fn view_of(alarm: &Alarm, now: DateTime<Utc>) -> AlarmView {
     }
 }
 
+/// Whether a step's transitions go to the notice followers.
+#[derive(Clone, Copy, PartialEq)]
+enum Announce {
+    Yes,
+    No,
+}
+
 struct Task {
     alarm: Alarm,
     store: Store,
-    state_file: StateFile,
-    /// An older Beacon's state setting is still in the store (removed after the first write).
-    legacy_setting: bool,
+    saved: SavedState,
     view: watch::Sender<AlarmView>,
     escalations: watch::Sender<Vec<String>>,
     notices: broadcast::Sender<AlarmNotice>,
@@ -225,48 +217,34 @@ impl Task {
                 },
                 _ = sleep => (Event::Tick, None),
             };
-            let now = Utc::now();
-            let before: Vec<ActiveCall> = self.alarm.active_calls().into_iter().cloned().collect();
-            let effects = self.alarm.handle(event, now);
-            self.view.send_replace(view_of(&self.alarm, now));
-            self.apply(effects.clone(), &before).await;
+            let effects = self.step(event, Utc::now()).await;
             if let Some(reply) = reply {
                 let _ = reply.send(effects);
+            }
+            // The state file's own trouble follows what its last write did.
+            if let Some(trouble) = self.saved.trouble_event() {
+                self.step(trouble, Utc::now()).await;
             }
         }
     }
 
-    /// Writes the state durably, waiting on the blocking pool (the relay and display tasks
-    /// share the executor threads with this one and must not wait for the disk). A failure is
-    /// said in the log; the outputs are already on.
-    async fn write_state(&mut self, state: &PersistedState) {
-        let file = self.state_file.clone();
-        let state = state.clone();
-        let written = tokio::task::spawn_blocking(move || file.write(&state))
-            .await
-            .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string())));
-        match written {
-            Ok(()) if self.legacy_setting => match self.store.settings.remove(LEGACY_STATE_KEY) {
-                Ok(_) => self.legacy_setting = false,
-                Err(e) => tracing::warn!(error = %e, "cannot remove the old alarm state setting"),
-            },
-            Ok(()) => {}
-            Err(e) => tracing::error!(
-                error = %e,
-                file = %self.state_file.path().display(),
-                "cannot write the alarm state"
-            ),
-        }
+    /// Handles one event and carries out its effects; returns them.
+    async fn step(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Effect> {
+        let before: Vec<ActiveCall> = self.alarm.active_calls().into_iter().cloned().collect();
+        let effects = self.alarm.handle(event, now);
+        self.view.send_replace(view_of(&self.alarm, now));
+        self.apply(effects.clone(), &before, Announce::Yes).await;
+        effects
     }
 
-    /// Carries out the effects; `before` are the calls active before the event.
-    async fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall]) {
+    /// Carries out the effects in the order the module doc gives; `before` are the calls
+    /// active before the event.
+    async fn apply(&mut self, effects: Vec<Effect>, before: &[ActiveCall], announce: Announce) {
         let mut audits = Vec::new();
         let mut state = None;
         for effect in effects {
             match effect {
                 Effect::Audit(record) => {
-                    self.notify(&record, before);
                     tracing::info!(action = ?record.action, source = ?record.source, keys = ?record.keys, "alarm");
                     audits.push(record);
                 }
@@ -279,7 +257,12 @@ impl Task {
             }
         }
         if let Some(state) = &state {
-            self.write_state(state).await;
+            self.saved.write(state).await;
+        }
+        if announce == Announce::Yes {
+            for record in &audits {
+                self.notify(record, before);
+            }
         }
         if !audits.is_empty() {
             if let Err(e) = self.store.record_audits(&audits) {
