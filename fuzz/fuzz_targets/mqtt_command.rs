@@ -6,14 +6,14 @@
 use beacon::outputs::mqtt::commands::{parse, Command, MAX_PAYLOAD, MAX_WHO};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 3] = ["acknowledge", "test", "siren"];
+const NAMES: [&str; 4] = ["acknowledge", "test", "siren", "confirm"];
 
 fuzz_target!(|data: &[u8]| {
     let Some((selector, payload)) = data.split_first() else {
         return;
     };
     // Most inputs go to a known command; some use the first line as an unknown name.
-    let (name, payload) = match NAMES.get(usize::from(*selector) % 4) {
+    let (name, payload) = match NAMES.get(usize::from(*selector) % 5) {
         Some(name) => (name.to_string(), payload),
         None => {
             let cut = payload.iter().position(|b| *b == b'\n').unwrap_or(0);
@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         Ok(command) => {
             assert!(payload.len() <= MAX_PAYLOAD);
             let who = match &command {
-                Command::Acknowledge { who } | Command::LampTest { who } => who,
+                Command::Acknowledge { who }
+                | Command::LampTest { who }
+                | Command::Confirm { who } => who,
             };
             if let Some(who) = who {
                 let n = who.chars().count();

@@ -11,6 +11,7 @@ fn client_state(item: &Item) -> Option<&str> {
     match item {
         Item::Change(change) => change.client_state.as_deref(),
         Item::Lifecycle(lifecycle) => lifecycle.client_state.as_deref(),
+        Item::CallEvent(event) => event.client_state.as_deref(),
         Item::Validation => None,
     }
 }
