@@ -373,6 +373,12 @@ fn run(
                 }
             };
             status.connected.store(true, Ordering::Relaxed);
+            if watch.empty_since().is_some() {
+                // A record read is a partition held: the status says so before the record is
+                // handed on, not up to a second later.
+                look_at_assignment(&consumer, &settings, &mut watch, &status);
+                last_assignment_look = Some(Instant::now());
+            }
             let position = format!(
                 "{}/{}@{}",
                 message.topic(),
