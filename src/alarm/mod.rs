@@ -58,7 +58,7 @@ mod outputs;
 mod persist;
 mod view;
 
-pub use audit::{AuditAction, AuditRecord};
+pub use audit::{unrecorded_raises, AuditAction, AuditRecord, LOST_RAISE_DETAIL};
 pub use config::{AcknowledgedStrobe, AlarmConfig, ConfigError, ConfigErrors};
 pub use keys::REMEMBERED_KEYS;
 pub use machine::Alarm;

@@ -10,7 +10,8 @@
 //! on the blocking pool; then the notices go out and the audit records go to the store. So
 //! nothing about a raise — its audit record, a notifier's outbox entry, the call record a
 //! caller of [`AlarmHandle::send`] writes after the answer — can survive a power cut that the
-//! state remembering its key did not survive.
+//! state remembering its key did not survive. The reverse can: a raise remembered whose audit
+//! record the cut took; the next start writes that record back (`lost_raises`).
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -21,6 +22,7 @@ use crate::alarm::{
 };
 use crate::store::Store;
 
+mod lost_raises;
 mod saved_state;
 
 use saved_state::SavedState;
@@ -118,7 +120,11 @@ pub fn spawn(
 ) -> (AlarmHandle, tokio::task::JoinHandle<()>) {
     let (mut saved, stored) = SavedState::open(&store, now);
     let (mut alarm, mut effects) = match stored {
-        Some(state) => Alarm::restore(config, state, now),
+        Some(state) => {
+            let (alarm, effects) = Alarm::restore(config, state.clone(), now);
+            lost_raises::write_back(&store, &state, alarm.state());
+            (alarm, effects)
+        }
         None => (Alarm::new(config), Vec::new()),
     };
     if let Some(trouble) = saved.trouble_event() {

@@ -118,7 +118,21 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
     /// A storage error ends the walk and is logged (the caller sees fewer entries, never a
     /// silent success: the next write to the same store reports the same fault).
     pub fn iter(&self) -> impl Iterator<Item = (String, Result<V, StoreError>)> + '_ {
-        self.tree.iter().map_while(move |kv| match kv {
+        self.tree.iter().map_while(move |kv| self.entry(kv))
+    }
+
+    /// All entries in reverse key order (the newest first, for trees keyed by
+    /// [`super::Store::next_id`]); otherwise as [`Typed::iter`].
+    pub fn iter_rev(&self) -> impl Iterator<Item = (String, Result<V, StoreError>)> + '_ {
+        self.tree.iter().rev().map_while(move |kv| self.entry(kv))
+    }
+
+    /// One entry of a walk: `None` (logged) ends it at a storage error.
+    fn entry(
+        &self,
+        kv: sled::Result<(sled::IVec, sled::IVec)>,
+    ) -> Option<(String, Result<V, StoreError>)> {
+        match kv {
             Ok((k, v)) => {
                 let key = String::from_utf8_lossy(&k).into_owned();
                 let value = self.decode(&key, &v);
@@ -128,7 +142,7 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
                 tracing::error!(tree = self.name, error = %e, "store read failed");
                 None
             }
-        })
+        }
     }
 
     fn decode(&self, key: &str, bytes: &[u8]) -> Result<V, StoreError> {

@@ -1,10 +1,13 @@
 //! The alarm's state file (`alarm-state.json` beside the store) when the disk lets it down:
 //! a write that fails and a file that cannot be read at the start are each a trouble a guard
-//! sees, never only a log line — and the alarm itself goes on.
+//! sees, never only a log line — and the alarm itself goes on. And a raise whose audit record
+//! a power cut took (the state file is written first) gets its record back at the next start.
 
 use std::time::Duration;
 
-use beacon::alarm::{AlarmState, CallSummary, Event, Source};
+use beacon::alarm::{
+    AlarmState, AuditAction, AuditRecord, CallSummary, Event, Source, LOST_RAISE_DETAIL,
+};
 use beacon::alarm_task::{self, AlarmHandle, TROUBLE_COMPONENT};
 use beacon::store::{Store, ALARM_STATE};
 
@@ -107,4 +110,57 @@ async fn an_unreadable_state_file_is_kept_aside_and_is_a_trouble_and_the_alarm_w
         trouble(&alarm).is_some(),
         "held until the next start: the calls of before may be lost"
     );
+}
+
+/// The audit's `call_raised` records, in the order they were written, with their store keys.
+fn raise_records(store: &Store) -> Vec<(String, AuditRecord)> {
+    store
+        .audit
+        .read_as::<AuditRecord>()
+        .iter()
+        .filter_map(|(id, record)| record.ok().map(|r| (id, r)))
+        .filter(|(_, r)| r.action == AuditAction::CallRaised)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_whose_audit_record_a_power_cut_took_gets_it_back_at_the_next_start_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let (alarm, task) = alarm_task::spawn(Default::default(), store.clone(), chrono::Utc::now());
+    alarm.send(raise("19:chat@thread.v2/1")).await;
+    alarm.send(raise("19:chat@thread.v2/2")).await;
+    drop(alarm);
+    task.await.expect("the alarm task ends with its handle");
+    let written = raise_records(&store);
+    assert_eq!(written.len(), 2, "{written:?}");
+    let (lost_id, lost) = written[1].clone();
+    // The cut: the state file kept the second raise, the audit lost its record.
+    assert!(store.audit.remove(&lost_id).expect("remove"));
+
+    for start in 1..=2 {
+        let (alarm, task) =
+            alarm_task::spawn(Default::default(), store.clone(), chrono::Utc::now());
+        assert_eq!(alarm.view().borrow().state, AlarmState::Alerting);
+        drop(alarm);
+        task.await.expect("ends");
+        let raises = raise_records(&store);
+        assert_eq!(
+            raises.len(),
+            2,
+            "start {start}: one record per raise: {raises:?}"
+        );
+        let back = &raises[1].1;
+        assert_eq!(back.keys, lost.keys);
+        assert_eq!(
+            back.at, lost.at,
+            "at the time of the raise, not of the start"
+        );
+        assert_eq!(back.source, Source::Restore);
+        assert_eq!(back.detail.as_deref(), Some(LOST_RAISE_DETAIL));
+        assert_eq!(
+            raises[0].1, written[0].1,
+            "the surviving record is left as it was"
+        );
+    }
 }
