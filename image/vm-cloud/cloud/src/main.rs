@@ -19,8 +19,9 @@
 //!   appliance's consumer group has committed, one `committed <partition> <offset>` line each.
 //! * `ledger DATA_DIR` (on the host, on a copy of the data partition's store after a power
 //!   cut): opens the store as the next boot would (`Store::open_or_recover`) and prints what it
-//!   holds: `call <key> raised <n> alarmed_locally <bool>` per recorded call (n: the alarm's
-//!   `call_raised` audit records naming it), `waiting <key>` per notification still in the
+//!   holds: `call <key> raised <n> alarmed_locally <bool> written_back <m>` per recorded call
+//!   (n: the alarm's `call_raised` audit records naming it; m: those of them a start wrote
+//!   back after a cut took the original), `waiting <key>` per notification still in the
 //!   inbox, `latched <key>` per call key the alarm's persisted state names, and
 //!   `recovery <what>` when the store had to be recovered.
 
@@ -247,12 +248,18 @@ fn ledger(data: &Path) -> Result<()> {
         println!("recovery {}", recovery.describe().replace('\n', " "));
     }
     let mut raised: BTreeMap<String, usize> = BTreeMap::new();
+    let mut late: BTreeMap<String, usize> = BTreeMap::new();
     for (key, value) in store.audit.iter() {
         let record = value.map_err(|e| format!("audit/{key}: {e}"))?;
         if record["action"].as_str() == Some("call_raised") {
+            let written_back =
+                record["detail"].as_str() == Some(beacon::alarm::LOST_RAISE_DETAIL);
             for key in record["keys"].as_array().into_iter().flatten() {
                 if let Some(key) = key.as_str() {
                     *raised.entry(key.to_string()).or_default() += 1;
+                    if written_back {
+                        *late.entry(key.to_string()).or_default() += 1;
+                    }
                 }
             }
         }
@@ -261,7 +268,8 @@ fn ledger(data: &Path) -> Result<()> {
         let value = value.map_err(|e| format!("calls/{key}: {e}"))?;
         let alarmed = value["alarmed_locally"].as_bool().unwrap_or(false);
         let n = raised.get(&key).copied().unwrap_or(0);
-        println!("call {key} raised {n} alarmed_locally {alarmed}");
+        let m = late.get(&key).copied().unwrap_or(0);
+        println!("call {key} raised {n} alarmed_locally {alarmed} written_back {m}");
     }
     for (key, entry) in beacon::ingest::inbox(&store).iter() {
         let entry = entry.map_err(|e| format!("inbox/{key}: {e}"))?;
