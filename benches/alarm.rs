@@ -7,7 +7,9 @@
 //!    emergency call events (neither needs a Graph fetch) through the real broker (SASL_SSL),
 //!    Beacon's consumer, ingest, recognition, alarm and relay task — measured from the moment
 //!    librdkafka delivered the record to Beacon, and from the send, beside a bare rdkafka
-//!    consumer reading the same chat records.
+//!    consumer reading the same chat records. Each is split where ingest hands the record on:
+//!    delivered → handed on (consumer, decryption, de-duplication in the store) and handed on →
+//!    strobe pin (recognition, alarm task, relay task).
 //!
 //! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
 
@@ -217,6 +219,7 @@ fn main() {
         let mut measured = Vec::new();
         for source in [Feed::ChatMessage, Feed::CallEvent] {
             let (mut delivered_to_pin, mut send_to_pin) = (Vec::new(), Vec::new());
+            let (mut delivered_to_handed, mut handed_to_pin) = (Vec::new(), Vec::new());
             for i in 0..n {
                 let (id, body) = source.record(i, &key);
                 let t_send = Instant::now();
@@ -240,11 +243,20 @@ fn main() {
                 until(&lamps.strobe, true).await;
                 let t_pin = switched_on(&lamps.strobe);
                 handling.await.expect("join").expect("recognised");
-                delivered_to_pin.push(delivered.to_std().unwrap_or_default() + (t_pin - t_recv));
+                let delivered = delivered.to_std().unwrap_or_default();
+                delivered_to_pin.push(delivered + (t_pin - t_recv));
+                delivered_to_handed.push(delivered);
+                handed_to_pin.push(t_pin - t_recv);
                 send_to_pin.push(t_pin - t_send);
                 reset(&alarm, &lamps.strobe).await;
             }
-            measured.push((source, delivered_to_pin, send_to_pin));
+            measured.push((
+                source,
+                delivered_to_pin,
+                send_to_pin,
+                delivered_to_handed,
+                handed_to_pin,
+            ));
         }
         let mut send_to_bare = Vec::new();
         sender.flush();
@@ -260,11 +272,20 @@ fn main() {
             .await
             .expect("shutdown");
         println!("Kafka record → strobe pin, {n} rich notifications per source, one at a time (SASL_SSL):");
-        for (source, delivered_to_pin, send_to_pin) in measured {
+        for (source, delivered_to_pin, send_to_pin, delivered_to_handed, handed_to_pin) in measured
+        {
             let name = source.name();
             report(
                 &format!("{name}: librdkafka delivered → strobe pin"),
                 delivered_to_pin,
+            );
+            report(
+                &format!("{name}:   of which delivered → handed on"),
+                delivered_to_handed,
+            );
+            report(
+                &format!("{name}:   of which handed on → strobe pin"),
+                handed_to_pin,
             );
             report(&format!("{name}: sent → strobe pin"), send_to_pin);
         }
