@@ -9,7 +9,9 @@
 //!    librdkafka delivered the record to Beacon, and from the send, beside a bare rdkafka
 //!    consumer reading the same chat records. Each is split where ingest hands the record on:
 //!    delivered → handed on (consumer, decryption, de-duplication in the store) and handed on →
-//!    strobe pin (recognition, alarm task, relay task).
+//!    strobe pin (recognition, alarm task, relay task);
+//! 3. ingest alone, in-process: `Ingest::process` of a rich chat-message record and the
+//!    channel, without broker or wake-up (the consumer thread's own share of "handed on").
 //!
 //! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
 
@@ -271,6 +273,42 @@ fn main() {
         tokio::task::spawn_blocking(move || handle.shutdown())
             .await
             .expect("shutdown");
+
+        // 3. Ingest alone, in-process: what the consumer thread spends on one rich record
+        // (decode, decryption, de-duplication in the store, the channel), without the broker
+        // and without waking a task — the rest of "delivered → handed on" is the wake-up.
+        let ingest_alone = {
+            let (tx, mut rx) = mpsc::channel(16);
+            let ingest = Ingest::new(
+                store.clone(),
+                keys.clone(),
+                states.clone(),
+                tx,
+                Arc::new(IngestCounters::default()),
+            );
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut took = Vec::with_capacity(n);
+                for i in 0..n {
+                    let (_, body) = Feed::ChatMessage.record(1_000_000 + i, &key);
+                    let position = format!("bench/0@{i}");
+                    let t0 = Instant::now();
+                    let outcome = ingest
+                        .process(beacon::ingest::Record {
+                            body: body.as_bytes(),
+                            position: &position,
+                            received_at: chrono::Utc::now(),
+                        })
+                        .expect("process");
+                    let handed = rx.try_recv().is_ok();
+                    took.push(t0.elapsed());
+                    assert!(outcome.handed_off == 1 && handed, "{outcome:?}");
+                }
+                took
+            })
+            .await
+            .expect("ingest alone")
+        };
         println!("Kafka record → strobe pin, {n} rich notifications per source, one at a time (SASL_SSL):");
         for (source, delivered_to_pin, send_to_pin, delivered_to_handed, handed_to_pin) in measured
         {
@@ -290,6 +328,7 @@ fn main() {
             report(&format!("{name}: sent → strobe pin"), send_to_pin);
         }
         report("chat message: sent → received (bare rdkafka)", send_to_bare);
+        report("chat message: ingest alone, in-process", ingest_alone);
     });
 }
 
