@@ -10,6 +10,8 @@
 //!    consumer reading the same chat records. Each is split where ingest hands the record on:
 //!    delivered → handed on (consumer, decryption, de-duplication in the store) and handed on →
 //!    strobe pin (recognition, alarm task, relay task);
+//!    Then the same through the recogniser's own dispatcher (`Recogniser::run`), as `beacon
+//!    run` wires it, delivered → strobe pin;
 //! 3. ingest alone, in-process: `Ingest::process` of a rich chat-message record and the
 //!    channel, without broker or wake-up (the consumer thread's own share of "handed on").
 //!
@@ -260,6 +262,60 @@ fn main() {
                 handed_to_pin,
             ));
         }
+        // 2b. The same records through the path `beacon run` wires: the consumer hands on to
+        // the recogniser's own dispatcher (`Recogniser::run`), which recognises a rich
+        // notification in place — no task of the bench in between. The moment librdkafka
+        // delivered the record is read back from the call's record (`received_at`).
+        let as_run = {
+            let topic = format!("{topic}-as-run");
+            kafka::create_topic(&topic, 1).await;
+            let (tx, rx) = mpsc::channel(1024);
+            let ingest = Ingest::new(
+                store.clone(),
+                keys.clone(),
+                states.clone(),
+                tx,
+                Arc::new(IngestCounters::default()),
+            );
+            let mut settings = settings(&format!("{topic}-beacon"));
+            settings.target = kafka::target(&topic);
+            let consumer = consumer::spawn(settings, ingest).expect("consumer");
+            let dispatcher = tokio::spawn(recogniser.clone().run(rx));
+            tokio::time::sleep(Duration::from_secs(3)).await; // joined
+            let sender = kafka::Sender::new(&topic);
+            let (clock_instant, clock_utc) = (Instant::now(), chrono::Utc::now());
+            let mut measured = Vec::new();
+            for source in [Feed::ChatMessage, Feed::CallEvent] {
+                let mut delivered_to_pin = Vec::new();
+                for i in 0..n {
+                    let (id, body) = source.record(2_000_000 + i, &key);
+                    sender.send(None, body.as_bytes());
+                    until(&lamps.strobe, true).await;
+                    let t_pin = switched_on(&lamps.strobe);
+                    let record = store
+                        .calls
+                        .wait_for(&source.call_key(&id), Duration::from_secs(5))
+                        .await
+                        .expect("store")
+                        .expect("the call was recorded");
+                    let delivered: chrono::DateTime<chrono::Utc> =
+                        serde_json::from_value(record["received_at"].clone())
+                            .expect("received_at");
+                    let pin_utc = clock_utc
+                        + chrono::Duration::from_std(t_pin - clock_instant).unwrap_or_default();
+                    delivered_to_pin.push((pin_utc - delivered).to_std().unwrap_or_default());
+                    reset(&alarm, &lamps.strobe).await;
+                }
+                measured.push((source, delivered_to_pin));
+            }
+            drop(sender);
+            tokio::task::spawn_blocking(move || consumer.shutdown())
+                .await
+                .expect("shutdown");
+            let _ = dispatcher.await;
+            measured
+        };
+
         let mut send_to_bare = Vec::new();
         sender.flush();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -328,6 +384,13 @@ fn main() {
             report(&format!("{name}: sent → strobe pin"), send_to_pin);
         }
         report("chat message: sent → received (bare rdkafka)", send_to_bare);
+        println!("the same, through the recogniser's own dispatcher as `beacon run` wires it:");
+        for (source, delivered_to_pin) in as_run {
+            report(
+                &format!("{}: librdkafka delivered → strobe pin", source.name()),
+                delivered_to_pin,
+            );
+        }
         report("chat message: ingest alone, in-process", ingest_alone);
     });
 }
@@ -347,6 +410,14 @@ impl Feed {
         match self {
             Feed::ChatMessage => "chat message",
             Feed::CallEvent => "call event",
+        }
+    }
+
+    /// The key of the call record alarm `id` leaves.
+    fn call_key(self, id: &str) -> String {
+        match self {
+            Feed::ChatMessage => format!("19:bench@thread.v2/{id}"),
+            Feed::CallEvent => format!("callevent/{id}"),
         }
     }
 
