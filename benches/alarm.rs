@@ -202,14 +202,18 @@ fn main() {
                 }
             })
         };
+        // An ingest stage of this appliance handing on to `tx`.
+        let ingest_to = |tx| {
+            Ingest::new(
+                store.clone(),
+                keys.clone(),
+                states.clone(),
+                tx,
+                Arc::new(IngestCounters::default()),
+            )
+        };
         let (tx, mut rx) = mpsc::channel(1024);
-        let ingest = Ingest::new(
-            store.clone(),
-            keys.clone(),
-            states.clone(),
-            tx,
-            Arc::new(IngestCounters::default()),
-        );
+        let ingest = ingest_to(tx);
         let handle =
             consumer::spawn(settings(&format!("{topic}-beacon")), ingest).expect("consumer");
         let recogniser = Recogniser::new(
@@ -270,13 +274,7 @@ fn main() {
             let topic = format!("{topic}-as-run");
             kafka::create_topic(&topic, 1).await;
             let (tx, rx) = mpsc::channel(1024);
-            let ingest = Ingest::new(
-                store.clone(),
-                keys.clone(),
-                states.clone(),
-                tx,
-                Arc::new(IngestCounters::default()),
-            );
+            let ingest = ingest_to(tx);
             let mut settings = settings(&format!("{topic}-beacon"));
             settings.target = kafka::target(&topic);
             let consumer = consumer::spawn(settings, ingest).expect("consumer");
@@ -335,13 +333,7 @@ fn main() {
         // and without waking a task — the rest of "delivered → handed on" is the wake-up.
         let ingest_alone = {
             let (tx, mut rx) = mpsc::channel(16);
-            let ingest = Ingest::new(
-                store.clone(),
-                keys.clone(),
-                states.clone(),
-                tx,
-                Arc::new(IngestCounters::default()),
-            );
+            let ingest = ingest_to(tx);
             let key = key.clone();
             tokio::task::spawn_blocking(move || {
                 let mut took = Vec::with_capacity(n);
