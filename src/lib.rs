@@ -35,8 +35,8 @@
 //! words). The second source: [`graph::emergency_events`] (Graph emergency call events:
 //! subscription body and decoding), [`graph::call_events`] (its cloud side: `[call_events]`,
 //! the app-only token with the appliance's certificate or the secret, the keeper of one
-//! subscription per emergency calling policy) and, not wired yet, [`recognise::correlate`]
-//! (one call, one incident, whichever source comes first).
+//! subscription per emergency calling policy) and [`recognise::correlate`] (one call, one
+//! incident, whichever source comes first).
 //!
 //! Around it: [`config`] (TOML + systemd credentials + `BEACON_*` overrides, validated;
 //! unknown keys left out by the tolerant load), [`trust`] (the CAs every TLS client trusts:
