@@ -126,8 +126,17 @@ pub enum ItemError {
 
 /// Decodes one record body.
 pub fn decode(body: &[u8]) -> Result<Vec<Result<Item, ItemError>>, RecordError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| RecordError::NotJson(e.to_string()))?;
+    decode_parsed(&parse(body)?)
+}
+
+/// A record body as JSON, for [`decode_parsed`] and [`kept_item_of`] (ingest parses each
+/// record once).
+pub fn parse(body: &[u8]) -> Result<Value, RecordError> {
+    serde_json::from_slice(body).map_err(|e| RecordError::NotJson(e.to_string()))
+}
+
+/// [`decode`] of a body parsed already.
+pub fn decode_parsed(value: &Value) -> Result<Vec<Result<Item, ItemError>>, RecordError> {
     let object = value
         .as_object()
         .ok_or(RecordError::NotACollection("the body is not a JSON object"))?;
@@ -269,7 +278,11 @@ pub fn redact_client_state(body: &[u8]) -> Vec<u8> {
 /// (it is our subscription's secret) and rich content's ciphertext left out (the decrypted
 /// message is kept on its own). `None` when the body is not a collection with that item.
 pub fn kept_item(body: &[u8], index: usize) -> Option<Value> {
-    let value = serde_json::from_slice::<Value>(body).ok()?;
+    kept_item_of(&serde_json::from_slice::<Value>(body).ok()?, index)
+}
+
+/// [`kept_item`] of a body parsed already.
+pub fn kept_item_of(value: &Value, index: usize) -> Option<Value> {
     // The exact key decoding reads (another casing of it is not what was admitted).
     let items = value.as_object()?.get("value")?.as_array()?;
     let mut item = items.get(index)?.as_object()?.clone();

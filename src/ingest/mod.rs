@@ -187,8 +187,11 @@ impl Ingest {
             .last_record_ms
             .store(record.received_at.timestamp_millis(), Ordering::Relaxed);
         let mut outcome = RecordOutcome::default();
-        let items = match notification::decode(record.body) {
-            Ok(items) => items,
+        // Parsed once: decoding reads it, and so does what is kept of each item.
+        let decoded = notification::parse(record.body)
+            .and_then(|body| notification::decode_parsed(&body).map(|items| (body, items)));
+        let (body, items) = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 IngestCounters::bump(&self.counters.rejected_records);
                 self.store.reject(
@@ -209,7 +212,7 @@ impl Ingest {
             } else {
                 record.position.to_string()
             };
-            match self.admit(item, index, &position, record)? {
+            match self.admit(item, index, &position, record, &body)? {
                 Admitted::HandedOff => outcome.handed_off += 1,
                 Admitted::Duplicate => outcome.duplicates += 1,
                 Admitted::Rejected => outcome.rejected += 1,
@@ -235,6 +238,7 @@ impl Ingest {
         index: usize,
         position: &str,
         record: Record<'_>,
+        body: &serde_json::Value,
     ) -> Result<Admitted, StoreError> {
         let item = match item {
             Ok(item) => item,
@@ -381,7 +385,7 @@ impl Ingest {
         // clientState check, so what is kept came from our own subscription.
         let raw = match notification {
             Notification::Message { .. } | Notification::CallEvent { .. } => {
-                crate::graph::notification::kept_item(record.body, index)
+                notification::kept_item_of(body, index)
             }
             Notification::Lifecycle { .. } => None,
         };
