@@ -33,6 +33,7 @@ pub mod correlate;
 mod incident;
 mod lanes;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -223,10 +224,12 @@ impl Recogniser {
                 if *change_type == ChangeType::Deleted {
                     self.mark_deleted(&key).await?
                 } else {
+                    // A rich notification's message is used where it is (no copy on the
+                    // way to the alarm); a fetched one is owned.
                     let message = match message {
-                        Some(m) => Some(m.clone()),
+                        Some(m) => Some(Cow::Borrowed(m)),
                         None => match self.source.fetch(chat_id, message_id).await {
-                            Ok(m) => m,
+                            Ok(m) => m.map(Cow::Owned),
                             Err(e) => {
                                 tracing::warn!(key, error = e, "message not fetched; will retry");
                                 return Ok(Handled::Deferred(e));
@@ -239,7 +242,7 @@ impl Recogniser {
                             let handled = self.recognise(&key, &message, entry).await?;
                             // Every message seen is kept (the chat history the console shows),
                             // after the alarm: outputs never wait for a write.
-                            self.store.messages.insert(&key, &message)?;
+                            self.store.messages.insert(&key, &*message)?;
                             handled
                         }
                     }
