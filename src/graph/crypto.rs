@@ -324,17 +324,36 @@ pub fn seal(
     certificate_id: &str,
     plaintext: &[u8],
 ) -> Result<EncryptedContent, KeyError> {
-    let certificate = X509::from_der(certificate_der)?;
-    let public = certificate.public_key()?.rsa()?;
     let mut key = [0u8; 32];
     openssl::rand::rand_bytes(&mut key)?;
-    let data = symm::encrypt(Cipher::aes_256_cbc(), &key, Some(&key[..16]), plaintext)?;
+    seal_under(
+        certificate_der,
+        certificate_id,
+        &key,
+        Cipher::aes_256_cbc(),
+        plaintext,
+    )
+}
+
+/// [`seal`] with data key `key`, encrypting with `cipher` under its first
+/// `cipher.key_len()` bytes (the tests give other key sizes, and mismatches).
+fn seal_under(
+    certificate_der: &[u8],
+    certificate_id: &str,
+    key: &[u8],
+    cipher: Cipher,
+    plaintext: &[u8],
+) -> Result<EncryptedContent, KeyError> {
+    let certificate = X509::from_der(certificate_der)?;
+    let public = certificate.public_key()?.rsa()?;
+    let aes_key = key.get(..cipher.key_len()).unwrap_or(key);
+    let data = symm::encrypt(cipher, aes_key, key.get(..16), plaintext)?;
     let mut wrapped = vec![0u8; public.size() as usize];
-    let len = public.public_encrypt(&key, &mut wrapped, Padding::PKCS1_OAEP)?;
+    let len = public.public_encrypt(key, &mut wrapped, Padding::PKCS1_OAEP)?;
     wrapped.truncate(len);
     let thumbprint = certificate.digest(MessageDigest::sha1())?;
     Ok(EncryptedContent {
-        data_signature: B64.encode(hmac_sha256(&key, &data)),
+        data_signature: B64.encode(hmac_sha256(key, &data)),
         data: B64.encode(&data),
         data_key: B64.encode(&wrapped),
         encryption_certificate_id: certificate_id.to_string(),
@@ -413,29 +432,7 @@ mod tests {
         cipher: Cipher,
         text: &[u8],
     ) -> EncryptedContent {
-        let public = X509::from_der(k.certificate_der())
-            .and_then(|c| c.public_key())
-            .and_then(|p| p.rsa())
-            .expect("public key");
-        let mut wrapped = vec![0u8; public.size() as usize];
-        let len = public
-            .public_encrypt(symmetric, &mut wrapped, Padding::PKCS1_OAEP)
-            .expect("wrap");
-        wrapped.truncate(len);
-        let data = symm::encrypt(
-            cipher,
-            &symmetric[..cipher.key_len()],
-            Some(&symmetric[..16]),
-            text,
-        )
-        .expect("encrypt");
-        EncryptedContent {
-            data_signature: B64.encode(hmac_sha256(symmetric, &data)),
-            data: B64.encode(&data),
-            data_key: B64.encode(&wrapped),
-            encryption_certificate_id: k.id.clone(),
-            encryption_certificate_thumbprint: None,
-        }
+        seal_under(k.certificate_der(), &k.id, symmetric, cipher, text).expect("seal")
     }
 
     #[test]

@@ -385,7 +385,7 @@ impl Ingest {
         // clientState check, so what is kept came from our own subscription.
         let raw = match notification {
             Notification::Message { .. } | Notification::CallEvent { .. } => {
-                notification::kept_item_of(body, index)
+                notification::kept_item(body, index)
             }
             Notification::Lifecycle { .. } => None,
         };
