@@ -2,10 +2,11 @@
 //! code and the address, waits for the person, and prints the signed-in account.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::fake_cloud::{FakeCloud, FakeOptions};
+use crate::support::process::beacon;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_prints_the_code_waits_and_names_the_account() {
@@ -28,17 +29,7 @@ async fn login_prints_the_code_waits_and_names_the_account() {
         ),
     )
     .expect("config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    // Only what the test sets: no BEACON_* settings from the developer's shell.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            command.env_remove(k);
-        }
-    }
-    let mut child = command
-        .arg("login")
-        .arg("--config")
-        .arg(&config)
+    let mut child = beacon(&["login"], &config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::kafka::{broker, connection_string, create_topic};
+use crate::support::process::beacon;
 use crate::support::unique;
 use beacon::eventhub::consumer::ConsumerStatus;
 use beacon::service_manager::watchdog::{self, judge, AlarmProbe, Limits, Stall, Verdict};
@@ -372,15 +373,7 @@ async fn beacon_run_says_ready_feeds_the_watchdog_and_says_stopping() {
     )
     .expect("config");
     let manager = FakeManager::bind();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut run = cmd
-        .args(["run", "--config"])
-        .arg(&config)
+    let mut run = beacon(&["run"], &config)
         .env("NOTIFY_SOCKET", &manager.path)
         .env("WATCHDOG_USEC", "1000000") // 1 s: a check every 250 ms
         .env_remove("WATCHDOG_PID")

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::console::Client;
+use crate::support::process::beacon_command;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_prints_a_login_and_shows_an_emergency() {
@@ -14,7 +15,7 @@ async fn the_demo_prints_a_login_and_shows_an_emergency() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_beacon"))
+    let mut demo = beacon_command()
         .args([
             "demo",
             "--listen",
@@ -77,4 +78,37 @@ async fn the_demo_prints_a_login_and_shows_an_emergency() {
     assert!(status.success(), "{status:?}");
     let data = std::env::temp_dir().join(format!("beacon-demo-{pid}"));
     assert!(!data.exists(), "the demo's data is removed");
+}
+
+/// A `beacon` a test starts ends with it: once the thread that started it is gone (as a
+/// panicking test's is), the kernel kills the child instead of leaving it running.
+#[test]
+fn a_beacon_started_by_a_test_ends_with_the_thread_that_started_it() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut demo = std::thread::spawn(|| {
+        beacon_command()
+            .args(["demo", "--listen", "127.0.0.1:0", "--every", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo")
+    })
+    .join()
+    .expect("the starting thread");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = demo.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            let _ = demo.wait();
+            panic!("the demo outlived the thread that started it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Killed, it could not remove its data.
+    let _ =
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("beacon-demo-{}", demo.id())));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }

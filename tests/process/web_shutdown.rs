@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::support::console::Client;
 use crate::support::kafka::{broker, connection_string, create_topic};
+use crate::support::process::beacon;
 use crate::support::unique;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,14 +29,7 @@ async fn sigterm_ends_beacon_run_while_a_page_follows_the_events() {
         ),
     )
     .expect("config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_beacon"));
-    command.arg("run").arg("--config").arg(&config);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
-            command.env_remove(k);
-        }
-    }
-    let mut run = command
+    let mut run = beacon(&["run"], &config)
         .env("BEACON_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -15,14 +15,36 @@ use super::fake_cloud::{FakeCloud, FakeOptions};
 use super::kafka::{broker, connection_string, create_topic};
 use super::unique;
 
-/// `beacon <args> --config <config>`.
+/// `beacon <args> --config <config>`, as [`beacon_command`] makes it.
 pub fn beacon(args: &[&str], config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
+    let mut cmd = beacon_command();
     cmd.args(args).arg("--config").arg(config);
+    cmd
+}
+
+/// The `beacon` binary without arguments: none of the test runner's own `BEACON_*` settings
+/// (the `BEACON_TEST_*` ones stay), and ended with the test that starts it. The kernel kills
+/// the child when the thread that started it ends (`PR_SET_PDEATHSIG`): a test that panics
+/// no longer leaves a `beacon run` behind, still consuming its hub. So start it from the
+/// test's own thread or a runtime worker, never from `spawn_blocking` (whose threads end
+/// when idle).
+pub fn beacon_command() -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beacon"));
     for (k, _) in std::env::vars() {
         if k.starts_with("BEACON_") && !k.starts_with("BEACON_TEST_") {
             cmd.env_remove(k);
         }
+    }
+    // SAFETY: runs in the forked child before exec; prctl is async-signal-safe and changes
+    // only the child's own state.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     cmd
 }
