@@ -704,7 +704,6 @@ impl Alarm {
         if step.changed {
             step.effects.push(Effect::StateChanged {
                 state: self.state(),
-                persist: self.snapshot(),
             });
         }
         step.effects

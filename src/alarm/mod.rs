@@ -3,8 +3,10 @@
 //!
 //! This module is pure (sans-IO): no clock reads, no tokio, no files. The adapter owns an
 //! [`Alarm`], feeds it [`Event`]s with the current wall-clock time, carries out the returned
-//! [`Effect`]s (write the audit record, store the [`PersistedState`], hand [`Effect::Escalate`]
-//! to the notifier) and drives the hardware from [`Alarm::outputs`]. It calls
+//! [`Effect`]s (write the audit record, store [`Alarm::snapshot`] when the state changed, hand
+//! [`Effect::Escalate`] to the notifier) and drives the hardware from [`Alarm::outputs`]. The
+//! effects are small and the snapshot is taken only when asked for: it holds every remembered
+//! key, and copying those on each step delayed the strobe. It calls
 //! `handle(Event::Tick, now)` at [`Alarm::next_deadline`] (a late tick is harmless: every event
 //! first runs the timers that are due).
 //!
@@ -212,11 +214,10 @@ pub enum Effect {
         /// When the earliest of them was raised.
         since: chrono::DateTime<chrono::Utc>,
     },
-    /// Something visible or persistent changed: store `persist`, refresh outputs and display.
-    StateChanged {
-        state: AlarmState,
-        persist: PersistedState,
-    },
+    /// Something visible or persistent changed: refresh outputs and display, then store
+    /// [`Alarm::snapshot`] (taken by the adapter once the outputs are out: it copies every
+    /// remembered key).
+    StateChanged { state: AlarmState },
     /// The event was refused and changed nothing; tell the person who asked.
     Refused(Refusal),
 }

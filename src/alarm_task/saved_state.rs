@@ -99,9 +99,8 @@ impl SavedState {
 
     /// Replaces the state durably, waiting on the blocking pool (the relay and display tasks
     /// share the executor threads with the alarm task and must not wait for the disk).
-    pub(super) async fn write(&mut self, state: &PersistedState) {
+    pub(super) async fn write(&mut self, state: PersistedState) {
         let file = self.file.clone();
-        let state = state.clone();
         let written = tokio::task::spawn_blocking(move || file.write(&state))
             .await
             .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string())));

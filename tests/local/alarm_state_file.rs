@@ -164,3 +164,20 @@ async fn a_raise_whose_audit_record_a_power_cut_took_gets_it_back_at_the_next_st
         );
     }
 }
+
+/// When the alarm answers a raise, the state file already holds the call and its key (what
+/// the caller then writes may rely on it), also with many keys remembered before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_is_in_the_state_file_when_the_alarm_answers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let (alarm, _task) = alarm_task::spawn(Default::default(), store.clone(), chrono::Utc::now());
+    for i in 0..20 {
+        let key = format!("19:chat@thread.v2/{i}");
+        alarm.send(raise(&key)).await;
+        let state = alarm_task::stored_state(&store).expect("the state file");
+        assert!(state.calls.iter().any(|c| c.key == key), "call {i}");
+        assert!(state.remembered.iter().any(|r| r.key == key), "key {i}");
+        assert_eq!(state.remembered.len(), i + 1);
+    }
+}
