@@ -3,9 +3,18 @@
 //! reminder, a training, "no action needed" — in the default languages (en, de, fr, es, it, pt, nl). They only ever
 //! lower a *keyword* match (no notification phrase); "this is NOT a drill" and its translations
 //! cancel them. Matching is on normalised lines, by whole words (German compounds such as
-//! "Räumungsübung" by word part).
+//! "Räumungsübung" by word part). The lists are compiled once, with the rules ([`Cues`] in
+//! `Rules`): not at the first emergency after a start.
 
-use super::textnorm::has_words;
+use super::textnorm::Phrases;
+
+/// The cue lists below, compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct Cues {
+    announcing: Phrases,
+    announcing_in_compounds: Phrases,
+    saying_real: Phrases,
+}
 
 /// Say the message is not an emergency, or announce a test, drill, change or reminder.
 const ANNOUNCES: &[&str] = &[
@@ -142,19 +151,30 @@ const REAL: &[&str] = &[
     "geen test",
 ];
 
-/// Whether the (normalised) lines announce something that is not an emergency, and nothing
-/// says it is real.
-pub(crate) fn announces_non_emergency<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> bool {
-    let real = lines
-        .clone()
-        .any(|l| REAL.iter().any(|cue| has_words(l, cue)));
-    !real
-        && lines.into_iter().any(|l| {
-            ANNOUNCES.iter().any(|cue| has_words(l, cue))
-                || l.split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| w.chars().count() > 6)
-                    .any(|w| ANNOUNCES_IN_COMPOUNDS.iter().any(|p| w.contains(p)))
-        })
+impl Cues {
+    pub(crate) fn new() -> Cues {
+        Cues {
+            announcing: Phrases::new(ANNOUNCES),
+            announcing_in_compounds: Phrases::new(ANNOUNCES_IN_COMPOUNDS),
+            saying_real: Phrases::new(REAL),
+        }
+    }
+
+    /// Whether the (normalised) lines announce something that is not an emergency, and
+    /// nothing says it is real.
+    pub(crate) fn announce_non_emergency<'a>(
+        &self,
+        lines: impl Iterator<Item = &'a str> + Clone,
+    ) -> bool {
+        let real = lines.clone().any(|l| self.saying_real.in_words(l));
+        !real
+            && lines.into_iter().any(|l| {
+                self.announcing.in_words(l)
+                    || l.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| w.chars().count() > 6)
+                        .any(|w| self.announcing_in_compounds.in_text(w))
+            })
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +184,7 @@ mod tests {
 
     fn announces(text: &str) -> bool {
         let norm = normalize(text);
-        announces_non_emergency(std::iter::once(norm.as_str()))
+        Cues::new().announce_non_emergency(std::iter::once(norm.as_str()))
     }
 
     #[test]

@@ -6,6 +6,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::address::AddressPatterns;
+use super::cues::Cues;
 use super::textnorm::normalize;
 use super::zones::{ZoneConfig, ZoneError, ZoneRules};
 
@@ -172,6 +173,8 @@ pub(crate) struct Patterns {
     pub url: Regex,
     /// One-line civic addresses (US, EU and UK forms).
     pub address: AddressPatterns,
+    /// The announcement cues ("drill", "no action needed", …).
+    pub cues: Cues,
 }
 
 impl Patterns {
@@ -198,6 +201,7 @@ impl Patterns {
             phone: build(r"\+\d[\d\s\-.()]{5,20}\d|\(\d{3}\)\s*\d{3}[\s\-.]\d{4}"),
             url: build(r#"(?i)\bhttps?://[^\s<>"')\]]+"#),
             address: AddressPatterns::new(build),
+            cues: Cues::new(),
         }
     }
 }

@@ -6,7 +6,6 @@
 
 use serde_json::{Map, Value};
 
-use super::cues;
 use super::dial::{self, DialMatch};
 use super::location;
 use super::message::MessageText;
@@ -100,7 +99,11 @@ pub(crate) fn detect(
     if text.lines.iter().any(|line| has_keyword(&line.norm, rules)) {
         d.signals.push(Signal::EmergencyKeyword);
     }
-    if cues::announces_non_emergency(text.lines.iter().map(|l| l.norm.as_str())) {
+    if rules
+        .patterns
+        .cues
+        .announce_non_emergency(text.lines.iter().map(|l| l.norm.as_str()))
+    {
         d.signals.push(Signal::Announcement);
     }
     let (location, location_lines) = location::find(text, d.phrase_line, rules);
