@@ -124,7 +124,7 @@ impl Recogniser {
                 call: &call,
                 path: Path::CallEvent,
                 entry,
-                call_event: Some(raw.clone()),
+                call_event: Some(raw),
             },
         )
         .await

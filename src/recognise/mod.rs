@@ -380,7 +380,7 @@ impl Recogniser {
                 at: entry.received_at,
             }],
             ended_at: None,
-            call_event,
+            call_event: call_event.cloned(),
         };
         tracing::warn!(
             key,
@@ -634,8 +634,9 @@ struct NewCall<'a> {
     call: &'a EmergencyCall,
     path: Path,
     entry: &'a InboxEntry,
-    /// The Graph emergency call event, when it reported the call.
-    call_event: Option<Value>,
+    /// The Graph emergency call event, when it reported the call (copied into the record
+    /// after the alarm).
+    call_event: Option<&'a Value>,
 }
 
 /// Longest message text a possible call carries to the display, console and notifications.
