@@ -15,9 +15,9 @@
 //! 3. ingest alone, in-process: `Ingest::process` of a rich chat-message record and the
 //!    channel, without broker or wake-up (the consumer thread's own share of "handed on"),
 //!    once back to back and once after 20 ms idle before each record, as an emergency meets
-//!    the appliance: on a virtual machine the second is about twice the first (caches and
-//!    predictors gone cold while the vCPU slept), and that, more than the wake-up, is what the
-//!    first figure leaves out of "delivered → handed on".
+//!    the appliance: on a virtual machine the second is one and a half to two times the first
+//!    (caches and predictors gone cold while the vCPU slept), and that, more than the wake-up,
+//!    is what the first figure leaves out of "delivered → handed on".
 //!
 //! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
 
