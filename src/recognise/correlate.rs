@@ -83,8 +83,8 @@ fn same_name(a: &str, b: &str) -> bool {
 /// the UPN trimmed and without ASCII case, the display name word by word without case):
 /// equal names have equal hashes, so different hashes are different callers without reading
 /// the names. [`Incidents::find`] looks through every incident of the last two windows before
-/// an emergency alarms; reading each incident's strings (cold in memory after an idle hour)
-/// cost 80 µs with 400 incidents in `cargo bench --bench alarm`.
+/// an emergency alarms; reading each incident's strings (cold in memory)
+/// cost about 80 µs per call event with 400 incidents (perf of `cargo bench --bench alarm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint {
     caller_id: Option<u64>,
