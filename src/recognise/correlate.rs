@@ -38,10 +38,12 @@ pub fn same_call(a: &Report<'_>, b: &Report<'_>, window: Duration) -> bool {
     (a.at - b.at).abs() <= window && same_caller(a, b)
 }
 
+/// A name as the comparisons read it: trimmed, and absent when empty.
+fn present(x: Option<&str>) -> Option<&str> {
+    x.map(str::trim).filter(|x| !x.is_empty())
+}
+
 fn same_caller(a: &Report<'_>, b: &Report<'_>) -> bool {
-    fn present(x: Option<&str>) -> Option<&str> {
-        x.map(str::trim).filter(|x| !x.is_empty())
-    }
     let pairs = [
         (present(a.caller_id), present(b.caller_id), false),
         (present(a.upn), present(b.upn), true),
@@ -94,9 +96,6 @@ struct Fingerprint {
 
 impl Fingerprint {
     fn of(report: &Report<'_>) -> Fingerprint {
-        fn present(x: Option<&str>) -> Option<&str> {
-            x.map(str::trim).filter(|x| !x.is_empty())
-        }
         let hash = |feed: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             feed(&mut hasher);
@@ -200,10 +199,11 @@ impl Incidents {
         self.recent
             .iter()
             .filter(|i| {
+                // `same_call`, with the fingerprints before the names.
                 !i.has(source)
                     && (i.at - report.at).abs() <= self.window
                     && i.fingerprint.may_match(&fingerprint)
-                    && same_call(&i.report(), report, self.window)
+                    && same_caller(&i.report(), report)
             })
             .min_by_key(|i| (i.at - report.at).abs())
             .map(|i| i.key.as_str())
