@@ -107,12 +107,24 @@ fn device_id(store: &Store, config: &Config) -> Result<String, AppError> {
     Ok(id)
 }
 
-/// Loads the rich-notification keys; creates the first one on a new appliance.
+/// Loads the rich-notification keys, each proved by a round trip
+/// ([`EncryptionKey::self_test`]; one that fails is skipped with an error); creates the first
+/// one on a new appliance.
 pub fn load_keys(store: &Store) -> Result<KeyRing, AppError> {
     let mut keys = Vec::new();
     for (name, value) in store.secrets_with_prefix(KEY_PREFIX)? {
         match serde_json::from_str::<StoredKey>(value.expose()) {
-            Ok(stored) => keys.push(EncryptionKey::from_stored(&stored)?),
+            Ok(stored) => {
+                let key = EncryptionKey::from_stored(&stored)?;
+                // Proved now rather than at the first emergency, which then also finds
+                // OpenSSL's per-key state built (see `self_test`). A key that cannot unwrap is
+                // of no use: without it, a chat message encrypted for it is fetched from
+                // Graph instead, and a call event is refused in words.
+                match key.self_test() {
+                    Ok(()) => keys.push(key),
+                    Err(e) => tracing::error!(name, error = %e, "encryption key skipped"),
+                }
+            }
             // Only where and what kind: serde's message could quote the key material.
             Err(e) => tracing::error!(
                 name,

@@ -104,16 +104,19 @@ pub enum DecryptError {
 }
 
 impl EncryptionKey {
-    /// Generates an RSA-2048 key and a self-signed certificate valid from `now` for `days`.
+    /// Generates an RSA-2048 key and a self-signed certificate valid from `now` for `days`;
+    /// proved ([`EncryptionKey::self_test`]) before it is returned.
     pub fn generate(id: &str, now: DateTime<Utc>, days: u32) -> Result<EncryptionKey, KeyError> {
         let (private_key, certificate, not_after) =
             self_signed(&format!("Beacon rich notifications {id}"), now, days)?;
-        Ok(EncryptionKey {
+        let key = EncryptionKey {
             id: id.to_string(),
             certificate_der: certificate.to_der()?,
             private_key,
             not_after,
-        })
+        };
+        key.self_test()?;
+        Ok(key)
     }
 
     /// A decryption-only key from a PEM private key (for `beacon parse --key`): no certificate.
@@ -166,6 +169,44 @@ impl EncryptionKey {
         &self.certificate_der
     }
 
+    /// Proves the key before a notification needs it: a random data key wrapped with the
+    /// public half is unwrapped with the private half, as every rich notification's is. A
+    /// damaged stored key is found at start, not at the first emergency; and the round trip
+    /// builds what OpenSSL makes for a key at its first use (the Montgomery contexts of n, p
+    /// and q, the blinding), which the first notification after a start or a rotation would
+    /// otherwise pay for on its way to the strobe.
+    pub fn self_test(&self) -> Result<(), KeyError> {
+        let rsa = self.private_key.rsa()?;
+        let mut data_key = [0u8; 32];
+        openssl::rand::rand_bytes(&mut data_key)?;
+        let mut wrapped = vec![0u8; rsa.size() as usize];
+        let len = rsa.public_encrypt(&data_key, &mut wrapped, Padding::PKCS1_OAEP)?;
+        wrapped.truncate(len);
+        match self.unwrap_data_key(&wrapped) {
+            Ok(unwrapped) if unwrapped == data_key => Ok(()),
+            _ => Err(KeyError(format!(
+                "key {} cannot unwrap a data key wrapped with its own public key",
+                self.id
+            ))),
+        }
+    }
+
+    /// Unwraps a `dataKey` (RSA-OAEP with SHA-1 and MGF1-SHA-1).
+    fn unwrap_data_key(&self, wrapped: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        // The same `RSA` every time (OpenSSL keeps the one it made at the first call), so what
+        // `self_test` built stays built.
+        let rsa = self
+            .private_key
+            .rsa()
+            .map_err(|_| DecryptError::KeyUnwrap)?;
+        let mut key = vec![0u8; rsa.size() as usize];
+        let len = rsa
+            .private_decrypt(wrapped, &mut key, Padding::PKCS1_OAEP)
+            .map_err(|_| DecryptError::KeyUnwrap)?;
+        key.truncate(len);
+        Ok(key)
+    }
+
     fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, DecryptError> {
         let wrapped = B64
             .decode(content.data_key.trim())
@@ -176,15 +217,7 @@ impl EncryptionKey {
         let signature = B64
             .decode(content.data_signature.trim())
             .map_err(|_| DecryptError::BadBase64("dataSignature"))?;
-        let rsa = self
-            .private_key
-            .rsa()
-            .map_err(|_| DecryptError::KeyUnwrap)?;
-        let mut key = vec![0u8; rsa.size() as usize];
-        let len = rsa
-            .private_decrypt(&wrapped, &mut key, Padding::PKCS1_OAEP)
-            .map_err(|_| DecryptError::KeyUnwrap)?;
-        key.truncate(len);
+        let key = self.unwrap_data_key(&wrapped)?;
         // Microsoft's samples use 256-bit keys; the algorithm is defined for any AES size.
         if ![16, 24, 32].contains(&key.len()) {
             return Err(DecryptError::KeyLength(key.len()));
@@ -394,6 +427,51 @@ mod tests {
         let msg = br#"{"id":"1","body":{"content":"hi"}}"#;
         assert_eq!(ring.decrypt(&seal_for(&old, msg)), Ok(msg.to_vec()));
         assert_eq!(ring.decrypt(&seal_for(&new, msg)), Ok(msg.to_vec()));
+    }
+
+    /// `key`'s private exponents each off by two: parses, and cannot decrypt.
+    fn damaged(key: &EncryptionKey) -> EncryptionKey {
+        let rsa = key.private_key.rsa().expect("rsa");
+        let copy =
+            |n: Option<&openssl::bn::BigNumRef>| n.expect("component").to_owned().expect("copy");
+        let off = |n: Option<&openssl::bn::BigNumRef>| {
+            let mut n = copy(n);
+            n.add_word(2).expect("add");
+            n
+        };
+        let rsa = Rsa::from_private_components(
+            copy(Some(rsa.n())),
+            copy(Some(rsa.e())),
+            off(Some(rsa.d())),
+            copy(rsa.p()),
+            copy(rsa.q()),
+            off(rsa.dmp1()),
+            off(rsa.dmq1()),
+            copy(rsa.iqmp()),
+        )
+        .expect("components");
+        EncryptionKey {
+            private_key: PKey::from_rsa(rsa).expect("pkey"),
+            ..key.clone()
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_decrypt_fails_its_self_test_in_words() {
+        let good = key("beacon-good");
+        assert!(good.self_test().is_ok());
+        let bad = damaged(&good);
+        let refused = bad.self_test().expect_err("a damaged key is found");
+        assert_eq!(
+            refused.to_string(),
+            "encryption key: key beacon-good cannot unwrap a data key wrapped with its own public key"
+        );
+        // What the self-test foretold is what a notification would meet.
+        let ring = KeyRing::new(vec![bad]);
+        assert_eq!(
+            ring.decrypt(&seal_for(&good, b"{}")),
+            Err(DecryptError::KeyUnwrap)
+        );
     }
 
     #[test]

@@ -402,3 +402,59 @@ async fn a_raise_sled_lost_is_still_latched_and_never_raised_twice() {
         .count();
     assert_eq!(raises, 0, "a second call_raised in the fresh store's audit");
 }
+
+/// A stored encryption key whose material reads but cannot decrypt (its private exponents
+/// damaged) is found when the keys are loaded at start, not at the first emergency: it is
+/// skipped, and the key that works stays the one new subscriptions use, though the damaged one
+/// is newer.
+#[test]
+fn a_stored_key_that_cannot_decrypt_is_skipped_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("data")).expect("store");
+    let good = beacon::app::load_keys(&store)
+        .expect("keys")
+        .current()
+        .expect("the first key is made");
+    let mut stored = good.to_stored().expect("stored form");
+    let rsa = openssl::pkey::PKey::private_key_from_pem(stored.private_key_pem.as_bytes())
+        .and_then(|key| key.rsa())
+        .expect("rsa");
+    let plus_two = |n: &openssl::bn::BigNumRef| {
+        let mut n = n.to_owned().expect("copy");
+        n.add_word(2).expect("add");
+        n
+    };
+    let copy = |n: &openssl::bn::BigNumRef| n.to_owned().expect("copy");
+    let (p, q, dmp1, dmq1, iqmp) = (
+        rsa.p().expect("p"),
+        rsa.q().expect("q"),
+        rsa.dmp1().expect("dmp1"),
+        rsa.dmq1().expect("dmq1"),
+        rsa.iqmp().expect("iqmp"),
+    );
+    let damaged = openssl::rsa::Rsa::from_private_components(
+        copy(rsa.n()),
+        copy(rsa.e()),
+        plus_two(rsa.d()),
+        copy(p),
+        copy(q),
+        plus_two(dmp1),
+        plus_two(dmq1),
+        copy(iqmp),
+    )
+    .and_then(openssl::pkey::PKey::from_rsa)
+    .and_then(|key| key.private_key_to_pem_pkcs8())
+    .expect("damaged key");
+    stored.id = "beacon-damaged".into();
+    stored.private_key_pem = String::from_utf8(damaged).expect("pem");
+    stored.not_after = good.not_after + chrono::Duration::days(1);
+    store
+        .set_secret(
+            &format!("{}{}", beacon::graph::crypto::KEY_PREFIX, stored.id),
+            &Secret::new(serde_json::to_string(&stored).expect("json")),
+        )
+        .expect("kept");
+
+    let keys = beacon::app::load_keys(&store).expect("the box still starts");
+    assert_eq!(keys.ids(), vec![good.id.clone()]);
+}
