@@ -9,7 +9,9 @@
 //!    librdkafka delivered the record to Beacon, and from the send, beside a bare rdkafka
 //!    consumer reading the same chat records. Each is split where ingest hands the record on:
 //!    delivered → handed on (consumer, decryption, de-duplication in the store) and handed on →
-//!    strobe pin (recognition, alarm task, relay task);
+//!    strobe pin (recognition, alarm task, relay task). The first record of each source is
+//!    shown alone too: the first of its kind since the start (the key read back from the
+//!    store, the rules just compiled), as an appliance meets its first emergency after a boot.
 //!    Then the same through the recogniser's own dispatcher (`Recogniser::run`), as `beacon
 //!    run` wires it, delivered → strobe pin;
 //! 3. ingest alone, in-process: `Ingest::process` of a rich chat-message record and the
@@ -18,6 +20,10 @@
 //!    the appliance: on a virtual machine the second is one and a half to two times the first
 //!    (caches and predictors gone cold while the vCPU slept), and that, more than the wake-up,
 //!    is what the first figure leaves out of "delivered → handed on".
+//!
+//! 4. the first use after a start, in-process: decryption with the key just read from the
+//!    store (without and with its self-test) and classification with the rules just compiled,
+//!    each beside the second use.
 //!
 //! `cargo bench --bench alarm`; BENCH_ALARMS sets the number of alarms (default 200).
 
@@ -131,6 +137,8 @@ fn main() {
                 ),
             )
             .expect("state");
+        // Made once, then read back from the store as `beacon run` does at start.
+        beacon::app::load_keys(&store).expect("keys");
         let keys = beacon::app::load_keys(&store).expect("keys");
         let key = keys.current().expect("key").clone();
         let config = AlarmConfig {
@@ -367,13 +375,25 @@ fn main() {
         let cold = ingest_alone(Duration::from_millis(20), 3_000_000)
             .await
             .expect("ingest alone after idle");
+        let first_uses = first_uses(&key).await;
         println!("Kafka record → strobe pin, {n} rich notifications per source, one at a time (SASL_SSL):");
         for (source, delivered_to_pin, send_to_pin, delivered_to_handed, handed_to_pin) in measured
         {
             let name = source.name();
+            // The first record of a source is the first of its kind since the start: what an
+            // appliance meets at its first emergency after a boot.
+            let first = |samples: &[Duration]| samples.first().copied().unwrap_or_default();
+            let first = [&delivered_to_pin, &delivered_to_handed, &handed_to_pin].map(|s| first(s));
             report(
                 &format!("{name}: librdkafka delivered → strobe pin"),
                 delivered_to_pin,
+            );
+            println!(
+                "  {:<44}: {:.3} ms (handed on after {:.3}, strobe pin {:.3} ms later)",
+                format!("{name}:   the first since the start"),
+                ms(first[0]),
+                ms(first[1]),
+                ms(first[2])
             );
             report(
                 &format!("{name}:   of which delivered → handed on"),
@@ -395,7 +415,76 @@ fn main() {
         }
         report("chat message: ingest alone, in-process", warm);
         report("chat message: the same, 20 ms idle before each", cold);
+        println!("the first use after a start, {FIRST_USES} starts, 20 ms idle before each:");
+        for (name, samples) in first_uses {
+            report(name, samples);
+        }
     });
+}
+
+/// How many starts part 4 makes.
+const FIRST_USES: usize = 50;
+
+/// Part 4, what the first use after a start costs, in-process: the rich-notification key
+/// read from the store unwrapping its first data key, without and with the self-test
+/// `load_keys` gives it, beside a second unwrap; and the classifier's first message with the
+/// rules just compiled, beside its second.
+async fn first_uses(
+    key: &beacon::graph::crypto::EncryptionKey,
+) -> Vec<(&'static str, Vec<Duration>)> {
+    use beacon::graph::crypto::{EncryptionKey, KeyRing};
+    let stored = key.to_stored().expect("stored key");
+    let sealed = beacon::graph::crypto::seal(
+        key.certificate_der(),
+        &key.id,
+        message("first").to_string().as_bytes(),
+    )
+    .expect("sealed");
+    tokio::task::spawn_blocking(move || {
+        let idle = || std::thread::sleep(Duration::from_millis(20));
+        let timed = |f: &dyn Fn()| {
+            idle();
+            let t0 = Instant::now();
+            f();
+            t0.elapsed()
+        };
+        let mut measured: [Vec<Duration>; 5] = Default::default();
+        for _ in 0..FIRST_USES {
+            for proved in [false, true] {
+                let fresh = EncryptionKey::from_stored(&stored).expect("key");
+                if proved {
+                    fresh.self_test().expect("self-test");
+                }
+                let ring = KeyRing::new(vec![fresh]);
+                let unwrap = || {
+                    ring.decrypt(&sealed).expect("decrypts");
+                };
+                measured[usize::from(proved)].push(timed(&unwrap));
+                if proved {
+                    measured[2].push(timed(&unwrap));
+                }
+            }
+            // On this thread, which has classified before with other rules: what is new is
+            // only what the rules build at their first use.
+            let rules = Rules::default();
+            let classify = || {
+                let context = beacon::emergency::Context::default();
+                beacon::emergency::classify(&message("first"), &context, &rules);
+            };
+            measured[3].push(timed(&classify));
+            measured[4].push(timed(&classify));
+        }
+        let [untested, tested, second_unwrap, first_classify, second_classify] = measured;
+        vec![
+            ("decryption, a key just read: the first", untested),
+            ("  the same after the key's self-test", tested),
+            ("  the second", second_unwrap),
+            ("classification, new rules: the first", first_classify),
+            ("  the second on the same thread", second_classify),
+        ]
+    })
+    .await
+    .expect("first uses")
 }
 
 /// Which source's records the second part sends.
