@@ -17,7 +17,7 @@
 //! 3. ingest alone, in-process: `Ingest::process` of a rich chat-message record and the
 //!    channel, without broker or wake-up (the consumer thread's own share of "handed on"),
 //!    once back to back and once after 20 ms idle before each record, as an emergency meets
-//!    the appliance: on a virtual machine the second is one and a half to two times the first
+//!    the appliance: on a virtual machine the second took 1.3 to 2 times as long as the first
 //!    (caches and predictors gone cold while the vCPU slept), and that, more than the wake-up,
 //!    is what the first figure leaves out of "delivered → handed on".
 //!
