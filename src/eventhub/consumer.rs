@@ -326,6 +326,8 @@ fn run(
     status: Arc<ConsumerStatus>,
 ) {
     let consumer = Arc::new(consumer);
+    // Decryption happens on this thread: made ready before the first record.
+    ingest.prepare_thread();
     // Records kept unverified (the fleet's secrets lost with a damaged store) are read again
     // as soon as the secrets are back: at start (a join restarts the consumer) and every
     // REREAD_EVERY (a box alone made its subscription again).

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::{Padding, Rsa};
+use openssl::pkey::{HasPublic, PKey, Private};
+use openssl::rsa::{Padding, Rsa, RsaRef};
 use openssl::symm::{self, Cipher};
 use openssl::x509::{X509NameBuilder, X509};
 use serde::{Deserialize, Serialize};
@@ -169,23 +169,28 @@ impl EncryptionKey {
         &self.certificate_der
     }
 
-    /// Proves the key before a notification needs it: a random data key wrapped with the
-    /// public half is unwrapped with the private half, as every rich notification's is. A
-    /// damaged stored key is found at start, not at the first emergency; and the round trip
-    /// builds what OpenSSL makes for a key at its first use (the Montgomery contexts of n, p
-    /// and q, the blinding), which the first notification after a start or a rotation would
-    /// otherwise pay for on its way to the strobe.
+    /// Proves the key before a notification needs it: a random data key wrapped as Graph
+    /// wraps it, with the certificate's public key, is unwrapped with the private key, as every
+    /// rich notification's is (a decryption-only key, which has no certificate, wraps with its
+    /// own public half). A damaged stored key, or a certificate that is not the key's, is found
+    /// at start, not at the first emergency. The round trip also builds what OpenSSL makes for
+    /// a key at its first private operation and then shares between threads (the Montgomery
+    /// contexts of n, p and q), which the first notification after a start or a rotation would
+    /// otherwise pay for on its way to the strobe. What OpenSSL keeps per thread (the
+    /// blinding) the thread that decrypts makes with [`KeyRing::self_test`] when it starts.
     pub fn self_test(&self) -> Result<(), KeyError> {
-        let rsa = self.private_key.rsa()?;
         let mut data_key = [0u8; 32];
         openssl::rand::rand_bytes(&mut data_key)?;
-        let mut wrapped = vec![0u8; rsa.size() as usize];
-        let len = rsa.public_encrypt(&data_key, &mut wrapped, Padding::PKCS1_OAEP)?;
-        wrapped.truncate(len);
+        let wrapped = if self.certificate_der.is_empty() {
+            wrap_data_key(&*self.private_key.rsa()?, &data_key)?
+        } else {
+            let certificate = X509::from_der(&self.certificate_der)?;
+            wrap_data_key(&*certificate.public_key()?.rsa()?, &data_key)?
+        };
         match self.unwrap_data_key(&wrapped) {
             Ok(unwrapped) if unwrapped == data_key => Ok(()),
             _ => Err(KeyError(format!(
-                "key {} cannot unwrap a data key wrapped with its own public key",
+                "key {} cannot unwrap a data key wrapped with its certificate",
                 self.id
             ))),
         }
@@ -307,6 +312,18 @@ impl KeyRing {
         dropped
     }
 
+    /// Runs every key's self-test ([`EncryptionKey::self_test`]) on the calling thread and
+    /// returns the failures. OpenSSL keeps part of what a private-key operation needs (the
+    /// blinding) per thread that made it first, and makes one more, shared, for every other
+    /// thread at its first use: the thread that decrypts calls this when it starts, so that
+    /// its first notification finds that made too.
+    pub fn self_test(&self) -> Vec<KeyError> {
+        self.read()
+            .iter()
+            .filter_map(|key| key.self_test().err())
+            .collect()
+    }
+
     /// Verifies and decrypts; returns the resource JSON bytes.
     pub fn decrypt(&self, content: &EncryptedContent) -> Result<Vec<u8>, DecryptError> {
         self.read()
@@ -370,6 +387,17 @@ pub fn seal(
 
 /// [`seal`] with data key `key`, encrypting with `cipher` under its first
 /// `cipher.key_len()` bytes (the tests give other key sizes, and mismatches).
+/// Wraps a data key as Graph does: RSA-OAEP (SHA-1, MGF1-SHA-1) with a public key.
+fn wrap_data_key<T: HasPublic>(
+    public: &RsaRef<T>,
+    data_key: &[u8],
+) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let mut wrapped = vec![0u8; public.size() as usize];
+    let len = public.public_encrypt(data_key, &mut wrapped, Padding::PKCS1_OAEP)?;
+    wrapped.truncate(len);
+    Ok(wrapped)
+}
+
 fn seal_under(
     certificate_der: &[u8],
     certificate_id: &str,
@@ -381,9 +409,7 @@ fn seal_under(
     let public = certificate.public_key()?.rsa()?;
     let aes_key = key.get(..cipher.key_len()).unwrap_or(key);
     let data = symm::encrypt(cipher, aes_key, key.get(..16), plaintext)?;
-    let mut wrapped = vec![0u8; public.size() as usize];
-    let len = public.public_encrypt(key, &mut wrapped, Padding::PKCS1_OAEP)?;
-    wrapped.truncate(len);
+    let wrapped = wrap_data_key(&*public, key)?;
     let thumbprint = certificate.digest(MessageDigest::sha1())?;
     Ok(EncryptedContent {
         data_signature: B64.encode(hmac_sha256(key, &data)),
@@ -464,12 +490,23 @@ mod tests {
         let refused = bad.self_test().expect_err("a damaged key is found");
         assert_eq!(
             refused.to_string(),
-            "encryption key: key beacon-good cannot unwrap a data key wrapped with its own public key"
+            "encryption key: key beacon-good cannot unwrap a data key wrapped with its certificate"
         );
         // What the self-test foretold is what a notification would meet.
         let ring = KeyRing::new(vec![bad]);
         assert_eq!(
             ring.decrypt(&seal_for(&good, b"{}")),
+            Err(DecryptError::KeyUnwrap)
+        );
+        // A sound key kept with another key's certificate: Graph would encrypt for the
+        // certificate, and the key could not read it.
+        let mismatched = EncryptionKey {
+            certificate_der: key("beacon-other").certificate_der,
+            ..good.clone()
+        };
+        assert!(mismatched.self_test().is_err());
+        assert_eq!(
+            KeyRing::new(vec![mismatched.clone()]).decrypt(&seal_for(&mismatched, b"{}")),
             Err(DecryptError::KeyUnwrap)
         );
     }

@@ -134,6 +134,17 @@ impl Ingest {
         self
     }
 
+    /// Makes the calling thread ready to decrypt: every key's self-test, run here
+    /// ([`KeyRing::self_test`]), so that the first notification on this thread does not make
+    /// what OpenSSL keeps per thread on its way to the strobe. The consumer calls it on its
+    /// own thread before its first poll. A key that fails is logged; its notifications are
+    /// refused or fetched as before.
+    pub fn prepare_thread(&self) {
+        for failure in self.keys.self_test() {
+            tracing::error!(error = %failure, "an encryption key fails its self-test");
+        }
+    }
+
     /// The store this stage writes to (the caller flushes it).
     pub fn store(&self) -> &Store {
         &self.store
