@@ -258,15 +258,6 @@ impl Browser {
             .to_string()
     }
 
-    pub async fn click(&self, element: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        )
-        .await;
-    }
-
     /// Clears the field `css` and types `text` into it.
     pub async fn fill(&self, css: &str, text: &str) {
         let element = self.wait_for(css, Duration::from_secs(10)).await;
@@ -285,9 +276,29 @@ impl Browser {
     }
 
     /// Clicks the element `css` (waiting for it).
+    /// Clicks the element `css` once it is there. A live page can replace the element between
+    /// finding and clicking it (WebDriver then answers "stale element reference" and nothing
+    /// was clicked): found again and clicked again, for up to 10 s, then the test fails with
+    /// WebDriver's answer.
     pub async fn click_on(&self, css: &str) {
-        let element = self.wait_for(css, Duration::from_secs(10)).await;
-        self.click(&element).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.wait_for(css, Duration::from_secs(10)).await;
+            let answer = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/element/{element}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            let Some(error) = answer.get("error") else {
+                return;
+            };
+            if tokio::time::Instant::now() >= deadline {
+                panic!("clicking {css} failed: {error} ({answer})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// An open JavaScript alert's text, if one is open (hostile content would open one).
