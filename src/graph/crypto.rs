@@ -385,8 +385,6 @@ pub fn seal(
     )
 }
 
-/// [`seal`] with data key `key`, encrypting with `cipher` under its first
-/// `cipher.key_len()` bytes (the tests give other key sizes, and mismatches).
 /// Wraps a data key as Graph does: RSA-OAEP (SHA-1, MGF1-SHA-1) with a public key.
 fn wrap_data_key<T: HasPublic>(
     public: &RsaRef<T>,
@@ -398,6 +396,8 @@ fn wrap_data_key<T: HasPublic>(
     Ok(wrapped)
 }
 
+/// [`seal`] with data key `key`, encrypting with `cipher` under its first
+/// `cipher.key_len()` bytes (the tests give other key sizes, and mismatches).
 fn seal_under(
     certificate_der: &[u8],
     certificate_id: &str,
